@@ -1,0 +1,135 @@
+"""The ping protocol, compatible with Healthchecks' ping URLs:
+
+    /ping/<uuid>[/start|/fail|/log|/<exit-status 0..255>]
+    /ping/<team ping key>/<slug>[/start|/fail|/log|/<exit-status>]
+
+with GET, HEAD or POST, an optional `?rid=<uuid>` and, on POST, a body kept up to
+PING_BODY_LIMIT bytes. `handle_ping` is framework-free so that both the Django view and the
+WSGI fast path (config/wsgi.py) serve the exact same protocol.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+from uuid import UUID
+
+from django.db import DatabaseError
+
+from .models import Ping
+from .pings import PingData, record_ping
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_METHODS = ("GET", "HEAD", "POST")
+PREFIX = "/ping/"
+_UUID_SHAPE = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+_EXIT_STATUS_SHAPE = re.compile(r"^-?\d{1,6}$")
+_ACTIONS = {"start": Ping.Kind.START, "fail": Ping.Kind.FAIL, "log": Ping.Kind.LOG}
+
+
+@dataclass(frozen=True)
+class PingResponse:
+    status: int
+    text: str
+
+    @property
+    def reason(self) -> str:
+        return {
+            200: "OK",
+            400: "Bad Request",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            503: "Service Unavailable",
+        }[self.status]
+
+
+OK = PingResponse(200, "OK")
+NOT_FOUND = PingResponse(404, "not found: no check has this ping URL")
+
+
+def handle_ping(
+    *,
+    method: str,
+    path: str,
+    query_string: str,
+    body: bytes,
+    body_truncated: bool,
+    remote_addr: str,
+    user_agent: str,
+) -> PingResponse:
+    if method not in ALLOWED_METHODS:
+        return PingResponse(405, "method not allowed: use GET, HEAD or POST")
+    parts = path[len(PREFIX) :].strip("/").split("/")
+    if _UUID_SHAPE.match(parts[0]):
+        if len(parts) > 2:
+            return NOT_FOUND
+        target = {"token": UUID(parts[0])}
+        suffix = parts[1] if len(parts) == 2 else ""
+    else:
+        if len(parts) < 2 or len(parts) > 3 or not parts[0] or not parts[1]:
+            return NOT_FOUND
+        target = {"ping_key": parts[0], "slug": parts[1][:100]}
+        suffix = parts[2] if len(parts) == 3 else ""
+
+    kind, exit_status = Ping.Kind.SUCCESS, None
+    if suffix in _ACTIONS:
+        kind = _ACTIONS[suffix]
+    elif _EXIT_STATUS_SHAPE.match(suffix):
+        exit_status = int(suffix)
+        if not 0 <= exit_status <= 255:
+            return PingResponse(400, "invalid exit status: must be 0..255")
+        kind = Ping.Kind.SUCCESS if exit_status == 0 else Ping.Kind.FAIL
+    elif suffix:
+        return PingResponse(400, "invalid ping suffix: use start, fail, log or an exit status")
+
+    run_id = None
+    if "rid" in query_string:
+        values = parse_qs(query_string).get("rid", [""])
+        if values[0]:
+            try:
+                run_id = UUID(values[0])
+            except ValueError:
+                return PingResponse(400, "invalid rid: must be a UUID")
+
+    ping = PingData(
+        kind=kind,
+        method=method,
+        exit_status=exit_status,
+        run_id=run_id,
+        remote_addr=remote_addr,
+        user_agent=user_agent,
+        body=body,
+        body_truncated=body_truncated,
+    )
+    try:
+        found = record_ping(ping=ping, **target)
+    except DatabaseError:
+        # The job's curl retries on 5xx; answering quickly beats hanging the job.
+        logger.exception("could not record ping")
+        return PingResponse(503, "unavailable: try again")
+    return OK if found else NOT_FOUND
+
+
+def read_limited(stream, content_length: int | None, limit: int) -> tuple[bytes, bool]:
+    """Read at most `limit` bytes of a request body and drain the rest, so that the client
+    gets its 200 instead of a reset connection. Returns (body, truncated)."""
+    if content_length is not None:
+        if content_length <= 0:
+            return b"", False
+        body = stream.read(min(content_length, limit))
+        remaining = content_length - len(body)
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 65536))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+        return body, content_length > limit
+    body = stream.read(limit + 1)
+    truncated = len(body) > limit
+    if truncated:
+        while stream.read(65536):
+            pass
+    return body[:limit], truncated

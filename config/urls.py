@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+
+from apps.checks.views import ping
+from apps.dashboard.views import healthz
+
+urlpatterns = [
+    # In production the WSGI fast path (config/wsgi.py) answers /ping/ before Django; this
+    # route serves the same protocol everywhere else.
+    re_path(r"^ping/(?P<rest>.*)$", ping, name="ping"),
+    path("healthz", healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("", include("apps.incidents.urls")),
+    path("", include("apps.dashboard.urls")),
+]

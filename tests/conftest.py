@@ -1,0 +1,86 @@
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from apps.teams.models import Membership
+from config.celery import app as celery_app
+
+from .factories import CheckFactory, MembershipFactory, TeamFactory
+
+# Every test session gets its own queue, so messages left by one run never reach another.
+celery_app.conf.task_default_queue = f"tocsin-test-{uuid.uuid4().hex[:8]}"
+
+T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings, tmp_path):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.SITE_URL = "https://tocsin.example"
+    settings.STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def t0():
+    return T0
+
+
+@pytest.fixture
+def team(db):
+    return TeamFactory(name="Ops", slug="ops")
+
+
+def _member(team, role, username):
+    return MembershipFactory(team=team, role=role, user__username=username).user
+
+
+@pytest.fixture
+def owner(team):
+    return _member(team, Membership.Role.OWNER, "alice")
+
+
+@pytest.fixture
+def member(team):
+    return _member(team, Membership.Role.MEMBER, "bob")
+
+
+@pytest.fixture
+def viewer(team):
+    return _member(team, Membership.Role.VIEWER, "vera")
+
+
+@pytest.fixture
+def other_team(db):
+    return TeamFactory(name="Elsewhere", slug="elsewhere")
+
+
+@pytest.fixture
+def outsider(other_team):
+    return _member(other_team, Membership.Role.OWNER, "charlie")
+
+
+@pytest.fixture
+def check(team):
+    return CheckFactory(team=team, name="nightly-backup", slug="nightly-backup")
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+requires_postgres = pytest.mark.skipif(
+    "connection.vendor != 'postgresql'",
+    reason="needs PostgreSQL (row locks with SKIP LOCKED); SQLite has none",
+)
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
