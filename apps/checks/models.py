@@ -8,7 +8,9 @@ from django.db.models import Q
 from apps.teams.models import Team
 
 from . import schedule
-from .state import CheckSnapshot, Signal, Status
+from .rules import EX_TEMPFAIL, Rules, Severity
+from .schedule import Schedule, ScheduleKind
+from .state import EvalState, RunOutcome, Status, state_from_json
 
 
 def _raise_if_out_of_range(value, label):
@@ -23,6 +25,33 @@ def validate_period(value):
 
 def validate_grace(value):
     _raise_if_out_of_range(value, "Grace")
+
+
+def validate_optional_interval(value):
+    if value is not None:
+        _raise_if_out_of_range(value, "This duration")
+
+
+def parse_exit_statuses(text: str) -> frozenset[int]:
+    """'75, 69' -> {75, 69}; raises ValueError with a message for the form."""
+    values = set()
+    for part in text.replace(",", " ").split():
+        if not part.isdigit() or not 0 < int(part) <= 255:
+            raise ValueError(f"“{part}” is not an exit status from 1 to 255.")
+        values.add(int(part))
+    return frozenset(values)
+
+
+def validate_exit_statuses(text):
+    try:
+        parse_exit_statuses(text)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def split_keywords(text: str) -> tuple[str, ...]:
+    """One keyword (or phrase) per line or comma."""
+    return tuple(k.strip() for k in text.replace(",", "\n").splitlines() if k.strip())
 
 
 # The sweeper only looks at checks whose status can still change on its own; paused and new
@@ -50,18 +79,61 @@ class Check(models.Model):
     description = models.TextField(blank=True, max_length=5000)
     environment = models.CharField(max_length=50, blank=True)
     ping_token = models.UUIDField(unique=True, default=uuid.uuid4)
+    ScheduleKind = models.TextChoices("ScheduleKind", [(k.name, k.value) for k in ScheduleKind])
+    Severity = models.TextChoices("Severity", [(s.name, s.value) for s in Severity])
+
+    # Schedule: a period, or a cron / OnCalendar expression in a timezone.
+    schedule_kind = models.CharField(
+        max_length=12, choices=ScheduleKind.choices, default=ScheduleKind.PERIOD
+    )
     period = models.DurationField(default=timedelta(days=1), validators=[validate_period])
+    schedule_expression = models.CharField(max_length=200, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
     grace = models.DurationField(default=timedelta(hours=1), validators=[validate_grace])
+    # Runs.
+    max_runtime = models.DurationField(
+        null=True, blank=True, validators=[validate_optional_interval]
+    )
+    progress_timeout = models.DurationField(
+        null=True, blank=True, validators=[validate_optional_interval]
+    )
+    # What counts as a ping.
+    post_only = models.BooleanField(default=False)
+    success_keywords = models.TextField(blank=True, max_length=2000)
+    failure_keywords = models.TextField(blank=True, max_length=2000)
+    manual_resume = models.BooleanField(default=False)
+    # When a failure becomes an alert.
+    failure_threshold = models.PositiveSmallIntegerField(default=1)
+    recovery_threshold = models.PositiveSmallIntegerField(default=1)
+    missed_tolerance = models.PositiveSmallIntegerField(default=1)
+    partial_max_failed = models.PositiveIntegerField(null=True, blank=True)
+    partial_max_ratio = models.FloatField(null=True, blank=True)
+    transient_exit_statuses = models.CharField(
+        max_length=200, blank=True, default=str(EX_TEMPFAIL), validators=[validate_exit_statuses]
+    )
+    transient_limit = models.PositiveSmallIntegerField(default=3)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    severity_raise_after = models.DurationField(
+        null=True, blank=True, validators=[validate_optional_interval]
+    )
+    severity_raise_to = models.CharField(
+        max_length=10, choices=Severity.choices, default=Severity.CRITICAL
+    )
+    flap_threshold = models.PositiveSmallIntegerField(default=0)
+    flap_window = models.DurationField(default=timedelta(hours=1))
+    skew_warning = models.DurationField(default=timedelta(seconds=60))
+
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
-    # Facts written by the ping path: the last ping that counts (success or fail) and its kind.
+    # Written by the ping path: when any ping last arrived (shown in lists).
     last_ping_at = models.DateTimeField(null=True, blank=True)
-    last_signal = models.CharField(max_length=10, blank=True, default="")
-    last_start_at = models.DateTimeField(null=True, blank=True)
-    paused_at = models.DateTimeField(null=True, blank=True)
     # Next moment the sweeper must evaluate this check; NULL when nothing can change by itself.
+    # The ping path sets it to now, so that the sweeper folds the new ping in.
     alert_after = models.DateTimeField(null=True, blank=True)
     # Counts every ping; each Ping row stores its number so that pruning is one DELETE.
     n_pings = models.PositiveIntegerField(default=0)
+    # The sweeper's bookkeeping: pings up to this number are folded into eval_state.
+    processed_n = models.PositiveIntegerField(default=0)
+    eval_state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CheckQuerySet.as_manager()
@@ -82,15 +154,54 @@ class Check(models.Model):
     def tag_list(self) -> list[str]:
         return self.tags.split()
 
-    def snapshot(self) -> CheckSnapshot:
-        return CheckSnapshot(
-            status=Status(self.status),
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule(
+            kind=ScheduleKind(self.schedule_kind),
             period=self.period,
-            grace=self.grace,
-            last_ping_at=self.last_ping_at,
-            last_signal=Signal(self.last_signal) if self.last_signal else None,
-            paused_at=self.paused_at,
+            expression=self.schedule_expression,
+            timezone=self.timezone,
         )
+
+    def rules(self) -> Rules:
+        return Rules(
+            schedule=self.schedule,
+            grace=self.grace,
+            max_runtime=self.max_runtime,
+            progress_timeout=self.progress_timeout,
+            post_only=self.post_only,
+            success_keywords=split_keywords(self.success_keywords),
+            failure_keywords=split_keywords(self.failure_keywords),
+            manual_resume=self.manual_resume,
+            failure_threshold=max(1, self.failure_threshold),
+            recovery_threshold=max(1, self.recovery_threshold),
+            missed_tolerance=max(1, self.missed_tolerance),
+            partial_max_failed=self.partial_max_failed,
+            partial_max_ratio=self.partial_max_ratio,
+            transient_exit_statuses=parse_exit_statuses(self.transient_exit_statuses),
+            transient_limit=self.transient_limit,
+            severity=Severity(self.severity),
+            severity_raise_after=self.severity_raise_after,
+            severity_raise_to=Severity(self.severity_raise_to),
+            flap_threshold=self.flap_threshold,
+            flap_window=self.flap_window,
+            skew_warning=self.skew_warning,
+        )
+
+    def state(self) -> EvalState:
+        return state_from_json(self.status, self.eval_state)
+
+    @property
+    def clock_offset_seconds(self) -> float:
+        return float((self.eval_state or {}).get("clock_offset", 0.0))
+
+    @property
+    def has_clock_warning(self) -> bool:
+        return abs(self.clock_offset_seconds) > self.skew_warning.total_seconds()
+
+    @property
+    def open_runs(self) -> list[dict]:
+        return (self.eval_state or {}).get("open_runs", [])
 
 
 class Ping(models.Model):
@@ -99,6 +210,7 @@ class Ping(models.Model):
         FAIL = "fail"
         START = "start"
         LOG = "log"
+        PROGRESS = "progress"
 
     owner = models.ForeignKey(
         Check, on_delete=models.CASCADE, related_name="pings", db_column="check_id"
@@ -114,6 +226,16 @@ class Ping(models.Model):
     # Raw bytes: a job's output is not always UTF-8 and we must not lose it by decoding.
     body = models.BinaryField(default=b"")
     body_truncated = models.BooleanField(default=False)
+    # Optional facts the job reports in the query string (or header, for sent_at).
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    max_attempts = models.PositiveIntegerField(null=True, blank=True)
+    processed = models.PositiveBigIntegerField(null=True, blank=True)
+    failed_items = models.PositiveBigIntegerField(null=True, blank=True)
+    done = models.PositiveBigIntegerField(null=True, blank=True)
+    total = models.PositiveBigIntegerField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # Written by the sweeper when it folds the ping in: what the ping meant (rules.Outcome).
+    outcome = models.CharField(max_length=20, blank=True)
 
     class Meta:
         ordering = ["-n"]
@@ -155,9 +277,40 @@ class SweepRun(models.Model):
     duration_ms = models.PositiveIntegerField()
     examined = models.PositiveIntegerField()
     changed = models.PositiveIntegerField()
+    # Pings folded in by this sweep: every ping makes its check due, so this is the ingest
+    # rate, which reveals an ingest outage (see monitor.py).
+    pings_folded = models.PositiveIntegerField(default=0)
+    blind_since = models.DateTimeField(null=True, blank=True)
+    blind_cause = models.CharField(max_length=10, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
         return f"sweep at {self.started_at}: {self.examined} examined, {self.changed} changed"
+
+
+class Run(models.Model):
+    """One execution of a job: from its start ping (if any) to its finish, hang or stall."""
+
+    Outcome = models.TextChoices("Outcome", [(o.name, o.value) for o in RunOutcome])
+
+    owner = models.ForeignKey(
+        Check, on_delete=models.CASCADE, related_name="runs", db_column="check_id"
+    )
+    run_id = models.UUIDField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # None: finish without a start
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.RUNNING)
+    start_n = models.PositiveIntegerField(null=True, blank=True)
+    end_n = models.PositiveIntegerField(null=True, blank=True)
+    exit_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    retries = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["owner", "-id"], name="run_check_recent")]
+
+    def __str__(self) -> str:
+        return f"run of {self.owner_id}: {self.outcome}"

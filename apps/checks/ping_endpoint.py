@@ -1,16 +1,20 @@
 """The ping protocol, compatible with Healthchecks' ping URLs:
 
-    /ping/<uuid>[/start|/fail|/log|/<exit-status 0..255>]
-    /ping/<team ping key>/<slug>[/start|/fail|/log|/<exit-status>]
+    /ping/<uuid>[/start|/fail|/log|/progress|/<exit-status 0..255>]
+    /ping/<team ping key>/<slug>[/start|/fail|/log|/progress|/<exit-status>]
 
 with GET, HEAD or POST, an optional `?rid=<uuid>` and, on POST, a body kept up to
-PING_BODY_LIMIT bytes. `handle_ping` is framework-free so that both the Django view and the
+PING_BODY_LIMIT bytes. Tocsin's own additions, all optional query parameters: `attempt` and
+`max_attempts` (retry-aware failures), `processed` and `failed` (partial success), `done` and
+`total` (progress), and `ts` (the job's send time in Unix seconds; also the header
+X-Tocsin-Sent-At) for clock-skew tracking. `handle_ping` is framework-free so that both the Django view and the
 WSGI fast path (config/wsgi.py) serve the exact same protocol.
 """
 
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -27,7 +31,60 @@ _UUID_SHAPE = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
 )
 _EXIT_STATUS_SHAPE = re.compile(r"^-?\d{1,6}$")
-_ACTIONS = {"start": Ping.Kind.START, "fail": Ping.Kind.FAIL, "log": Ping.Kind.LOG}
+_ACTIONS = {
+    "start": Ping.Kind.START,
+    "fail": Ping.Kind.FAIL,
+    "log": Ping.Kind.LOG,
+    "progress": Ping.Kind.PROGRESS,
+}
+# Optional counts a ping may carry in its query string, with their allowed range.
+_COUNT_PARAMS = {
+    "attempt": ("attempt", 1, 10_000),
+    "max_attempts": ("max_attempts", 1, 10_000),
+    "processed": ("processed", 0, 2**62),
+    "failed": ("failed_items", 0, 2**62),
+    "done": ("done", 0, 2**62),
+    "total": ("total", 0, 2**62),
+}
+# A job's own send time must be a plausible Unix time (2001 .. 2100).
+_SENT_AT_RANGE = (1_000_000_000, 4_102_444_800)
+
+
+class BadPing(ValueError):
+    """The one-line reason a ping is refused with 400."""
+
+
+def parse_sent_at(value: str):
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise BadPing("invalid ts: must be Unix seconds") from None
+    if not _SENT_AT_RANGE[0] <= seconds <= _SENT_AT_RANGE[1]:
+        raise BadPing("invalid ts: out of range")
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def parse_query(query_string: str, sent_at_header: str) -> dict:
+    """rid, counts and the job's send time from the query string (and X-Tocsin-Sent-At)."""
+    facts: dict = {}
+    params = parse_qs(query_string, keep_blank_values=True) if query_string else {}
+    rid = params.get("rid", [""])[0]
+    if rid:
+        try:
+            facts["run_id"] = UUID(rid)
+        except ValueError:
+            raise BadPing("invalid rid: must be a UUID") from None
+    for name, (field, low, high) in _COUNT_PARAMS.items():
+        raw = params.get(name, [""])[0]
+        if not raw:
+            continue
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise BadPing(f"invalid {name}: must be a whole number from {low} to {high}")
+        facts[field] = int(raw)
+    sent_at = params.get("ts", [""])[0] or sent_at_header
+    if sent_at:
+        facts["sent_at"] = parse_sent_at(sent_at.strip())
+    return facts
 
 
 @dataclass(frozen=True)
@@ -59,6 +116,7 @@ def handle_ping(
     body_truncated: bool,
     remote_addr: str,
     user_agent: str,
+    sent_at_header: str = "",
 ) -> PingResponse:
     if method not in ALLOWED_METHODS:
         return PingResponse(405, "method not allowed: use GET, HEAD or POST")
@@ -83,26 +141,23 @@ def handle_ping(
             return PingResponse(400, "invalid exit status: must be 0..255")
         kind = Ping.Kind.SUCCESS if exit_status == 0 else Ping.Kind.FAIL
     elif suffix:
-        return PingResponse(400, "invalid ping suffix: use start, fail, log or an exit status")
-
-    run_id = None
-    if "rid" in query_string:
-        values = parse_qs(query_string).get("rid", [""])
-        if values[0]:
-            try:
-                run_id = UUID(values[0])
-            except ValueError:
-                return PingResponse(400, "invalid rid: must be a UUID")
+        return PingResponse(
+            400, "invalid ping suffix: use start, fail, log, progress or an exit status"
+        )
+    try:
+        facts = parse_query(query_string, sent_at_header)
+    except BadPing as exc:
+        return PingResponse(400, str(exc))
 
     ping = PingData(
         kind=kind,
         method=method,
         exit_status=exit_status,
-        run_id=run_id,
         remote_addr=remote_addr,
         user_agent=user_agent,
         body=body,
         body_truncated=body_truncated,
+        **facts,
     )
     try:
         found = record_ping(ping=ping, **target)

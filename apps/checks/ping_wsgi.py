@@ -43,6 +43,7 @@ class PingFastPath:
                 body_truncated=truncated,
                 remote_addr=environ.get("REMOTE_ADDR", ""),
                 user_agent=environ.get("HTTP_USER_AGENT", ""),
+                sent_at_header=environ.get("HTTP_X_TOCSIN_SENT_AT", ""),
             )
         finally:
             # Django does this on request_finished; we bypass its handler, so do it here:

@@ -3,9 +3,9 @@
 One round trip on PostgreSQL: a single statement whose CTE updates the check (a conditional
 UPDATE keyed by the indexed ping token, no load-modify-save) and inserts the Ping row from what
 the UPDATE returned. On SQLite (single host) it is the same UPDATE and INSERT in one
-transaction. Nothing here touches Redis or Celery, and status changes that have side effects are
-not made here: the UPDATE marks the check due (`alert_after = now`) and the sweeper, which owns
-every transition, flips it within one sweep interval.
+transaction. Nothing here touches Redis or Celery, and nothing here judges the ping: the UPDATE
+marks the check due (`alert_after = now`) and the sweeper, which owns every rule and every
+transition, folds the ping in within one sweep interval.
 """
 
 from dataclasses import dataclass
@@ -17,7 +17,6 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from .models import Check, Ping
-from .state import UP_ON_SUCCESS
 
 
 @dataclass(frozen=True)
@@ -30,68 +29,56 @@ class PingData:
     user_agent: str = ""
     body: bytes = b""
     body_truncated: bool = False
+    attempt: int | None = None
+    max_attempts: int | None = None
+    processed: int | None = None
+    failed_items: int | None = None
+    done: int | None = None
+    total: int | None = None
+    sent_at: datetime | None = None
 
 
-_KEEPS_STATUS = ", ".join(f"'{status}'" for status in sorted(UP_ON_SUCCESS))
 _CHECK = Check._meta.db_table
 _PING = Ping._meta.db_table
 _TEAM = Check._meta.get_field("team").related_model._meta.db_table
-
-
-def _set_clause(kind: str, now: str, plus_period_and_skew: str) -> str:
-    if kind == Ping.Kind.SUCCESS:
-        return (
-            f"n_pings = n_pings + 1, last_ping_at = {now}, last_signal = 'success', "
-            f"alert_after = CASE WHEN status IN ({_KEEPS_STATUS}) THEN {plus_period_and_skew} "
-            f"ELSE {now} END"
-        )
-    if kind == Ping.Kind.FAIL:
-        return (
-            f"n_pings = n_pings + 1, last_ping_at = {now}, last_signal = 'fail', "
-            f"alert_after = {now}"
-        )
-    if kind == Ping.Kind.START:
-        return f"n_pings = n_pings + 1, last_start_at = {now}"
-    return "n_pings = n_pings + 1"
-
 
 _WHERE = {
     "token": "ping_token = %(token)s",
     "slug": f"team_id = (SELECT id FROM {_TEAM} WHERE ping_key = %(ping_key)s) AND slug = %(slug)s",
 }
-_PING_COLUMNS = (
-    "check_id, n, kind, received_at, run_id, exit_status, method, remote_addr, user_agent, "
-    "body, body_truncated"
+_FACTS = (
+    "kind, run_id, exit_status, method, remote_addr, user_agent, body, body_truncated, "
+    "attempt, max_attempts, processed, failed_items, done, total, sent_at, outcome"
+)
+_FACT_PARAMS = (
+    "%(kind)s, %(run_id)s, %(exit_status)s, %(method)s, %(remote_addr)s, %(user_agent)s, "
+    "%(body)s, %(body_truncated)s, %(attempt)s, %(max_attempts)s, %(processed)s, "
+    "%(failed_items)s, %(done)s, %(total)s, %(sent_at)s, ''"
 )
 
 
-@lru_cache(maxsize=32)
-def _postgresql_statement(kind: str, lookup: str, injected_now: bool) -> str:
+def _set_clause(now: str) -> str:
+    return f"n_pings = n_pings + 1, last_ping_at = {now}, alert_after = {now}"
+
+
+@lru_cache(maxsize=8)
+def _postgresql_statement(lookup: str, injected_now: bool) -> str:
     now = "%(now)s::timestamptz" if injected_now else "now()"
-    set_clause = _set_clause(kind, now, f"{now} + period + %(skew)s")
     return (
-        f"WITH c AS (UPDATE {_CHECK} SET {set_clause} WHERE {_WHERE[lookup]} "
+        f"WITH c AS (UPDATE {_CHECK} SET {_set_clause(now)} WHERE {_WHERE[lookup]} "
         f"RETURNING id, n_pings) "
-        f"INSERT INTO {_PING} ({_PING_COLUMNS}) "
-        f"SELECT c.id, c.n_pings, %(kind)s, {now}, %(run_id)s, %(exit_status)s, %(method)s, "
-        f"%(remote_addr)s, %(user_agent)s, %(body)s, %(body_truncated)s FROM c "
+        f"INSERT INTO {_PING} (check_id, n, received_at, {_FACTS}) "
+        f"SELECT c.id, c.n_pings, {now}, {_FACT_PARAMS} FROM c "
         f"RETURNING check_id"
     )
 
 
-@lru_cache(maxsize=32)
-def _sqlite_statements(kind: str, lookup: str) -> tuple[str, str]:
-    # Django registers django_format_dtdelta on its SQLite connections for datetime arithmetic
-    # over its own storage formats (text datetimes, integer microseconds).
-    plus = "django_format_dtdelta('+', django_format_dtdelta('+', %(now)s, period), %(skew)s)"
-    update = (
-        f"UPDATE {_CHECK} SET {_set_clause(kind, '%(now)s', plus)} "
-        f"WHERE {_WHERE[lookup]} RETURNING id, n_pings"
-    )
+@lru_cache(maxsize=8)
+def _sqlite_statements(lookup: str) -> tuple[str, str]:
+    update = f"UPDATE {_CHECK} SET {_set_clause('%(now)s')} WHERE {_WHERE[lookup]} RETURNING id, n_pings"
     insert = (
-        f"INSERT INTO {_PING} ({_PING_COLUMNS}) VALUES (%(check_id)s, %(n)s, %(kind)s, "
-        f"%(now)s, %(run_id)s, %(exit_status)s, %(method)s, %(remote_addr)s, %(user_agent)s, "
-        f"%(body)s, %(body_truncated)s)"
+        f"INSERT INTO {_PING} (check_id, n, received_at, {_FACTS}) "
+        f"VALUES (%(check_id)s, %(n)s, %(now)s, {_FACT_PARAMS})"
     )
     return update, insert
 
@@ -106,9 +93,9 @@ def record_ping(
 ) -> bool:
     """Record one ping for the check named by `token`, or by the team's `ping_key` and `slug`.
 
-    Writes: the check's ping facts (and `alert_after`), plus one Ping row. Returns False when
-    no check matches (nothing is written). `now` is for tests; in production the database clock
-    stamps the ping. Not idempotent: every call is one more ping, as with any HTTP retry.
+    Writes: the check's n_pings, last_ping_at and alert_after, plus one Ping row. Returns False
+    when no check matches (nothing is written). `now` is for tests; in production the database
+    clock stamps the ping. Not idempotent: every call is one more ping, as with any HTTP retry.
     """
     lookup = "token" if token is not None else "slug"
     params = {
@@ -123,22 +110,29 @@ def record_ping(
         "user_agent": ping.user_agent[:200],
         "body": ping.body,
         "body_truncated": ping.body_truncated,
-        "skew": settings.CLOCK_SKEW_ALLOWANCE,
+        "attempt": ping.attempt,
+        "max_attempts": ping.max_attempts,
+        "processed": ping.processed,
+        "failed_items": ping.failed_items,
+        "done": ping.done,
+        "total": ping.total,
+        "sent_at": ping.sent_at,
     }
     if connection.vendor == "postgresql":
         params["now"] = now
         with connection.cursor() as cursor:
-            cursor.execute(_postgresql_statement(ping.kind, lookup, now is not None), params)
+            cursor.execute(_postgresql_statement(lookup, now is not None), params)
             return cursor.fetchone() is not None
-    return _record_ping_sqlite(ping.kind, lookup, params, now)
+    return _record_ping_sqlite(lookup, params, now)
 
 
-def _record_ping_sqlite(kind: str, lookup: str, params: dict, now: datetime | None) -> bool:
+def _record_ping_sqlite(lookup: str, params: dict, now: datetime | None) -> bool:
     from django.utils import timezone
 
-    update, insert = _sqlite_statements(kind, lookup)
-    params["now"] = connection.ops.adapt_datetimefield_value(now or timezone.now())
-    params["skew"] = int(params["skew"].total_seconds() * 1_000_000)
+    update, insert = _sqlite_statements(lookup)
+    adapt = connection.ops.adapt_datetimefield_value
+    params["now"] = adapt(now or timezone.now())
+    params["sent_at"] = adapt(params["sent_at"]) if params["sent_at"] else None
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(update, params)
         row = cursor.fetchone()
@@ -156,13 +150,14 @@ def _uuid_param(value: UUID | None):
 
 
 def prune_pings(*, keep: int | None = None) -> int:
-    """Delete all but the newest `keep` pings of every check. Runs from beat, never from the
-    ping path. Returns the number of rows deleted."""
+    """Delete all but the newest `keep` pings of every check, never one the sweeper has not yet
+    folded in. Runs from beat, never from the ping path. Returns the number of rows deleted."""
     keep = keep or settings.PINGS_KEPT_PER_CHECK
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {_PING} WHERE id IN (SELECT p.id FROM {_PING} p "
-            f"JOIN {_CHECK} c ON c.id = p.check_id WHERE p.n <= c.n_pings - %s)",
+            f"JOIN {_CHECK} c ON c.id = p.check_id "
+            f"WHERE p.n <= c.n_pings - %s AND p.n <= c.processed_n)",
             [keep],
         )
         return cursor.rowcount

@@ -1,30 +1,137 @@
-"""Schedule arithmetic for period + grace checks: pure functions of the last ping and the settings.
+"""Schedules: when a check's next ping is expected. Pure functions of the last check-in and the
+check's settings; no ORM, no clock.
 
-The clock-skew allowance is added to both deadlines: web nodes stamp pings with the database's
-clock and the sweeper judges with the same clock, so the allowance only absorbs commit latency
-and the small drift that remains, never a web node's own wrong clock.
+Three kinds:
+- period: every `period` after the last check-in;
+- cron: a 5-field cron expression (or @hourly, @daily, @weekly, @monthly, @yearly) in an IANA
+  timezone, evaluated by cronsim, which follows Debian cron across daylight-saving changes (a
+  02:30 job on a day that skips 02:30 runs at 03:00; a 01:30 job on a day that has 01:30 twice
+  runs once);
+- oncalendar: a systemd OnCalendar expression, evaluated by the oncalendar library.
+
+The clock-skew allowance is added before a check is declared late or down: web nodes stamp pings
+with the database clock and the sweeper judges with the same clock, so the allowance absorbs
+commit latency, not a web node's own clock.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronsim import CronSim, CronSimError
+from oncalendar import OnCalendar, OnCalendarError
+
+NEVER = datetime.max.replace(tzinfo=UTC)
 MIN_INTERVAL = timedelta(minutes=1)
 MAX_INTERVAL = timedelta(days=365)
+MAX_EXPRESSION_LENGTH = 200
+CRON_ALIASES = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+class ScheduleKind(StrEnum):
+    PERIOD = "period"
+    CRON = "cron"
+    ONCALENDAR = "oncalendar"
+
+
+class ScheduleError(ValueError):
+    """An expression, timezone or interval that cannot be used; the message is for the form."""
 
 
 @dataclass(frozen=True)
-class Deadlines:
-    expected_at: datetime  # when the next ping is due
-    late_at: datetime  # expected_at plus the skew allowance
-    down_at: datetime  # late_at plus grace
+class Schedule:
+    kind: ScheduleKind = ScheduleKind.PERIOD
+    period: timedelta = timedelta(days=1)
+    expression: str = ""
+    timezone: str = "UTC"
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first expected check-in strictly after `moment` (aware, returned in UTC)."""
+        if self.kind == ScheduleKind.PERIOD:
+            return moment + self.period
+        zone = _zone(self.timezone)
+        local = moment.astimezone(zone)
+        try:
+            if self.kind == ScheduleKind.CRON:
+                upcoming = next(iter(CronSim(_cron_fields(self.expression), local)))
+            else:
+                upcoming = next(iter(OnCalendar(self.expression, local)))
+        except StopIteration:
+            # An OnCalendar expression whose last occurrence is past: nothing is expected.
+            return NEVER
+        except (CronSimError, OnCalendarError) as exc:
+            raise ScheduleError(str(exc)) from None
+        return upcoming.astimezone(UTC)
+
+    def upcoming(self, after: datetime, count: int = 5) -> list[datetime]:
+        """The next `count` expected times after `after`, for the form's preview."""
+        times, moment = [], after
+        for _ in range(count):
+            moment = self.next_after(moment)
+            if moment == NEVER:
+                break
+            times.append(moment)
+        return times
 
 
-def deadlines_after(
-    last_ping_at: datetime, period: timedelta, grace: timedelta, skew_allowance: timedelta
-) -> Deadlines:
-    expected_at = last_ping_at + period
-    late_at = expected_at + skew_allowance
-    return Deadlines(expected_at=expected_at, late_at=late_at, down_at=late_at + grace)
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ScheduleError(
+            f"Unknown timezone “{name}”: use an IANA name such as Europe/Riga."
+        ) from None
+
+
+def _cron_fields(expression: str) -> str:
+    expression = " ".join(expression.split())
+    return CRON_ALIASES.get(expression.lower(), expression)
+
+
+def validate_schedule(schedule: Schedule, *, now: datetime) -> Schedule:
+    """Return the schedule if usable, else raise ScheduleError with a clear message."""
+    if schedule.kind == ScheduleKind.PERIOD:
+        message = interval_error(schedule.period, "Period")
+        if message:
+            raise ScheduleError(message)
+        return schedule
+    expression = schedule.expression.strip()
+    if not expression:
+        raise ScheduleError("Enter an expression for this schedule.")
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        raise ScheduleError(f"The expression must be at most {MAX_EXPRESSION_LENGTH} characters.")
+    _zone(schedule.timezone)
+    if schedule.kind == ScheduleKind.CRON:
+        fields = _cron_fields(expression)
+        if fields.startswith("@"):
+            raise ScheduleError(
+                "Unknown cron shortcut: use @hourly, @daily, @weekly, @monthly or @yearly."
+            )
+        if len(fields.split()) != 5:
+            raise ScheduleError(
+                "A cron expression has 5 fields: minute hour day-of-month month day-of-week."
+            )
+        try:
+            CronSim(fields, now)
+        except CronSimError as exc:
+            raise ScheduleError(f"Invalid cron expression: {exc}.") from None
+    else:
+        try:
+            OnCalendar(expression, now.astimezone(_zone(schedule.timezone)))
+        except OnCalendarError as exc:
+            raise ScheduleError(f"Invalid OnCalendar expression: {exc}.") from None
+    if not schedule.upcoming(now, 1):
+        raise ScheduleError("This expression never matches a time in the future.")
+    return schedule
 
 
 def interval_error(value: timedelta | None, label: str) -> str | None:
@@ -36,3 +143,38 @@ def interval_error(value: timedelta | None, label: str) -> str | None:
     if value > MAX_INTERVAL:
         return f"{label} must be at most 365 days."
     return None
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    expected_at: datetime  # when the (first) missed check-in was due
+    late_at: datetime  # expected_at plus the skew allowance
+    down_at: datetime  # the last tolerated expected check-in, plus grace and allowances
+
+
+def deadlines_after(
+    last_checkin_at: datetime,
+    schedule: Schedule,
+    grace: timedelta,
+    skew_allowance: timedelta,
+    *,
+    missed_tolerance: int = 1,
+    observed_offset: timedelta = timedelta(0),
+) -> Deadlines:
+    """Deadlines after a check-in.
+
+    A check-in that arrives a little early (within the allowances) counts for the run it was
+    meant for, so the next expectation is computed from `last_checkin_at + allowance`. With a
+    missed-run tolerance of M, the check goes down only after the M-th expected check-in in a
+    row is missed. A job host whose clock is off by `observed_offset` gets that much more grace.
+    """
+    allowance = skew_allowance + abs(observed_offset)
+    early_tolerance = allowance if schedule.kind != ScheduleKind.PERIOD else timedelta(0)
+    expected_at = schedule.next_after(last_checkin_at + early_tolerance)
+    last_tolerated = expected_at
+    for _ in range(max(1, missed_tolerance) - 1):
+        last_tolerated = schedule.next_after(last_tolerated)
+    late_at = expected_at + allowance
+    return Deadlines(
+        expected_at=expected_at, late_at=late_at, down_at=last_tolerated + allowance + grace
+    )

@@ -32,6 +32,7 @@ def ping(request, rest: str = ""):
         body_truncated=truncated,
         remote_addr=request.META.get("REMOTE_ADDR", ""),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        sent_at_header=request.META.get("HTTP_X_TOCSIN_SENT_AT", ""),
     )
     response = HttpResponse(result.text, status=result.status, content_type="text/plain")
     response["Access-Control-Allow-Origin"] = "*"

@@ -14,17 +14,26 @@ class Incident(models.Model):
     class Kind(models.TextChoices):
         MISSED_HEARTBEAT = "missed_heartbeat", "Missed heartbeat"
         FAILURE_SIGNAL = "failure_signal", "Failure signal"
+        HUNG = "hung", "Hung run"
+        STALLED = "stalled", "Stalled run"
+        PARTIAL_OVER_LIMIT = "partial_over_limit", "Partial success over the limit"
+        FLAPPING = "flapping", "Flapping"
 
     class Resolution(models.TextChoices):
         RECOVERED = "recovered", "The check recovered"
         MANUAL = "manual", "Resolved by hand"
         PAUSED = "paused", "The check was paused"
 
+    Severity = Check.Severity
+
     owner = models.ForeignKey(
         Check, on_delete=models.CASCADE, related_name="incidents", db_column="check_id"
     )
     kind = models.CharField(max_length=30, choices=Kind.choices)
     state = models.CharField(max_length=15, choices=State.choices, default=State.TRIGGERED)
+    severity = models.CharField(max_length=10, choices=Severity.choices, default="warning")
+    # When the severity rule raises this incident next; NULL when it will not (indexed below).
+    severity_raise_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
@@ -48,6 +57,13 @@ class Incident(models.Model):
                 name="one_open_incident_per_check",
             ),
         ]
+        indexes = [
+            models.Index(
+                fields=["severity_raise_at"],
+                condition=Q(severity_raise_at__isnull=False),
+                name="incident_severity_due",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} on {self.owner}"
@@ -55,6 +71,28 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state != self.State.RESOLVED
+
+
+class IncidentEvent(models.Model):
+    """The incident's timeline: everything that happened to it, in order."""
+
+    class Kind(models.TextChoices):
+        OPENED = "opened"
+        SEVERITY_RAISED = "severity_raised"
+        KIND_CHANGED = "kind_changed"
+        ACKNOWLEDGED = "acknowledged"
+        RESOLVED = "resolved"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at}"
 
 
 class UsedActionToken(models.Model):

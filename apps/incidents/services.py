@@ -8,10 +8,12 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 
 from apps.checks.models import Check, Ping
+from apps.checks.rules import Rules, Severity
+from apps.checks.state import Failure
 from apps.notifications.models import Notification
 from apps.notifications.outbox import queue_incident_notifications
 
-from .models import Incident, UsedActionToken
+from .models import Incident, IncidentEvent, UsedActionToken
 from .tokens import ActionClaim, InvalidToken, read_action_token
 
 
@@ -19,31 +21,50 @@ class IncidentActionError(Exception):
     """The action cannot be carried out (already resolved, ...); the message says why."""
 
 
-def failure_details(check: Check, *, expected_at: datetime | None) -> dict:
-    """The context an alert needs: what was expected and what happened."""
+def failure_details(check: Check, failure: Failure | None) -> dict:
+    """The context an alert needs: what was expected, what happened, and the job's own words."""
     details = {
-        "expected_at": expected_at.isoformat() if expected_at else None,
-        "last_ping_at": check.last_ping_at.isoformat() if check.last_ping_at else None,
         "environment": check.environment,
         "tags": check.tag_list,
+        "last_ping_at": check.last_ping_at.isoformat() if check.last_ping_at else None,
+        "expected_at": None,
+        "exit_status": None,
+        "body_tail": "",
+        "run_id": None,
+        "run_started_at": None,
+        "run_duration_seconds": None,
+        "failed_at": None,
     }
-    last_fail = (
-        Ping.objects.filter(owner=check, kind=Ping.Kind.FAIL).order_by("-n").first()
-        if check.last_signal == Ping.Kind.FAIL
-        else None
-    )
-    if last_fail is not None:
-        details.update(
-            exit_status=last_fail.exit_status,
-            body_tail=last_fail.body_tail(),
-            run_id=str(last_fail.run_id) if last_fail.run_id else None,
-            failed_at=last_fail.received_at.isoformat(),
+    if failure is None:
+        return details
+    details["failed_at"] = failure.at.isoformat()
+    details["exit_status"] = failure.exit_status
+    if failure.expected_at is not None:
+        details["expected_at"] = failure.expected_at.isoformat()
+    if failure.run_started_at is not None:
+        details["run_started_at"] = failure.run_started_at.isoformat()
+        details["run_duration_seconds"] = round(
+            (failure.at - failure.run_started_at).total_seconds(), 3
         )
+    ping = Ping.objects.filter(owner=check, n=failure.n).first() if failure.n else None
+    if ping is not None:
+        details["body_tail"] = ping.body_tail()
+        details["run_id"] = str(ping.run_id) if ping.run_id else None
     return details
 
 
+def record_event(incident: Incident, event: str, at: datetime, **detail) -> IncidentEvent:
+    return IncidentEvent.objects.create(incident=incident, kind=event, at=at, detail=detail)
+
+
 def open_incident(
-    *, check: Check, kind: str, opened_at: datetime, details: dict, now: datetime
+    *,
+    check: Check,
+    kind: str,
+    opened_at: datetime,
+    details: dict,
+    now: datetime,
+    rules: Rules | None = None,
 ) -> Incident:
     """Open an incident for `check` and queue the DOWN notifications. Must run inside the
     sweeper's transaction. If the check already has an open incident, that one is returned and
@@ -51,20 +72,49 @@ def open_incident(
     existing = Incident.objects.filter(owner=check).exclude(state=Incident.State.RESOLVED).first()
     if existing is not None:
         return existing
-    incident = Incident.objects.create(owner=check, kind=kind, opened_at=opened_at, details=details)
+    rules = rules or check.rules()
+    raise_at = None
+    if rules.severity_raise_after and rules.severity_raise_to.rank > rules.severity.rank:
+        raise_at = opened_at + rules.severity_raise_after
+    incident = Incident.objects.create(
+        owner=check,
+        kind=kind,
+        opened_at=opened_at,
+        details=details,
+        severity=rules.severity,
+        severity_raise_at=raise_at,
+    )
+    record_event(
+        incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity
+    )
     queue_incident_notifications(incident=incident, event=Notification.Event.DOWN, now=now)
+    return incident
+
+
+def open_incident_for(check: Check) -> Incident | None:
+    return (
+        Incident.objects.select_for_update()
+        .filter(owner=check)
+        .exclude(state=Incident.State.RESOLVED)
+        .first()
+    )
+
+
+def change_incident_kind(*, check: Check, kind: str, at: datetime) -> Incident | None:
+    """Relabel the open incident (e.g. to flapping) without notifying again."""
+    incident = open_incident_for(check)
+    if incident is None or incident.kind == kind:
+        return incident
+    record_event(incident, IncidentEvent.Kind.KIND_CHANGED, at, old=incident.kind, new=kind)
+    incident.kind = kind
+    incident.save(update_fields=["kind"])
     return incident
 
 
 def resolve_open_incident(
     *, check: Check, resolved_at: datetime, now: datetime, resolution: str, user=None
 ) -> Incident | None:
-    incident = (
-        Incident.objects.select_for_update()
-        .filter(owner=check)
-        .exclude(state=Incident.State.RESOLVED)
-        .first()
-    )
+    incident = open_incident_for(check)
     if incident is None:
         return None
     return _resolve(incident, resolved_at=resolved_at, now=now, resolution=resolution, user=user)
@@ -77,9 +127,42 @@ def _resolve(
     incident.resolved_at = resolved_at
     incident.resolved_by = user
     incident.resolution = resolution
-    incident.save(update_fields=["state", "resolved_at", "resolved_by", "resolution"])
+    incident.severity_raise_at = None
+    incident.save(
+        update_fields=["state", "resolved_at", "resolved_by", "resolution", "severity_raise_at"]
+    )
+    record_event(
+        incident,
+        IncidentEvent.Kind.RESOLVED,
+        resolved_at,
+        resolution=resolution,
+        by=user.get_username() if user else None,
+    )
     queue_incident_notifications(incident=incident, event=Notification.Event.RESOLVED, now=now)
     return incident
+
+
+def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
+    """Apply severity rules (e.g. warning -> critical after 1 hour open) that fell due by `now`.
+    Each change is recorded on the incident's timeline. Safe to run concurrently."""
+    raised = 0
+    with transaction.atomic():
+        due = (
+            Incident.objects.select_for_update(skip_locked=True)
+            .select_related("owner")
+            .filter(severity_raise_at__lte=now)
+            .exclude(state=Incident.State.RESOLVED)[:batch_size]
+        )
+        for incident in due:
+            new = incident.owner.severity_raise_to
+            old = incident.severity
+            incident.severity_raise_at = None
+            if Severity(new).rank > Severity(old).rank:
+                incident.severity = new
+                record_event(incident, IncidentEvent.Kind.SEVERITY_RAISED, now, old=old, new=new)
+                raised += 1
+            incident.save(update_fields=["severity", "severity_raise_at"])
+    return raised
 
 
 @transaction.atomic
@@ -93,6 +176,7 @@ def acknowledge_incident(*, incident_id: int, user, now: datetime) -> Incident:
     incident.acknowledged_at = now
     incident.acknowledged_by = user
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by"])
+    record_event(incident, IncidentEvent.Kind.ACKNOWLEDGED, now, by=user.get_username())
     return incident
 
 

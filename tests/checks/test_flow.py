@@ -92,5 +92,10 @@ def test_pings_count_and_store_body(check, t0):
     assert bytes(stored.body) == b"\xff\xfe not utf-8"
     check.refresh_from_db()
     assert check.n_pings == 2
-    assert check.last_start_at == t0
+    assert check.last_ping_at == t0
+    assert check.alert_after == t0  # due now: the sweeper folds the pings in
+    sweep_due_checks(now=t0 + MIN)
+    check.refresh_from_db()
     assert check.status == Check.Status.NEW
+    assert [run["start_n"] for run in check.open_runs] == [1]
+    assert check.runs.get().outcome == "running"

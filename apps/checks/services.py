@@ -1,0 +1,51 @@
+"""Changes a person makes to a check (pause, resume), applied through the same state machine
+and the same writes as the sweeper."""
+
+from dataclasses import replace
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from .models import Check
+from .state import Status, Step, next_deadline, pause, state_to_json
+
+
+def _save_step(check: Check, step: Step, *, now: datetime) -> Check:
+    from .sweeper import SweepResult, _write_effects
+
+    rules = check.rules()
+    was_flapping = check.state().is_flapping
+    Check.objects.filter(id=check.id).update(
+        status=step.state.status,
+        eval_state=state_to_json(step.state),
+        alert_after=next_deadline(step.state, rules, settings.CLOCK_SKEW_ALLOWANCE),
+    )
+    check.status, check.eval_state = step.state.status, state_to_json(step.state)
+    _write_effects(check, step.effects, rules=rules, now=now, result=SweepResult(), flapping=was_flapping)
+    return check
+
+
+@transaction.atomic
+def pause_check(*, check_id, now: datetime) -> Check:
+    """Pause: sweeps ignore the check and its open incident is resolved as paused."""
+    check = Check.objects.select_for_update().get(id=check_id)
+    return _save_step(check, pause(check.state(), check.rules(), now), now=now)
+
+
+@transaction.atomic
+def resume_check(*, check_id, now: datetime) -> Check:
+    """Resume by hand: a check that had checked in before gets a fresh deadline from now."""
+    check = Check.objects.select_for_update().get(id=check_id)
+    state = check.state()
+    if state.status != Status.PAUSED:
+        return check
+    if state.last_checkin_at is None:
+        resumed = replace(state, status=Status.NEW, paused_at=None)
+    else:
+        resumed = replace(state, status=Status.UP, paused_at=None, last_checkin_at=now)
+    step = Step(resumed)
+    from .state import Reason, StatusChanged
+
+    step.effects.append(StatusChanged(Status.PAUSED, resumed.status, now, Reason.RESUMED))
+    return _save_step(check, step, now=now)
