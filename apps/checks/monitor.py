@@ -51,9 +51,7 @@ def detect_blind_window(
     if history[-1].started_at > baseline_start + ingest_window:
         return None  # not enough history to have a baseline
     recent = sum(s.pings_folded for s in history if s.started_at >= recent_start)
-    baseline = sum(
-        s.pings_folded for s in history if baseline_start <= s.started_at < recent_start
-    )
+    baseline = sum(s.pings_folded for s in history if baseline_start <= s.started_at < recent_start)
     baseline_rate = baseline / (baseline_window.total_seconds() / 60)
     recent_rate = recent / (ingest_window.total_seconds() / 60)
     if baseline_rate >= min_baseline_per_minute and recent_rate < drop_ratio * baseline_rate:

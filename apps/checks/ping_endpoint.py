@@ -7,8 +7,10 @@ with GET, HEAD or POST, an optional `?rid=<uuid>` and, on POST, a body kept up t
 PING_BODY_LIMIT bytes. Tocsin's own additions, all optional query parameters: `attempt` and
 `max_attempts` (retry-aware failures), `processed` and `failed` (partial success), `done` and
 `total` (progress), and `ts` (the job's send time in Unix seconds; also the header
-X-Tocsin-Sent-At) for clock-skew tracking. `handle_ping` is framework-free so that both the Django view and the
-WSGI fast path (config/wsgi.py) serve the exact same protocol.
+X-Tocsin-Sent-At) for clock-skew tracking.
+
+`handle_ping` is framework-free so that both the Django view and the WSGI fast path
+(config/wsgi.py) serve the exact same protocol.
 """
 
 import logging

@@ -75,7 +75,9 @@ def _postgresql_statement(lookup: str, injected_now: bool) -> str:
 
 @lru_cache(maxsize=8)
 def _sqlite_statements(lookup: str) -> tuple[str, str]:
-    update = f"UPDATE {_CHECK} SET {_set_clause('%(now)s')} WHERE {_WHERE[lookup]} RETURNING id, n_pings"
+    update = (
+        f"UPDATE {_CHECK} SET {_set_clause('%(now)s')} WHERE {_WHERE[lookup]} RETURNING id, n_pings"
+    )
     insert = (
         f"INSERT INTO {_PING} (check_id, n, received_at, {_FACTS}) "
         f"VALUES (%(check_id)s, %(n)s, %(now)s, {_FACT_PARAMS})"

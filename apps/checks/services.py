@@ -22,7 +22,9 @@ def _save_step(check: Check, step: Step, *, now: datetime) -> Check:
         alert_after=next_deadline(step.state, rules, settings.CLOCK_SKEW_ALLOWANCE),
     )
     check.status, check.eval_state = step.state.status, state_to_json(step.state)
-    _write_effects(check, step.effects, rules=rules, now=now, result=SweepResult(), flapping=was_flapping)
+    _write_effects(
+        check, step.effects, rules=rules, now=now, result=SweepResult(), flapping=was_flapping
+    )
     return check
 
 

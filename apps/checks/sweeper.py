@@ -78,7 +78,10 @@ def recent_sweeps(now: datetime) -> list[SweepSample]:
     rows = SweepRun.objects.filter(started_at__gte=now - timedelta(minutes=40)).order_by(
         "-started_at"
     )
-    return [SweepSample(r.started_at, r.pings_folded) for r in rows.only("started_at", "pings_folded")[:5000]]
+    return [
+        SweepSample(r.started_at, r.pings_folded)
+        for r in rows.only("started_at", "pings_folded")[:5000]
+    ]
 
 
 def sweep_due_checks(*, now: datetime, batch_size: int | None = None) -> SweepResult:
@@ -129,9 +132,7 @@ def _sweep_batch(*, now: datetime, batch_size: int, result: SweepResult) -> int:
             except Exception as exc:
                 logger.exception("sweeping check %s failed", check.id)
                 result.errors.append(f"{check.id}: {exc}")
-                Check.objects.filter(id=check.id).update(
-                    alert_after=now + RETRY_BROKEN_CHECK_AFTER
-                )
+                Check.objects.filter(id=check.id).update(alert_after=now + RETRY_BROKEN_CHECK_AFTER)
     return len(batch)
 
 

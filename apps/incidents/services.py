@@ -84,9 +84,7 @@ def open_incident(
         severity=rules.severity,
         severity_raise_at=raise_at,
     )
-    record_event(
-        incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity
-    )
+    record_event(incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity)
     queue_incident_notifications(incident=incident, event=Notification.Event.DOWN, now=now)
     return incident
 
