@@ -57,6 +57,15 @@ ACTION_TOKEN_MAX_AGE = timedelta(days=_positive_int("ACTION_TOKEN_MAX_AGE_DAYS",
 # An outbox row still pending or sending after this long is handed to a worker again.
 OUTBOX_STALE_AFTER = timedelta(seconds=_positive_int("OUTBOX_STALE_AFTER", 120))
 NOTIFICATION_MAX_ATTEMPTS = _positive_int("NOTIFICATION_MAX_ATTEMPTS", 8)
+# After each sweep Tocsin pings this URL (another Tocsin, or any service that speaks the ping
+# protocol), so that an outage of Tocsin itself raises an alarm somewhere else.
+SWEEPER_DEADMAN_URL = env.str("SWEEPER_DEADMAN_URL", default="")
+if SWEEPER_DEADMAN_URL and not SWEEPER_DEADMAN_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("SWEEPER_DEADMAN_URL must be an http:// or https:// URL.")
+# Deadlines that pass while Tocsin itself is blind (sweeper stopped, pings stopped arriving)
+# become "unknown" instead of paging everyone (apps/checks/monitor.py).
+BLIND_WINDOW_DETECTION = env.bool("BLIND_WINDOW_DETECTION", default=True)
+SWEEPER_DEADMAN_TIMEOUT = _non_negative_float("SWEEPER_DEADMAN_TIMEOUT", 5.0) or 5.0
 
 INSTALLED_APPS = [
     "django.contrib.admin",

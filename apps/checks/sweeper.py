@@ -75,13 +75,16 @@ class SweepResult:
 
 
 def recent_sweeps(now: datetime) -> list[SweepSample]:
-    rows = SweepRun.objects.filter(started_at__gte=now - timedelta(minutes=40)).order_by(
-        "-started_at"
+    """The sweeps of the last 40 minutes, newest first; at least the previous one, however old
+    (its age is what reveals a stopped sweeper)."""
+    before_now = SweepRun.objects.filter(started_at__lt=now).order_by("-started_at")
+    columns = ("started_at", "pings_folded")
+    rows = list(
+        before_now.filter(started_at__gte=now - timedelta(minutes=40)).only(*columns)[:5000]
     )
-    return [
-        SweepSample(r.started_at, r.pings_folded)
-        for r in rows.only("started_at", "pings_folded")[:5000]
-    ]
+    if not rows:
+        rows = list(before_now.only(*columns)[:1])
+    return [SweepSample(r.started_at, r.pings_folded) for r in rows]
 
 
 def sweep_due_checks(*, now: datetime, batch_size: int | None = None) -> SweepResult:
@@ -92,12 +95,13 @@ def sweep_due_checks(*, now: datetime, batch_size: int | None = None) -> SweepRe
     batch_size = batch_size or settings.SWEEP_BATCH_SIZE
     started = time.monotonic()
     result = SweepResult()
-    result.blind = detect_blind_window(
-        recent_sweeps(now),
-        now=now,
-        sweep_interval=timedelta(seconds=settings.SWEEP_INTERVAL),
-        allowance=settings.CLOCK_SKEW_ALLOWANCE,
-    )
+    if settings.BLIND_WINDOW_DETECTION:
+        result.blind = detect_blind_window(
+            recent_sweeps(now),
+            now=now,
+            sweep_interval=timedelta(seconds=settings.SWEEP_INTERVAL),
+            allowance=settings.CLOCK_SKEW_ALLOWANCE,
+        )
     for _ in range(MAX_BATCHES_PER_SWEEP):
         claimed = _sweep_batch(now=now, batch_size=batch_size, result=result)
         if claimed < batch_size:
@@ -291,3 +295,9 @@ def _incident_for_flapping(check, effect: FlappingChanged, *, rules, now, result
         last = check.state().last_failure
         kind = last.reason.value if last else Reason.FAILURE_SIGNAL.value
         change_incident_kind(check=check, kind=kind, at=effect.at)
+
+
+def prune_sweep_runs(*, now: datetime, keep_for: timedelta = timedelta(days=2)) -> int:
+    """Sweep records older than `keep_for` (enough for the blind-window baseline and lag)."""
+    deleted, _ = SweepRun.objects.filter(started_at__lt=now - keep_for).delete()
+    return deleted
