@@ -18,7 +18,7 @@ def sweep_due_checks_task() -> str:
         try:
             # Its own task: a slow or dead outside URL never delays the next sweep.
             ping_deadman_task.delay(summary)
-        except Exception:  # noqa: BLE001 - the broker may be down; the sweep is done anyway
+        except Exception:
             logger.warning("could not enqueue the dead-man ping")
     return summary
 

@@ -241,9 +241,9 @@ def test_progress_endpoint_records_counts(client, check):
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list = []  # noqa: RUF012
+    received: list = []
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         type(self).received.append(self.rfile.read(length).decode())
         self.send_response(200)
