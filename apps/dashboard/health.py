@@ -1,9 +1,11 @@
 """Health of Tocsin itself: the database, the broker and the sweeper's lag."""
 
+from datetime import timedelta
+
 from django.db import DatabaseError
 
 from apps.checks.clock import database_now
-from apps.checks.models import SweepRun
+from apps.checks.models import Flip, SweepRun
 
 
 def sweeper_lag_seconds() -> float | None:
@@ -31,3 +33,25 @@ def broker_ok(timeout: float = 2.0) -> tuple[bool, str]:
     except Exception as exc:
         return False, f"{type(exc).__name__}: {exc}".strip()[:200]
     return True, "ok"
+
+
+def recent_blind_episode(hours: int = 24) -> dict | None:
+    """The latest time Tocsin itself was blind (sweeper stopped or pings stopped arriving)
+    within `hours`, for the operator's one system warning; None if there was none."""
+    since = database_now() - timedelta(hours=hours)
+    sweep = (
+        SweepRun.objects.filter(started_at__gte=since, blind_since__isnull=False)
+        .order_by("-started_at")
+        .first()
+    )
+    if sweep is None:
+        return None
+    unknown = Flip.objects.filter(
+        to_status="unknown", happened_at__gte=sweep.blind_since, happened_at__lte=sweep.started_at
+    ).count()
+    return {
+        "since": sweep.blind_since,
+        "until": sweep.started_at,
+        "cause": sweep.blind_cause,
+        "checks_marked_unknown": unknown,
+    }

@@ -133,6 +133,12 @@ def incident_action(request, incident_id, action):
     return redirect(reverse("dashboard:incident-detail", args=[incident.id]))
 
 
+def _jsonable(episode):
+    if episode is None:
+        return None
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in episode.items()}
+
+
 @never_cache
 @require_GET
 def healthz(request):
@@ -151,5 +157,6 @@ def healthz(request):
             "lag_seconds": None if lag is None else round(lag, 3),
             "max_lag_seconds": max_lag,
         },
+        "blind_episode": _jsonable(health.recent_blind_episode()) if db_ok else None,
     }
     return JsonResponse(body, status=200 if db_ok and sweeper_ok else 503)
