@@ -39,6 +39,8 @@ class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     # flushed or dropped.
     daemon_threads = False
     block_on_close = True
+    # socketserver's default listen backlog is 5: a burst of concurrent clients gets resets.
+    request_queue_size = 128
     connections_override: dict = {}
 
     def process_request_thread(self, request, client_address):
@@ -72,7 +74,10 @@ def serve_wsgi(app) -> Iterator[str]:
     server.connections_override = _borrowed_connections()
     for connection in server.connections_override.values():
         connection.inc_thread_sharing()
-    thread = threading.Thread(target=server.serve_forever, name="live-wsgi", daemon=True)
+    # A short poll interval: shutdown() waits for the loop to notice, once per test.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="live-wsgi", daemon=True
+    )
     thread.start()
     try:
         host, port = server.server_address[:2]
