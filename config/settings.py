@@ -33,15 +33,23 @@ SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[SITE_URL])
 
 
+def _number(name: str, cast, default):
+    """`cast` is env.int or env.float; a malformed value stops start-up with its name."""
+    try:
+        return cast(name, default=default)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {env.str(name)!r}.") from None
+
+
 def _positive_int(name: str, default: int) -> int:
-    value = env.int(name, default=default)
+    value = _number(name, env.int, default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive whole number, got {value}.")
     return value
 
 
 def _non_negative_float(name: str, default: float) -> float:
-    value = env.float(name, default=default)
+    value = _number(name, env.float, default)
     if value < 0:
         raise ImproperlyConfigured(f"{name} must not be negative, got {value}.")
     return value
@@ -116,8 +124,15 @@ TEMPLATES = [
 ]
 
 # Database: SQLite in WAL mode with a busy timeout unless DATABASE_URL names another server.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tocsin.sqlite3'}")}
-_default_db = DATABASES["default"]
+try:
+    _default_db = env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'tocsin.sqlite3'}")
+except ValueError:
+    _default_db = {}
+if not _default_db.get("ENGINE"):
+    raise ImproperlyConfigured(
+        "DATABASE_URL is malformed: expected postgres://user:password@host:port/name."
+    )
+DATABASES = {"default": _default_db}
 if _default_db["ENGINE"] == "django.db.backends.sqlite3":
     _default_db.setdefault("OPTIONS", {})
     _default_db["OPTIONS"].update(
@@ -128,7 +143,7 @@ if _default_db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    _default_db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    _default_db.setdefault("CONN_MAX_AGE", _number("CONN_MAX_AGE", env.int, 60))
     _default_db["CONN_HEALTH_CHECKS"] = True
     _default_db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -141,12 +156,15 @@ if REDIS_URL:
 else:
     _broker_dir = VAR_DIR / "broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # Without this kombu writes its broadcast exchanges to ./control in the working dir.
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
@@ -184,12 +202,12 @@ EMAIL_BACKEND = env.str(
     ),
 )
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_PORT = _number("EMAIL_PORT", env.int, 25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+EMAIL_TIMEOUT = _number("EMAIL_TIMEOUT", env.int, 10)
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tocsin <tocsin@localhost>")
 

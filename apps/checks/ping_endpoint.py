@@ -22,17 +22,24 @@ from uuid import UUID
 
 from django.db import DatabaseError
 
-from .models import Ping
+from apps.teams.models import Team
+
+from .models import Check, Ping
 from .pings import PingData, record_ping
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
 PREFIX = "/ping/"
+# \Z, not $: "$" also matches before a trailing newline, and a percent-encoded %0A in the path
+# must not reach UUID() (which raises) or int(). [0-9], not \d, which matches any Unicode digit.
 _UUID_SHAPE = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\Z"
 )
-_EXIT_STATUS_SHAPE = re.compile(r"^-?\d{1,6}$")
+_EXIT_STATUS_SHAPE = re.compile(r"^-?[0-9]{1,6}\Z")
+_COUNT_SHAPE = re.compile(r"^[0-9]{1,20}\Z")
+_SLUG_MAX = Check._meta.get_field("slug").max_length
+_PING_KEY_MAX = Team._meta.get_field("ping_key").max_length
 _ACTIONS = {
     "start": Ping.Kind.START,
     "fail": Ping.Kind.FAIL,
@@ -80,7 +87,7 @@ def parse_query(query_string: str, sent_at_header: str) -> dict:
         raw = params.get(name, [""])[0]
         if not raw:
             continue
-        if not raw.isdigit() or not low <= int(raw) <= high:
+        if not _COUNT_SHAPE.match(raw) or not low <= int(raw) <= high:
             raise BadPing(f"invalid {name}: must be a whole number from {low} to {high}")
         facts[field] = int(raw)
     sent_at = params.get("ts", [""])[0] or sent_at_header
@@ -131,7 +138,11 @@ def handle_ping(
     else:
         if len(parts) < 2 or len(parts) > 3 or not parts[0] or not parts[1]:
             return NOT_FOUND
-        target = {"ping_key": parts[0], "slug": parts[1][:100]}
+        # No check can match a key or slug longer than its column (cutting it short could match
+        # another check) or one with a NUL, which PostgreSQL text rejects with an error (a 503).
+        if len(parts[0]) > _PING_KEY_MAX or len(parts[1]) > _SLUG_MAX or "\x00" in path:
+            return NOT_FOUND
+        target = {"ping_key": parts[0], "slug": parts[1]}
         suffix = parts[2] if len(parts) == 3 else ""
 
     kind, exit_status = Ping.Kind.SUCCESS, None
@@ -155,8 +166,9 @@ def handle_ping(
         kind=kind,
         method=method,
         exit_status=exit_status,
-        remote_addr=remote_addr,
-        user_agent=user_agent,
+        # PostgreSQL text cannot hold NUL: a hostile header must not cost the job its ping.
+        remote_addr=remote_addr.replace("\x00", ""),
+        user_agent=user_agent.replace("\x00", ""),
         body=body,
         body_truncated=body_truncated,
         **facts,

@@ -21,7 +21,6 @@ _HEADERS = [
 class PingFastPath:
     def __init__(self, django_app):
         self.django_app = django_app
-        self.body_limit = settings.PING_BODY_LIMIT
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -64,8 +63,8 @@ class PingFastPath:
                 length = int(raw_length)
             except ValueError:
                 return b"", False
-            return read_limited(stream, length, self.body_limit)
+            return read_limited(stream, length, settings.PING_BODY_LIMIT)
         if environ.get("wsgi.input_terminated"):
             # Chunked upload through a server that ends the stream for us (gunicorn does).
-            return read_limited(stream, None, self.body_limit)
+            return read_limited(stream, None, settings.PING_BODY_LIMIT)
         return b"", False

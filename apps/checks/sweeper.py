@@ -123,6 +123,8 @@ def _sweep_batch(*, now: datetime, batch_size: int, result: SweepResult) -> int:
     with transaction.atomic():
         batch = list(
             Check.objects.due(now)
+            # of=("self",): lock only the check rows. Without it the join locks the team row
+            # too, and a second sweeper's SKIP LOCKED then skips every check of that team.
             .select_for_update(skip_locked=True, of=("self",))
             .select_related("team")
             .order_by("alert_after")[:batch_size]

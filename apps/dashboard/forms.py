@@ -1,6 +1,8 @@
+import re
 from datetime import timedelta
 
 from django import forms
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from apps.checks import schedule
@@ -8,6 +10,9 @@ from apps.checks.models import Check
 
 UNIT_CHOICES = [("minutes", "minutes"), ("hours", "hours"), ("days", "days")]
 UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
+MAX_TAG_LENGTH = 50
+# People type "db, nightly" as often as "db nightly": both separate tags.
+_TAG_SEPARATORS = re.compile(r"[\s,]+")
 
 
 class DurationInput(forms.MultiValueField):
@@ -15,13 +20,31 @@ class DurationInput(forms.MultiValueField):
 
     def __init__(self, label, **kwargs):
         fields = (
-            forms.IntegerField(min_value=1, max_value=10**7),
-            forms.ChoiceField(choices=UNIT_CHOICES),
+            forms.IntegerField(
+                min_value=1,
+                max_value=10**7,
+                error_messages={
+                    "invalid": "Enter a whole number.",
+                    "min_value": f"{label} must be at least 1 minute.",
+                    "max_value": f"{label} must be at most 365 days.",
+                },
+            ),
+            forms.ChoiceField(
+                choices=UNIT_CHOICES,
+                error_messages={"invalid_choice": "Choose minutes, hours or days."},
+            ),
         )
         super().__init__(fields=fields, label=label, require_all_fields=True, **kwargs)
         self.widget = forms.MultiWidget(
             widgets=[
-                forms.NumberInput(attrs={"min": 1, "aria-label": f"{label} amount"}),
+                forms.NumberInput(
+                    attrs={
+                        "min": 1,
+                        "step": 1,
+                        "inputmode": "numeric",
+                        "aria-label": f"{label} amount",
+                    }
+                ),
                 forms.Select(choices=UNIT_CHOICES, attrs={"aria-label": f"{label} unit"}),
             ]
         )
@@ -45,13 +68,18 @@ class DurationInput(forms.MultiValueField):
 
 
 class CheckForm(forms.ModelForm):
-    period = DurationInput("Period")
-    grace = DurationInput("Grace")
+    period = DurationInput("Period", initial=timedelta(days=1))
+    grace = DurationInput("Grace", initial=timedelta(hours=1))
 
     class Meta:
         model = Check
         fields = ["name", "slug", "environment", "tags", "description", "period", "grace"]
-        help_texts = {"slug": "Used in /ping/<ping key>/<slug> URLs. Leave blank to derive it."}
+        help_texts = {
+            "slug": "Used in /ping/<ping key>/<slug> URLs. Leave blank to derive it from the name.",
+            "tags": "Separated by spaces or commas; each at most 50 characters.",
+            "environment": "For example production or staging; shown in alerts.",
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args, team, **kwargs):
         super().__init__(*args, **kwargs)
@@ -65,9 +93,13 @@ class CheckForm(forms.ModelForm):
         return name
 
     def clean_tags(self):
-        tags = self.cleaned_data["tags"].split()
-        if any(len(tag) > 50 for tag in tags):
-            raise forms.ValidationError("Each tag must be at most 50 characters.")
+        tags = [tag for tag in _TAG_SEPARATORS.split(self.cleaned_data["tags"]) if tag]
+        too_long = [tag for tag in tags if len(tag) > MAX_TAG_LENGTH]
+        if too_long:
+            raise forms.ValidationError(
+                f"Each tag must be at most {MAX_TAG_LENGTH} characters; "
+                f"“{too_long[0][:20]}…” has {len(too_long[0])}."
+            )
         return " ".join(dict.fromkeys(tags))
 
     def _clean_interval(self, name, label):
@@ -98,9 +130,25 @@ class CheckForm(forms.ModelForm):
         return cleaned
 
     def save(self, commit=True):
+        """Save the check in the form's team. Returns None, with an error on the slug, when a
+        concurrent request took the same slug between clean() and the INSERT (the unique
+        constraint is the real guard; clean() only gives the early, friendly message)."""
         check = super().save(commit=False)
         check.team = self.team
         check.slug = self.cleaned_data["slug"]
-        if commit:
-            check.save()
+        if not commit:
+            return check
+        try:
+            with transaction.atomic():
+                check.save()
+        except IntegrityError:
+            self.add_error(
+                "slug", f"Another check of this team already uses the slug “{check.slug}”."
+            )
+            return None
         return check
+
+
+class TeamSwitchForm(forms.Form):
+    # Bounded so that a hostile value never reaches the database as an out-of-range integer.
+    team_id = forms.IntegerField(min_value=1, max_value=2**63 - 1)

@@ -1,36 +1,49 @@
 """The HTMX dashboard. Views stay thin: find the object through a team-scoped helper, call one
 service, render (a partial when htmx asks)."""
 
+from functools import wraps
+
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
 
 from apps.checks.clock import database_now
-from apps.checks.models import Check
+from apps.checks.models import Check, Ping
 from apps.incidents.models import Incident
 from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
 from apps.teams.access import require_role
 from apps.teams.models import Membership
 
 from . import health
-from .forms import CheckForm
+from .current_team import choose_team, current_membership
+from .forms import CheckForm, TeamSwitchForm
+
+INCIDENT_ACTIONS = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}
 
 
-def current_membership(request) -> Membership:
-    """The team the user is looking at: the one chosen in the session, else the first one."""
-    memberships = Membership.objects.filter(user=request.user).select_related("team")
-    chosen = request.session.get("team_id")
-    membership = memberships.filter(team_id=chosen).first() if chosen else None
-    membership = membership or memberships.order_by("team__name").first()
-    if membership is None:
-        raise PermissionDenied("You are not a member of any team yet.")
-    return membership
+def dashboard_login_required(view):
+    """login_required that also copes with htmx: a poll whose session expired must not swap the
+    login page into the status table, so htmx is told to load the login page instead."""
+
+    protected = login_required(view)
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated and request.htmx:
+            page = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(redirect_to_login(page).url)
+        return protected(request, *args, **kwargs)
+
+    return wrapper
 
 
 def get_check_for_user(user, check_id) -> tuple[Check, Membership]:
@@ -46,8 +59,9 @@ def get_incident_for_user(user, incident_id, minimum=Membership.Role.VIEWER):
     return incident, require_role(user, incident.owner.team_id, minimum)
 
 
-@login_required
+@dashboard_login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def check_list(request):
     membership = current_membership(request)
     checks = Check.objects.filter(team=membership.team).order_by("name")
@@ -67,27 +81,29 @@ def check_list(request):
     return render(request, template, context)
 
 
-@login_required
+@dashboard_login_required
 def check_create(request):
     membership = current_membership(request)
     if not membership.has_role(Membership.Role.ADMIN):
         raise PermissionDenied("Only admins and owners can create checks.")
-    form = CheckForm(request.POST or None, team=membership.team)
-    if request.method == "POST" and form.is_valid():
-        check = form.save()
+    # An empty POST is still a submission (to be refused), not a first visit.
+    form = CheckForm(request.POST if request.method == "POST" else None, team=membership.team)
+    if request.method == "POST" and form.is_valid() and (check := form.save()):
         return redirect("dashboard:check-detail", check.id)
-    return render(request, "dashboard/check_form.html", {"form": form, "team": membership.team})
+    status = 400 if form.errors else 200
+    context = {"form": form, "team": membership.team}
+    return render(request, "dashboard/check_form.html", context, status=status)
 
 
-@login_required
+@dashboard_login_required
 @require_GET
+@vary_on_headers("HX-Request")
 def check_detail(request, check_id):
     check, membership = get_check_for_user(request.user, check_id)
-    ping_url = f"{settings.SITE_URL}/ping/{check.ping_token}"
     context = {
         "check": check,
         "membership": membership,
-        "ping_url": ping_url,
+        "ping_url": f"{settings.SITE_URL}/ping/{check.ping_token}",
         "slug_url": f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}",
         "pings": check.pings.all()[:50],
         "flips": check.flips.all()[:20],
@@ -100,7 +116,19 @@ def check_detail(request, check_id):
     return render(request, template, context)
 
 
-@login_required
+@dashboard_login_required
+@require_GET
+def ping_body(request, check_id, n):
+    """A ping's whole body as plain text; the check page shows only its tail. Served as
+    text/plain with nosniff and a sandbox CSP, so a body full of HTML is never a page."""
+    check, _ = get_check_for_user(request.user, check_id)
+    ping = get_object_or_404(Ping, owner=check, n=n)
+    response = HttpResponse(ping.body_text, content_type="text/plain; charset=utf-8")
+    response["Content-Security-Policy"] = "sandbox"
+    return response
+
+
+@dashboard_login_required
 @require_GET
 def incident_detail(request, incident_id):
     incident, membership = get_incident_for_user(request.user, incident_id)
@@ -112,11 +140,13 @@ def incident_detail(request, incident_id):
     return render(request, "dashboard/incident_detail.html", context)
 
 
-@login_required
+@dashboard_login_required
 @require_POST
 def incident_action(request, incident_id, action):
+    """Acknowledge or resolve. htmx gets the incident's row back (409 with the reason when the
+    action no longer applies); a plain form post is redirected to the incident page."""
     incident, _ = get_incident_for_user(request.user, incident_id, Membership.Role.MEMBER)
-    service = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}.get(action)
+    service = INCIDENT_ACTIONS.get(action)
     if service is None:
         raise Http404("No such action")
     error = None
@@ -125,12 +155,24 @@ def incident_action(request, incident_id, action):
     except IncidentActionError as exc:
         error = str(exc)
         incident.refresh_from_db()
-    context = {"incident": incident, "can_act": True, "error": error}
     if request.htmx:
-        return render(
-            request, "dashboard/_incident_row.html", context, status=409 if error else 200
-        )
-    return redirect(reverse("dashboard:incident-detail", args=[incident.id]))
+        context = {"incident": incident, "can_act": True, "error": error, "after_action": True}
+        status = 409 if error else 200
+        return render(request, "dashboard/_incident_row.html", context, status=status)
+    if error:
+        messages.error(request, error)
+    return redirect("dashboard:incident-detail", incident.id)
+
+
+@dashboard_login_required
+@require_POST
+def switch_team(request):
+    """Show another of the user's teams; 404 for a team the user is not in."""
+    form = TeamSwitchForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("team_id must be a team id.", content_type="text/plain")
+    choose_team(request, form.cleaned_data["team_id"])
+    return redirect("dashboard:check-list")
 
 
 def _jsonable(episode):

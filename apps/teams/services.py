@@ -27,11 +27,14 @@ def add_member(
     """Create the user if needed (setting the password when one is given) and give it the role
     in the team. Repeating it is safe: the role and password are updated in place."""
     user_model = get_user_model()
-    user, _ = user_model.objects.get_or_create(username=username, defaults={"email": email})
+    user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
     if email and user.email != email:
         user.email = email
     if password:
         user.set_password(password)
+    elif created:
+        # Explicitly unusable (not an empty hash), so that tools and the admin see no password.
+        user.set_unusable_password()
     user.save()
     membership, _ = Membership.objects.update_or_create(
         team=team, user=user, defaults={"role": role}

@@ -1,5 +1,6 @@
 import os
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
@@ -26,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--password", help=f"Prefer the {PASSWORD_ENV} variable.")
 
     def handle(self, *args, team, username, email, role, password=None, **options):
+        # call_command(role=...) skips argparse's choices check, so check here too.
+        if role not in Membership.Role.values:
+            raise CommandError(
+                f"--role {role!r} is not a role; use one of {', '.join(Membership.Role.values)}."
+            )
         team_obj = Team.objects.filter(slug=team).first()
         if team_obj is None:
             raise CommandError(f"No team with slug {team!r}. Create it with createteam first.")
@@ -35,6 +41,12 @@ class Command(BaseCommand):
             raise CommandError(f"{email!r} is not a valid email address.") from None
         if not username.strip() or len(username) > 150:
             raise CommandError("--username must be 1 to 150 characters.")
+        try:
+            UnicodeUsernameValidator()(username)
+        except ValidationError:
+            raise CommandError(
+                f"--username {username!r} may hold only letters, digits and @ . + - _"
+            ) from None
         password = password or os.environ.get(PASSWORD_ENV)
         membership = add_member(
             team=team_obj, username=username, email=email, role=role, password=password

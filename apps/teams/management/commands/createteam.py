@@ -1,4 +1,7 @@
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_slug
+from django.utils.text import slugify
 
 from apps.teams.models import Team
 from apps.teams.services import create_team
@@ -15,7 +18,18 @@ class Command(BaseCommand):
         name = name.strip()
         if not name or len(name) > 100:
             raise CommandError("--name must be 1 to 100 characters.")
-        team = Team.objects.filter(slug=slug).first() if slug else None
+        # Provisioning scripts run on every container start: without --slug the team is still
+        # found again by the slug of its name instead of being created twice.
+        slug = slug or slugify(name)
+        try:
+            validate_slug(slug)
+        except ValidationError:
+            raise CommandError(
+                f"--slug {slug!r} must be letters, digits, hyphens or underscores."
+            ) from None
+        if len(slug) > 100:
+            raise CommandError("--slug must be at most 100 characters.")
+        team = Team.objects.filter(slug=slug).first()
         if team is None:
             team = create_team(name=name, slug=slug)
             self.stdout.write(f"created team {team.slug}")

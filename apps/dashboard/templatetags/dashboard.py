@@ -1,0 +1,44 @@
+"""Template helpers of the dashboard: the team switcher and human durations."""
+
+from datetime import timedelta
+
+from django import template
+
+from ..current_team import current_membership, memberships_of
+
+register = template.Library()
+
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """1 day 2 hours, 90 minutes -> "1 hour 30 minutes"; two units at most."""
+    if value is None:
+        return ""
+    seconds = int(value.total_seconds())
+    if seconds <= 0:
+        return "0 seconds"
+    parts = []
+    for name, size in _UNITS:
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
+    return " ".join(parts[:2])
+
+
+@register.inclusion_tag("dashboard/_team_switcher.html", takes_context=True)
+def team_switcher(context):
+    """A form to change the session's team, only for users in more than one team."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"memberships": []}
+    memberships = list(memberships_of(user))
+    if len(memberships) < 2:
+        return {"memberships": []}
+    return {
+        "memberships": memberships,
+        "current_team_id": current_membership(request).team_id,
+        "csrf_token": context.get("csrf_token"),
+    }

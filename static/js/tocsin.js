@@ -1,0 +1,76 @@
+/* Tocsin's only script besides htmx: copy buttons and a notice when a request fails.
+   Everything works without it; it only adds comfort. */
+(function () {
+  "use strict";
+
+  function announce(text) {
+    var region = document.getElementById("live-status");
+    if (region) { region.textContent = text; }
+  }
+
+  function copyWithSelection(text) {
+    // Fallback for plain-http deployments, where navigator.clipboard does not exist.
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    document.body.removeChild(area);
+    return ok ? Promise.resolve() : Promise.reject(new Error("copy refused"));
+  }
+
+  function copy(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { return copyWithSelection(text); });
+    }
+    return copyWithSelection(text);
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button) { return; }
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) { return; }
+    var label = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", label);
+    copy(source.textContent.trim()).then(function () {
+      button.textContent = "Copied";
+      announce("Copied to the clipboard.");
+    }, function () {
+      button.textContent = "Select and copy by hand";
+      announce("Could not copy; select the text and copy it by hand.");
+    }).then(function () {
+      window.setTimeout(function () { button.textContent = label; }, 2000);
+    });
+  });
+
+  function showProblem(text) {
+    var notice = document.getElementById("request-problem");
+    if (!notice) { return; }
+    notice.textContent = text;
+    notice.hidden = !text;
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    var reason = xhr.status === 403 ? "You are not allowed to do that." : "The server answered " + xhr.status + ".";
+    showProblem("That request failed: " + reason);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showProblem("Cannot reach Tocsin right now; what you see may be out of date. Retrying.");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (event.detail.successful) { showProblem(""); }
+  });
+
+  // Copy buttons are useless without this script, so they start hidden.
+  function revealCopyButtons() {
+    document.querySelectorAll("button[data-copy][hidden]").forEach(function (b) { b.hidden = false; });
+  }
+  document.addEventListener("DOMContentLoaded", revealCopyButtons);
+  document.addEventListener("htmx:afterSettle", revealCopyButtons);
+})();

@@ -1,0 +1,213 @@
+"""The dev run's supervisor (scripts/dev.py), with real processes.
+
+The full `dev.py run` also creates a venv and installs packages, which is too slow for the suite.
+These tests start the same web, worker and beat commands through dev.py's own functions, in a
+child Python process that plays the part of `dev.py run`, against a temporary TOCSIN_VAR_DIR
+with SQLite and the filesystem broker.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import dev  # noqa: E402  (scripts/ is not a package)
+
+if os.name != "posix":  # pragma: no cover
+    pytest.skip("the supervisor relies on POSIX signals and sessions", allow_module_level=True)
+
+# The child process: what `dev.py run` does after its venv bootstrap.
+SUPERVISOR = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import dev
+    env = json.loads(sys.argv[2])
+    if sys.argv[3] == "serve":
+        dev.setup_database(sys.executable, env)
+        sys.exit(dev.serve(sys.executable, env))
+    services = [dev.Service(name, argv) for name, argv in json.loads(sys.argv[3])]
+    sys.exit(dev.supervise(dev.start_services(services, env), timeout=2))
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def embedded_env(var_dir: Path, port: int) -> dict[str, str]:
+    """The dev run's environment with no servers: SQLite and the filesystem broker."""
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = dev.dev_environment(base)
+    env.update(
+        TOCSIN_VAR_DIR=str(var_dir),
+        PORT=str(port),
+        SITE_URL=f"http://127.0.0.1:{port}",
+        SWEEP_INTERVAL="1",
+    )
+    return env
+
+
+def start_supervisor(env, mode, log_path):
+    log = open(log_path, "wb")  # noqa: SIM115 - closed by the caller through the process
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, str(ROOT / "scripts"), json.dumps(env), mode],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    return proc
+
+
+def child_pids(log_path: Path, count: int, deadline: float) -> dict[str, int]:
+    """Read `==> started <name> pid <pid>` lines from the supervisor's output."""
+    while time.monotonic() < deadline:
+        pids = {}
+        for line in log_path.read_text(errors="replace").splitlines():
+            if line.startswith("==> started "):
+                _, _, name, _, pid = line.split()
+                pids[name] = int(pid)
+        if len(pids) == count:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError(f"children never started:\n{log_path.read_text(errors='replace')}")
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead; it only waits for its (gone) parent to reap it.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))
+
+
+def wait_for_exit(proc, log_path, timeout):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(
+            f"supervisor still running after {timeout} s:\n{log_path.read_text()}"
+        ) from None
+
+
+def get_healthz(port: int) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def test_service_commands_start_web_worker_and_beat_with_the_schedule_under_var(tmp_path):
+    env = embedded_env(tmp_path, 8123)
+    services = {s.name: s.argv for s in dev.service_commands("/venv/bin/python", env)}
+    assert list(services) == ["web", "worker", "beat"]
+    assert services["web"][1:] == ["manage.py", "runserver", "127.0.0.1:8123", "--noreload"]
+    assert "--pool=solo" in services["worker"]
+    assert services["beat"][-2:] == ["-s", str(tmp_path / "celerybeat-schedule")]
+
+
+def test_worker_uses_a_process_pool_only_with_postgres_and_redis(tmp_path):
+    env = embedded_env(tmp_path, 8123)
+    env.update(DATABASE_URL="postgres://db/tocsin", REDIS_URL="redis://cache:6379/0")
+    worker = next(s for s in dev.service_commands("python", env) if s.name == "worker")
+    assert "--pool=solo" not in worker.argv
+
+
+def test_dev_environment_turns_debug_on_only_when_unset():
+    assert dev.dev_environment({})["DEBUG"] == "1"
+    assert dev.dev_environment({"DEBUG": "0"})["DEBUG"] == "0"
+    assert dev.dev_environment({"PORT": "9000"})["SITE_URL"] == "http://127.0.0.1:9000"
+
+
+def test_dev_run_serves_healthz_after_a_sweep_and_sigint_stops_all_three(tmp_path):
+    port = free_port()
+    env = embedded_env(tmp_path / "var", port)
+    log_path = tmp_path / "run.log"
+    proc = start_supervisor(env, "serve", log_path)
+    try:
+        pids = child_pids(log_path, 3, deadline=time.monotonic() + 60)
+        deadline = time.monotonic() + 30
+        status, body = 0, {}
+        while time.monotonic() < deadline and status != 200:
+            with contextlib.suppress(OSError):  # web not listening yet
+                status, body = get_healthz(port)
+            time.sleep(0.3)
+        assert status == 200, f"/healthz never answered 200 ({body}):\n{log_path.read_text()}"
+        # 200 means the database answered and a sweep ran: beat sent it, the worker ran it.
+        assert body["sweeper"]["ok"] is True
+        assert body["broker"]["ok"] is True
+        assert "Log in as demo / tocsin-demo" in log_path.read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = wait_for_exit(proc, log_path, timeout=25)
+    assert code == 0, log_path.read_text()
+    assert [name for name, pid in pids.items() if is_running(pid)] == []
+    assert "SIGINT: stopping all services" in log_path.read_text()
+
+
+def _sleeper(seconds=60):
+    return [sys.executable, "-c", f"import time; time.sleep({seconds})"]
+
+
+def test_when_one_service_dies_the_others_are_stopped_and_the_exit_code_is_non_zero(tmp_path):
+    services = [
+        ("web", _sleeper()),
+        ("worker", _sleeper()),
+        ("beat", [sys.executable, "-c", "import time, sys; time.sleep(1); sys.exit(3)"]),
+    ]
+    log_path = tmp_path / "run.log"
+    proc = start_supervisor(dict(os.environ), json.dumps(services), log_path)
+    pids = child_pids(log_path, 3, deadline=time.monotonic() + 10)
+    code = wait_for_exit(proc, log_path, timeout=20)
+    assert code == 3
+    assert "beat exited with code 3: stopping the others" in log_path.read_text()
+    assert [name for name, pid in pids.items() if is_running(pid)] == []
+
+
+def test_sigterm_stops_all_services_and_exits_zero(tmp_path):
+    services = [("web", _sleeper()), ("worker", _sleeper())]
+    log_path = tmp_path / "run.log"
+    proc = start_supervisor(dict(os.environ), json.dumps(services), log_path)
+    pids = child_pids(log_path, 2, deadline=time.monotonic() + 10)
+    proc.send_signal(signal.SIGTERM)
+    assert wait_for_exit(proc, log_path, timeout=20) == 0
+    assert [name for name, pid in pids.items() if is_running(pid)] == []
+
+
+def test_a_service_that_ignores_sigint_is_killed_after_the_timeout(tmp_path):
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    services = [("web", [sys.executable, "-c", stubborn])]
+    log_path = tmp_path / "run.log"
+    proc = start_supervisor(dict(os.environ), json.dumps(services), log_path)
+    pids = child_pids(log_path, 1, deadline=time.monotonic() + 10)
+    deadline = time.monotonic() + 10
+    while "web | ready" not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    assert wait_for_exit(proc, log_path, timeout=20) == 0
+    assert "web did not stop in 2 s: killing it" in log_path.read_text()
+    assert not is_running(pids["web"])
