@@ -175,6 +175,22 @@ def test_copy_button_puts_the_ping_url_on_the_clipboard(new_page, site, owner, c
     expect(button).to_have_text("Copy")
 
 
+def test_copy_button_falls_back_when_the_clipboard_api_is_missing(new_page, site, owner, check):
+    # Plain-http deployments on a LAN address are not a secure context: no navigator.clipboard.
+    page = new_page(owner)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site)
+    page.add_init_script(
+        "window.realClipboard = navigator.clipboard;"
+        "Object.defineProperty(Navigator.prototype, 'clipboard', {get: () => undefined});"
+    )
+    page.goto(f"/checks/{check.id}/")
+    assert page.evaluate("navigator.clipboard") is None
+    page.get_by_role("button", name="Copy the ping URL").click()
+    expect(page.get_by_role("button", name="Copy the ping URL")).to_have_text("Copied")
+    copied = page.evaluate("window.realClipboard.readText()")
+    assert copied == f"{site}/ping/{check.ping_token}"
+
+
 def test_go_down_and_acknowledge_the_incident_with_a_click(new_page, site, team, member):
     check = CheckFactory(team=team, name="nightly-backup")
     page = new_page(member)
@@ -254,6 +270,34 @@ def test_acting_on_an_incident_someone_else_acknowledged_shows_why(
     expect(row.get_by_role("alert")).to_have_text("This incident is already acknowledged.")
     expect(row.locator(".pill")).to_have_text("Acknowledged")
     expect(row).to_contain_text("by alice")
+
+
+def test_refused_action_is_reported_on_the_page(new_page, site, team, member):
+    # The member is demoted to viewer while the page is open: the server refuses, and says so.
+    check = CheckFactory(team=team, name="nightly-backup")
+    incident = make_down(site, check)
+    page = new_page(member)
+    page.goto(f"/checks/{check.id}/")
+    Membership.objects.filter(user=member).update(role=Membership.Role.VIEWER)
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#request-problem")).to_have_text(
+        "That request failed: You are not allowed to do that."
+    )
+    expect(page.locator(f"#incident-{incident.id} .pill")).to_have_text("Triggered")
+    incident.refresh_from_db()
+    assert incident.state == Incident.State.TRIGGERED
+
+
+def test_stale_csrf_token_is_reported_as_an_out_of_date_page(new_page, site, team, member):
+    check = CheckFactory(team=team, name="nightly-backup")
+    incident = make_down(site, check)
+    page = new_page(member)
+    page.goto(f"/checks/{check.id}/")
+    page.context.clear_cookies(name="csrftoken")  # as if the token rotated elsewhere
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(page.locator("#request-problem")).to_contain_text("This page is out of date")
+    incident.refresh_from_db()
+    assert incident.state == Incident.State.TRIGGERED
 
 
 def test_viewer_sees_no_action_buttons_and_a_direct_post_is_refused(

@@ -670,6 +670,18 @@ def test_incident_page_shows_what_happened_and_escapes_the_log(owner_client, che
     assertContains(response, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;")
 
 
+def test_missed_heartbeat_incident_page_shows_times_and_no_exit_status(owner_client, incident):
+    incident.details = {
+        "expected_at": "2026-11-02T03:00:00+00:00",
+        "last_ping_at": "2026-11-01T04:00:00.123456+01:00",
+    }
+    incident.save()
+    response = owner_client.get(reverse("dashboard:incident-detail", args=[incident.id]))
+    assertContains(response, "Expected a ping at 2026-11-02 03:00:00 UTC")
+    assertContains(response, "Last ping at 2026-11-01 03:00:00 UTC")
+    assertNotContains(response, "Exit status")
+
+
 # --- team switcher ----------------------------------------------------------------------------
 
 
