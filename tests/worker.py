@@ -24,6 +24,7 @@ there. On PostgreSQL both run freely (no lock is taken).
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -134,23 +135,38 @@ def run_worker(app=celery_app) -> Iterator[LiveWorker]:
             try:
                 yield live
             finally:
-                # Hold the worker's turn while it stops, so that a task it is starting does
-                # not use the borrowed connection after this fixture gave it back.
-                with live.exclusive():
-                    signals.task_prerun.disconnect(live._before_task)
-                    signals.task_postrun.disconnect(live._after_task)
                 # What start_worker sets when it stops the worker, set early so that the
                 # nudges find the flag up (one ends the current poll, one the last).
                 worker_state.should_terminate = 0
                 nudge.delay()
                 nudge.delay()
+        # The worker's thread has ended: no task can run on the borrowed connection any more.
     finally:
+        if live is not None:
+            signals.task_prerun.disconnect(live._before_task)
+            signals.task_postrun.disconnect(live._after_task)
         app.conf.broker_transport_options = transport_options
         signals.setup_logging.disconnect(_keep_logging_as_it_is)
         if not warnings_were_captured:
             logging.captureWarnings(False)
+        # Whatever the stopped worker left (a retry it held, a nudge it did not need) goes too.
+        _purge_queue(app)
         for connection in borrowed.values():
             connection.dec_thread_sharing()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _discard_session_queue() -> Iterator[None]:
+    """Tests that run on_commit callbacks publish tasks that no worker consumes; drop this
+    session's queue at the end so that Redis (or var/broker) does not keep them."""
+    yield
+    try:
+        with celery_app.connection_for_write() as connection:
+            channel = connection.default_channel
+            channel.queue_purge(celery_app.conf.task_default_queue)
+            channel.queue_delete(celery_app.conf.task_default_queue)
+    except Exception as exc:  # the broker is down: nothing to tidy, and no test to fail
+        warnings.warn(f"could not drop the test queue: {exc}", stacklevel=1)
 
 
 @pytest.fixture
