@@ -11,7 +11,9 @@ guarantees, and nothing more:
 - a persistent connection per worker thread, opened on first use;
 - the same answer: 200 "OK" text/plain with the same headers, 404 for an unknown token.
 
-It reads REFERENCE_DATABASE_URL (a libpq URL) and CLOCK_SKEW_ALLOWANCE (seconds, default 5).
+It reads REFERENCE_DATABASE_URL (a libpq URL), CLOCK_SKEW_ALLOWANCE (seconds, default 5) and
+REFERENCE_PREPARE_THRESHOLD: unset keeps psycopg's default (prepare a statement after 5 uses),
+"none" turns preparing off as Django does by default, a number sets psycopg's threshold.
 It only knows GET, HEAD and POST /ping/<uuid>, the URL form the benchmark drives.
 """
 
@@ -25,6 +27,10 @@ import psycopg
 DSN = os.environ["REFERENCE_DATABASE_URL"]
 SKEW = timedelta(seconds=float(os.environ.get("CLOCK_SKEW_ALLOWANCE", "5")))
 BODY_LIMIT = int(os.environ.get("PING_BODY_LIMIT", str(100 * 1024)))
+_PREPARE = os.environ.get("REFERENCE_PREPARE_THRESHOLD", "")
+CONNECT_OPTIONS = (
+    {} if not _PREPARE else {"prepare_threshold": None if _PREPARE == "none" else int(_PREPARE)}
+)
 
 RECORD_SUCCESS = """
 WITH c AS (
@@ -53,7 +59,7 @@ _local = threading.local()
 def _connection() -> psycopg.Connection:
     conn = getattr(_local, "conn", None)
     if conn is None or conn.closed:
-        conn = _local.conn = psycopg.connect(DSN, autocommit=True)
+        conn = _local.conn = psycopg.connect(DSN, autocommit=True, **CONNECT_OPTIONS)
     return conn
 
 

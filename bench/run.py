@@ -61,6 +61,11 @@ def parse_args() -> argparse.Namespace:
         default="prepare_threshold=0",
         help="query string for Tocsin's DATABASE_URL (\"\" for Django's defaults)",
     )
+    p.add_argument(
+        "--reference-prepare",
+        default="",
+        help='the reference\'s psycopg prepare_threshold: "" psycopg\'s default (5), "none" off',
+    )
     p.add_argument("--pythonpath", default="", help="extra sys.path for gunicorn (experiments)")
     p.add_argument("--skip-pings", action="store_true")
     p.add_argument("--skip-sweep", action="store_true")
@@ -268,7 +273,11 @@ def count_pings(args, database: str) -> int:
 
 def bench_pings(args, tokens_path: Path) -> dict:
     tocsin_env = django_env(args, args.db)
-    ref_env = dict(tocsin_env, REFERENCE_DATABASE_URL=f"{args.server}/{args.ref_db}")
+    ref_env = dict(
+        tocsin_env,
+        REFERENCE_DATABASE_URL=f"{args.server}/{args.ref_db}",
+        REFERENCE_PREPARE_THRESHOLD=args.reference_prepare,
+    )
     databases = {"tocsin": args.db, "reference": args.ref_db}
     servers = {
         "tocsin": Server("tocsin", args.tocsin_app, args.ports[0], tocsin_env, args, ROOT),
@@ -405,6 +414,7 @@ def main() -> None:
         f"gunicorn: {args.workers} workers, {args.worker_class}"
         + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
         + f"; Tocsin's DATABASE_URL options: {args.url_options or '(none)'}"
+        + f"; reference prepare_threshold: {args.reference_prepare or 'psycopg default'}"
         + f"; wrk {args.method}, {args.duration} s per run, {args.rounds} rounds",
         flush=True,
     )
