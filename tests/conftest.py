@@ -9,7 +9,7 @@ from config.celery import app as celery_app
 
 from .factories import CheckFactory, MembershipFactory, TeamFactory
 
-pytest_plugins = ["tests.live"]
+pytest_plugins = ["tests.live", "tests.worker"]
 
 # Every test session gets its own queue, so messages left by one run never reach another.
 celery_app.conf.task_default_queue = f"tocsin-test-{uuid.uuid4().hex[:8]}"

@@ -6,15 +6,24 @@ the UPDATE returned. On SQLite (single host) it is the same UPDATE and INSERT in
 transaction. Nothing here touches Redis or Celery, and nothing here judges the ping: the UPDATE
 marks the check due (`alert_after = now`) and the sweeper, which owns every rule and every
 transition, folds the ping in within one sweep interval.
+
+On PostgreSQL the statement goes through a psycopg cursor that binds parameters on the server,
+still wrapped by Django (error translation, query logging), so that psycopg can keep it as a
+prepared statement when the connection allows it: Django turns preparing off by default
+(transaction-mode PgBouncer before 1.21 cannot route prepared statements) and
+`DATABASE_URL=...?prepare_threshold=0` turns it on. Parsing and planning the statement on every
+ping is most of the database's work for a ping; see bench/README.md for the figures.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from uuid import UUID
 
+import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 
 from .models import Check, Ping
 
@@ -42,6 +51,7 @@ _CHECK = Check._meta.db_table
 _PING = Ping._meta.db_table
 _TEAM = Check._meta.get_field("team").related_model._meta.db_table
 
+
 _WHERE = {
     "token": "ping_token = %(token)s",
     "slug": f"team_id = (SELECT id FROM {_TEAM} WHERE ping_key = %(ping_key)s) AND slug = %(slug)s",
@@ -50,10 +60,13 @@ _FACTS = (
     "kind, run_id, exit_status, method, remote_addr, user_agent, body, body_truncated, "
     "attempt, max_attempts, processed, failed_items, done, total, sent_at, outcome"
 )
+# Server-side binding sends a NULL without a type: the casts give the SELECT list the column
+# types (an untyped NULL would be text, which a uuid or integer column refuses).
 _FACT_PARAMS = (
-    "%(kind)s, %(run_id)s, %(exit_status)s, %(method)s, %(remote_addr)s, %(user_agent)s, "
-    "%(body)s, %(body_truncated)s, %(attempt)s, %(max_attempts)s, %(processed)s, "
-    "%(failed_items)s, %(done)s, %(total)s, %(sent_at)s, ''"
+    "%(kind)s, %(run_id)s::uuid, %(exit_status)s::smallint, %(method)s, %(remote_addr)s, "
+    "%(user_agent)s, %(body)s, %(body_truncated)s, %(attempt)s::integer, "
+    "%(max_attempts)s::integer, %(processed)s::bigint, %(failed_items)s::bigint, "
+    "%(done)s::bigint, %(total)s::bigint, %(sent_at)s::timestamptz, ''"
 )
 
 
@@ -78,9 +91,11 @@ def _sqlite_statements(lookup: str) -> tuple[str, str]:
     update = (
         f"UPDATE {_CHECK} SET {_set_clause('%(now)s')} WHERE {_WHERE[lookup]} RETURNING id, n_pings"
     )
+    # SQLite has no ::type casts (nor needs them: its parameters carry their types).
+    plain_params = re.sub(r"::\w+", "", _FACT_PARAMS)
     insert = (
         f"INSERT INTO {_PING} (check_id, n, received_at, {_FACTS}) "
-        f"VALUES (%(check_id)s, %(n)s, %(now)s, {_FACT_PARAMS})"
+        f"VALUES (%(check_id)s, %(n)s, %(now)s, {plain_params})"
     )
     return update, insert
 
@@ -96,16 +111,17 @@ def record_ping(
     """Record one ping for the check named by `token`, or by the team's `ping_key` and `slug`.
 
     Writes: the check's n_pings, last_ping_at and alert_after, plus one Ping row. Returns False
-    when no check matches (nothing is written). `now` is for tests; in production the database
-    clock stamps the ping. Not idempotent: every call is one more ping, as with any HTTP retry.
+    when no check matches (nothing is written). `now` is for tests; in production the database clock
+    stamps the ping. Not idempotent: every call is one more ping, as with any HTTP retry.
     """
+    db = connections[DEFAULT_DB_ALIAS]
     lookup = "token" if token is not None else "slug"
     params = {
-        "token": _uuid_param(token) if token is not None else None,
+        "token": token,
         "ping_key": ping_key,
         "slug": slug,
         "kind": ping.kind,
-        "run_id": _uuid_param(ping.run_id),
+        "run_id": ping.run_id,
         "exit_status": ping.exit_status,
         "method": ping.method,
         "remote_addr": ping.remote_addr[:64],
@@ -119,23 +135,55 @@ def record_ping(
         "done": ping.done,
         "total": ping.total,
         "sent_at": ping.sent_at,
+        "now": now,
     }
-    if connection.vendor == "postgresql":
-        params["now"] = now
-        with connection.cursor() as cursor:
-            cursor.execute(_postgresql_statement(lookup, now is not None), params)
-            return cursor.fetchone() is not None
-    return _record_ping_sqlite(lookup, params, now)
+    if db.vendor == "postgresql":
+        return _record_ping_postgresql(db, _postgresql_statement(lookup, now is not None), params)
+    return _record_ping_sqlite(db, lookup, params, now)
 
 
-def _record_ping_sqlite(lookup: str, params: dict, now: datetime | None) -> bool:
+def _record_ping_postgresql(db, statement: str, params: dict) -> bool:
+    # No health check here (Django's `SELECT 1` before the first query of a request costs as
+    # much database time as the ping itself). Instead a persistent connection that turns out to
+    # be dead is replaced and the ping sent once more, so that a database restart still costs
+    # no ping. Nothing is retried inside a caller's transaction or on a fresh connection.
+    reused = db.connection is not None
+    try:
+        return _execute_ping_statement(db, statement, params)
+    except (OperationalError, InterfaceError):
+        if not reused or db.in_atomic_block or db.is_usable():
+            raise
+        db.close()
+    return _execute_ping_statement(db, statement, params)
+
+
+def _execute_ping_statement(db, statement: str, params: dict) -> bool:
+    with _server_binding_cursor(db) as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchone() is not None
+
+
+def _server_binding_cursor(db):
+    """Django's cursor wrapper over a server-binding psycopg cursor (Django's own cursors bind
+    on the client, which rules out prepared statements)."""
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = psycopg.Cursor(db.connection)
+    return db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
+
+
+def _record_ping_sqlite(db, lookup: str, params: dict, now: datetime | None) -> bool:
     from django.utils import timezone
 
     update, insert = _sqlite_statements(lookup)
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt = db.ops.adapt_datetimefield_value
     params["now"] = adapt(now or timezone.now())
     params["sent_at"] = adapt(params["sent_at"]) if params["sent_at"] else None
-    with transaction.atomic(), connection.cursor() as cursor:
+    for key in ("token", "run_id"):
+        # Django stores UUIDs as 32 hex digits on backends without a native uuid type.
+        if params[key] is not None:
+            params[key] = params[key].hex
+    with transaction.atomic(using=db.alias), db.cursor() as cursor:
         cursor.execute(update, params)
         row = cursor.fetchone()
         if row is None:
@@ -145,17 +193,11 @@ def _record_ping_sqlite(lookup: str, params: dict, now: datetime | None) -> bool
     return True
 
 
-def _uuid_param(value: UUID | None):
-    if value is None:
-        return None
-    return value if connection.features.has_native_uuid_field else value.hex
-
-
 def prune_pings(*, keep: int | None = None) -> int:
     """Delete all but the newest `keep` pings of every check, never one the sweeper has not yet
     folded in. Runs from beat, never from the ping path. Returns the number of rows deleted."""
     keep = keep or settings.PINGS_KEPT_PER_CHECK
-    with connection.cursor() as cursor:
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {_PING} WHERE id IN (SELECT p.id FROM {_PING} p "
             f"JOIN {_CHECK} c ON c.id = p.check_id "

@@ -12,6 +12,7 @@ from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
 from apps.notifications.models import Notification
 from apps.notifications.outbox import queue_incident_notifications
+from apps.teams.models import Membership
 
 from .models import Incident, IncidentEvent, UsedActionToken
 from .tokens import ActionClaim, InvalidToken, read_action_token
@@ -19,6 +20,17 @@ from .tokens import ActionClaim, InvalidToken, read_action_token
 
 class IncidentActionError(Exception):
     """The action cannot be carried out (already resolved, ...); the message says why."""
+
+
+class ActionNotAllowed(InvalidToken):
+    """The token is genuine, but the person it was sent to may not act on this incident (any
+    more): a viewer, or someone who left the team after the email went out."""
+
+
+def may_act_on_incidents(*, user_id: int, team_id: int) -> bool:
+    """The dashboard's rule for acknowledging and resolving: a member or above of the team."""
+    membership = Membership.objects.filter(user_id=user_id, team_id=team_id).first()
+    return membership is not None and membership.has_role(Membership.Role.MEMBER)
 
 
 def failure_details(check: Check, failure: Failure | None) -> dict:
@@ -205,6 +217,8 @@ def inspect_action_token(token: str) -> TokenAction:
     user = get_user_model().objects.filter(id=claim.user_id, is_active=True).first()
     if incident is None or user is None:
         raise InvalidToken("This link no longer points to anything.")
+    if not may_act_on_incidents(user_id=user.id, team_id=incident.owner.team_id):
+        raise ActionNotAllowed("You can no longer act on this team's incidents.")
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
     return TokenAction(claim=claim, incident=incident, user=user)

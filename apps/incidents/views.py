@@ -9,7 +9,12 @@ from django.views.decorators.http import require_http_methods
 
 from apps.checks.clock import database_now
 
-from .services import IncidentActionError, inspect_action_token, perform_action_token
+from .services import (
+    ActionNotAllowed,
+    IncidentActionError,
+    inspect_action_token,
+    perform_action_token,
+)
 from .tokens import InvalidToken
 
 MAX_TOKEN_LENGTH = 500
@@ -32,6 +37,8 @@ def action(request, token: str):
                 {"action": found.claim.action, "incident": found.incident, "token": token},
             )
         incident = perform_action_token(token, now=database_now())
+    except ActionNotAllowed as exc:
+        return _refused(request, str(exc), status=403)
     except InvalidToken as exc:
         return _refused(request, str(exc), status=400)
     except IncidentActionError as exc:

@@ -1,6 +1,7 @@
 """Delivering one outbox row. Called by the Celery task; safe to call twice for one row."""
 
 import logging
+import smtplib
 from datetime import datetime
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 
 from apps.incidents.models import Incident
+from apps.incidents.services import may_act_on_incidents
 from apps.incidents.tokens import make_action_token
 
 from .models import Notification
@@ -37,7 +39,13 @@ def email_context(notification: Notification) -> dict:
         "check_url": absolute_url(reverse("dashboard:check-detail", args=[check.id])),
         "incident_url": absolute_url(reverse("dashboard:incident-detail", args=[incident.id])),
     }
-    if notification.event == Notification.Event.DOWN and notification.recipient_id:
+    # Action links only for recipients who may act: viewers are told, but the links would
+    # let them do what the dashboard refuses them.
+    if (
+        notification.event == Notification.Event.DOWN
+        and notification.recipient_id
+        and may_act_on_incidents(user_id=notification.recipient_id, team_id=check.team_id)
+    ):
         for action in ("acknowledge", "resolve"):
             token = make_action_token(
                 incident_id=incident.id, action=action, user_id=notification.recipient_id
@@ -60,6 +68,16 @@ def render_email(notification: Notification) -> EmailMultiAlternatives:
     return message
 
 
+def is_permanent(exc: Exception) -> bool:
+    """A 5xx SMTP answer (to the sender, every recipient or the message) says that the same
+    message will be refused again: record it instead of retrying. Anything else (a refused or
+    dropped connection, a timeout, a 4xx such as greylisting) may pass later."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+
+
 def claim(notification_id: int, now: datetime) -> bool:
     """Compare-and-set pending -> sending; only one worker wins a row."""
     return bool(
@@ -75,8 +93,8 @@ def claim(notification_id: int, now: datetime) -> bool:
 
 def deliver_notification(*, notification_id: int, now: datetime) -> str:
     """Send one outbox row. Returns a short summary. Raises TransientDeliveryError when the
-    attempt failed and another may succeed (the row is back to pending); after the last attempt
-    the row is marked failed and nothing is raised."""
+    attempt failed and another may succeed (the row is back to pending); after the last attempt,
+    or on a permanent refusal (is_permanent), the row is marked failed and nothing is raised."""
     if not claim(notification_id, now):
         return f"notification {notification_id}: nothing to do"
     notification = Notification.objects.select_related("incident__owner__team", "recipient").get(
@@ -86,7 +104,7 @@ def deliver_notification(*, notification_id: int, now: datetime) -> str:
         render_email(notification).send(fail_silently=False)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:1000]
-        final = notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS
+        final = is_permanent(exc) or notification.attempts >= settings.NOTIFICATION_MAX_ATTEMPTS
         Notification.objects.filter(id=notification_id).update(
             status=(
                 Notification.DeliveryStatus.FAILED if final else Notification.DeliveryStatus.PENDING

@@ -57,7 +57,13 @@
 
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
-    var reason = xhr.status === 403 ? "You are not allowed to do that." : "The server answered " + xhr.status + ".";
+    var reason = "The server answered " + xhr.status + ".";
+    if (xhr.status === 403) {
+      // Django's CSRF refusal says "CSRF"; it happens when a login elsewhere rotated the token.
+      reason = /CSRF/.test(xhr.responseText || "")
+        ? "This page is out of date; reload it and try again."
+        : "You are not allowed to do that.";
+    }
     showProblem("That request failed: " + reason);
   });
   document.addEventListener("htmx:sendError", function () {

@@ -3,6 +3,8 @@ polled partial, the check form, the check page, incident actions, the team switc
 static files the pages need (served by the app itself, no CDN)."""
 
 import re
+import shutil
+import subprocess
 from datetime import timedelta
 from html import unescape
 
@@ -202,7 +204,7 @@ def test_pages_load_scripts_and_styles_only_from_the_app(owner_client, check):
 
 def test_htmx_and_our_assets_are_served_through_whitenoise(owner_client, client, check):
     urls = static_urls(owner_client.get(LIST).content.decode())
-    assert len(urls) == 3
+    assert len(urls) == 4  # icon, stylesheet, htmx, ours
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url
@@ -668,6 +670,18 @@ def test_incident_page_shows_what_happened_and_escapes_the_log(owner_client, che
     assertContains(response, "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;")
 
 
+def test_missed_heartbeat_incident_page_shows_times_and_no_exit_status(owner_client, incident):
+    incident.details = {
+        "expected_at": "2026-11-02T03:00:00+00:00",
+        "last_ping_at": "2026-11-01T04:00:00.123456+01:00",
+    }
+    incident.save()
+    response = owner_client.get(reverse("dashboard:incident-detail", args=[incident.id]))
+    assertContains(response, "Expected a ping at 2026-11-02 03:00:00 UTC")
+    assertContains(response, "Last ping at 2026-11-01 03:00:00 UTC")
+    assertNotContains(response, "Exit status")
+
+
 # --- team switcher ----------------------------------------------------------------------------
 
 
@@ -759,3 +773,77 @@ def test_pages_of_a_check_in_another_of_my_teams_open_whatever_the_session_team(
     response = owner_client.get(detail_url(check))
     assert response.status_code == 200
     assertContains(response, "platform-job")
+
+
+# --- the snippets really work when a shell runs them ------------------------------------------
+
+
+@pytest.fixture
+def shell_snippets(live_server, settings, owner, check):
+    """The check page's snippets as a shell would get them, pointing at a live server."""
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed")
+    settings.SITE_URL = live_server.url
+    return snippets(client_for(owner).get(detail_url(check)).content.decode())
+
+
+def run_shell(script: str, shell: str = "sh") -> subprocess.CompletedProcess:
+    return subprocess.run([shell, "-c", script], capture_output=True, text=True, timeout=60)
+
+
+def job_script(tmp_path, *, exit_status: int) -> str:
+    job = tmp_path / "job.sh"
+    job.write_text(
+        "#!/bin/sh\n"
+        'i=0; while [ $i -lt 2000 ]; do echo "noise line $i"; i=$((i+1)); done\n'
+        "echo 'error: disk full' >&2\n"
+        f"exit {exit_status}\n"
+    )
+    job.chmod(0o755)
+    return str(job)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", ["success", "start", "fail"])
+def test_one_line_snippets_record_their_kind(shell_snippets, check, name):
+    result = run_shell(shell_snippets[name])
+    assert result.returncode == 0, result.stderr
+    assert list(check.pings.values_list("kind", flat=True)) == [name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_crontab_snippet_pings_after_the_job_succeeds(shell_snippets, check):
+    command = shell_snippets["cron"].split(" ", 5)[5]  # drop the five schedule fields
+    assert run_shell(command.replace("/path/to/job.sh", "true")).returncode == 0
+    assert run_shell(command.replace("/path/to/job.sh", "false")).returncode != 0
+    assert list(check.pings.values_list("kind", flat=True)) == ["success"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_wrapper_snippet_reports_the_exit_status_with_the_end_of_the_log(
+    shell_snippets, check, tmp_path, shell
+):
+    script = shell_snippets["wrapper"].replace(
+        "/path/to/job.sh", job_script(tmp_path, exit_status=3)
+    )
+    result = run_shell(script, shell)
+    assert result.returncode == 3, result.stderr  # the job's own status is passed on
+    start, end = check.pings.order_by("n")
+    assert start.kind == "start"
+    assert (end.kind, end.exit_status, end.method) == ("fail", 3, "POST")
+    body = end.body_text
+    assert body.endswith("noise line 1999\nerror: disk full\n")
+    assert len(end.body) == 10000 and not end.body_truncated
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wrapper_snippet_reports_success_for_exit_status_zero(shell_snippets, check, tmp_path):
+    script = shell_snippets["wrapper"].replace(
+        "/path/to/job.sh", job_script(tmp_path, exit_status=0)
+    )
+    assert run_shell(script).returncode == 0
+    assert [(p.kind, p.exit_status) for p in check.pings.order_by("n")] == [
+        ("start", None),
+        ("success", 0),
+    ]

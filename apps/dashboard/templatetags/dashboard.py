@@ -1,6 +1,6 @@
 """Template helpers of the dashboard: the team switcher and human durations."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import template
 
@@ -25,6 +25,20 @@ def duration(value: timedelta | None) -> str:
         if amount:
             parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
     return " ".join(parts[:2])
+
+
+@register.filter
+def iso_utc(value: str | None) -> str:
+    """An ISO 8601 timestamp kept in JSON (incident details) shown like the others, in UTC."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @register.inclusion_tag("dashboard/_team_switcher.html", takes_context=True)
