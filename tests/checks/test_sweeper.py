@@ -26,7 +26,7 @@ def overdue_check(team, t0, i: int) -> Check:
         slug=f"overdue-{i}",
         status=Check.Status.UP,
         last_ping_at=last_ping_at,
-        last_signal="success",
+        eval_state={"last_checkin_at": last_ping_at.isoformat()},
         # Distinct deadlines, so the sweep order (by alert_after) is known.
         alert_after=last_ping_at + DAY + timedelta(seconds=5) + i * timedelta(seconds=1),
     )
@@ -39,16 +39,22 @@ def test_sweep_examines_only_the_due_checks(team, t0):
         if i % 4 == 0:  # new: never pinged, nothing can happen on its own
             quiet.append(Check(**fields))
         elif i % 4 == 1:  # already down: nothing more to do until a ping comes
-            quiet.append(Check(**fields, status=Check.Status.DOWN, last_signal="fail"))
+            quiet.append(Check(**fields, status=Check.Status.DOWN))
         elif i % 4 == 2:  # paused
-            quiet.append(Check(**fields, status=Check.Status.PAUSED, paused_at=t0 - DAY))
+            quiet.append(
+                Check(
+                    **fields,
+                    status=Check.Status.PAUSED,
+                    eval_state={"paused_at": (t0 - DAY).isoformat()},
+                )
+            )
         else:  # up, with its deadline still ahead
             quiet.append(
                 Check(
                     **fields,
                     status=Check.Status.UP,
                     last_ping_at=t0 - HOUR,
-                    last_signal="success",
+                    eval_state={"last_checkin_at": (t0 - HOUR).isoformat()},
                     alert_after=t0 + 23 * HOUR,
                 )
             )
@@ -57,9 +63,10 @@ def test_sweep_examines_only_the_due_checks(team, t0):
 
     result = sweep_due_checks(now=t0, batch_size=2)
 
-    assert (result.examined, result.changed, result.opened, result.errors) == (5, 5, 5, [])
+    # Each overdue check flips twice (up -> late -> down, each at its own deadline).
+    assert (result.examined, result.changed, result.opened, result.errors) == (5, 10, 5, [])
     run = SweepRun.objects.get()
-    assert (run.started_at, run.examined, run.changed) == (t0, 5, 5)
+    assert (run.started_at, run.examined, run.changed) == (t0, 5, 10)
     assert set(Flip.objects.values_list("owner_id", flat=True)) == {c.id for c in due}
     assert Check.objects.filter(status=Check.Status.DOWN).count() == 5 + 500
     # A second sweep at the same moment finds nothing left to do.
@@ -75,13 +82,13 @@ def test_sweep_with_nothing_due_still_records_that_it_ran(db, t0):
 def test_a_check_that_raises_is_pushed_forward_and_the_batch_goes_on(team, t0, caplog):
     checks = Check.objects.bulk_create([overdue_check(team, t0, i) for i in range(3)])
     broken = checks[0]  # first in sweep order
-    # A signal this version does not know (a newer release wrote it, or a hand edit): the state
-    # machine refuses it with ValueError. No database constraint stops such a row.
-    Check.objects.filter(id=broken.id).update(last_signal="heartbeat")
+    # A state this version cannot read (a newer release wrote it, or a hand edit): reading it
+    # raises ValueError. No database constraint stops such a row.
+    Check.objects.filter(id=broken.id).update(eval_state={"last_checkin_at": "yesterday"})
 
     result = sweep_due_checks(now=t0, batch_size=10)
 
-    assert (result.examined, result.changed, result.opened) == (3, 2, 2)
+    assert (result.examined, result.changed, result.opened) == (3, 4, 2)
     assert len(result.errors) == 1
     assert result.errors[0].startswith(str(broken.id))
     broken.refresh_from_db()

@@ -274,7 +274,6 @@ def test_sweep_task_records_a_sweep_even_with_a_dead_deadman_url(settings):
     from apps.checks.tasks import sweep_due_checks_task
 
     settings.SWEEPER_DEADMAN_URL = "http://127.0.0.1:9/"
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
     summary = sweep_due_checks_task()
     assert summary.startswith("swept 0")
     assert SweepRun.objects.count() == 1
