@@ -149,10 +149,10 @@ def test_two_concurrent_sweeps_never_double_alert_and_never_miss(
     assert all(r.examined > 0 for r in results), [str(r) for r in results]
     assert sum(r.examined for r in results) == n_checks
     assert sum(r.opened for r in results) == n_checks
-    # Never miss: every check flipped. Never double-alert: one flip, one incident and one set of
-    # notifications per check.
+    # Never miss: every check flipped. Never double-alert: one set of flips (up -> late ->
+    # down, each at its own deadline), one incident and one set of notifications per check.
     assert Check.objects.filter(status=Check.Status.DOWN).count() == n_checks
-    assert Flip.objects.count() == n_checks
+    assert Flip.objects.count() == 2 * n_checks
     assert Flip.objects.values("owner").distinct().count() == n_checks
     assert Incident.objects.count() == n_checks
     assert Incident.objects.values("owner").distinct().count() == n_checks
