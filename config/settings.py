@@ -65,6 +65,10 @@ ACTION_TOKEN_MAX_AGE = timedelta(days=_positive_int("ACTION_TOKEN_MAX_AGE_DAYS",
 # An outbox row still pending or sending after this long is handed to a worker again.
 OUTBOX_STALE_AFTER = timedelta(seconds=_positive_int("OUTBOX_STALE_AFTER", 120))
 NOTIFICATION_MAX_ATTEMPTS = _positive_int("NOTIFICATION_MAX_ATTEMPTS", 8)
+# Outbound webhooks refuse private, loopback and link-local addresses unless allowed here.
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
+OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
+OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
 
 INSTALLED_APPS = [
     "django.contrib.admin",
