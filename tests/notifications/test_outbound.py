@@ -10,7 +10,7 @@ from apps.notifications.outbound import OutboundError, address_allowed, post
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - the http.server hook name
+    def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         self.server.received.append((self.path, dict(self.headers), self.rfile.read(length)))
         status = {"/ok": 200, "/missing": 404, "/broken": 500, "/busy": 429}.get(self.path, 200)
