@@ -74,6 +74,10 @@ if SWEEPER_DEADMAN_URL and not SWEEPER_DEADMAN_URL.startswith(("http://", "https
 # become "unknown" instead of paging everyone (apps/checks/monitor.py).
 BLIND_WINDOW_DETECTION = env.bool("BLIND_WINDOW_DETECTION", default=True)
 SWEEPER_DEADMAN_TIMEOUT = _non_negative_float("SWEEPER_DEADMAN_TIMEOUT", 5.0) or 5.0
+# Outbound webhooks refuse private, loopback and link-local addresses unless allowed here.
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
+OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
+OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,0 +1,117 @@
+"""Outbound HTTP for channels: every request has a timeout, and refuses private, loopback,
+link-local and other non-public addresses (so a webhook URL cannot be used to reach internal
+services) unless a setting allows them.
+
+The host is resolved once, every address it resolves to is checked, and the connection goes to
+the checked address (with the original Host header and TLS server name), so a DNS answer that
+changes between the check and the connection (DNS rebinding) cannot slip through.
+"""
+
+import http.client
+import ipaddress
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+MAX_RESPONSE_BYTES = 64 * 1024
+USER_AGENT = "Tocsin-Notifier/1"
+
+
+class OutboundError(Exception):
+    """A request that failed. `permanent` errors (a refused address, a 4xx) are not retried."""
+
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+
+
+def address_allowed(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    if getattr(address, "ipv4_mapped", None):
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return settings.OUTBOUND_ALLOW_LOOPBACK or settings.OUTBOUND_ALLOW_PRIVATE
+    if (
+        address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
+    ):
+        return settings.OUTBOUND_ALLOW_PRIVATE
+    return True
+
+
+def resolve_public(host: str, port: int) -> str:
+    """The first address of `host` that may be contacted; raises a permanent OutboundError if
+    any address it resolves to is refused (a name that mixes public and private addresses is
+    refused whole)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise OutboundError(f"cannot resolve {host}: {exc}") from None
+    addresses = [info[4][0] for info in infos]
+    refused = [ip for ip in addresses if not address_allowed(ip)]
+    if refused or not addresses:
+        shown = refused[0] if refused else "no address"
+        raise OutboundError(
+            f"refused: {host} resolves to a private or reserved address ({shown})", permanent=True
+        )
+    return addresses[0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, host, ip, **kwargs):
+        super().__init__(host, **kwargs)
+        self._ip = ip
+
+    def connect(self):
+        self.sock = socket.create_connection((self._ip, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host, ip, **kwargs):
+        super().__init__(host, context=ssl.create_default_context(), **kwargs)
+        self._ip = ip
+
+    def connect(self):
+        sock = socket.create_connection((self._ip, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
+def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+    """POST `body` to `url`. Raises OutboundError on refusal, network failure or a non-2xx
+    answer (4xx except 408/429 are permanent; 5xx, 408 and 429 may be retried)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OutboundError("only http:// and https:// URLs can be used", permanent=True)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    ip = resolve_public(parts.hostname, port)
+    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(parts.hostname, ip, port=port, timeout=timeout)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    all_headers = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
+    try:
+        connection.request("POST", path, body=body, headers=all_headers)
+        response = connection.getresponse()
+        content = response.read(MAX_RESPONSE_BYTES)
+    except (OSError, http.client.HTTPException) as exc:
+        raise OutboundError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        connection.close()
+    if 200 <= response.status < 300:
+        return Response(response.status, content)
+    retryable = response.status >= 500 or response.status in (408, 429)
+    raise OutboundError(
+        f"HTTP {response.status}: {content[:200].decode(errors='replace')}", permanent=not retryable
+    )

@@ -1,0 +1,113 @@
+"""Outbound HTTP against a real local server: timeouts, answers, and the private-address guard."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from apps.notifications.outbound import OutboundError, address_allowed, post
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        self.server.received.append((self.path, dict(self.headers), self.rfile.read(length)))
+        status = {"/ok": 200, "/missing": 404, "/broken": 500, "/busy": 429}.get(self.path, 200)
+        if self.path == "/slow":
+            time.sleep(3)
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"answer")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.received = []
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def allow_loopback(settings):
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
+
+
+def test_post_delivers_body_and_headers(server, allow_loopback):
+    httpd, base = server
+    response = post(f"{base}/ok?x=1", body=b"{}", headers={"X-Test": "yes"}, timeout=2)
+    assert response.status == 200 and response.body == b"answer"
+    path, headers, body = httpd.received[0]
+    assert path == "/ok?x=1" and body == b"{}" and headers["X-Test"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("path", "permanent"), [("/missing", True), ("/broken", False), ("/busy", False)]
+)
+def test_error_answers_say_whether_to_retry(server, allow_loopback, path, permanent):
+    _, base = server
+    with pytest.raises(OutboundError) as raised:
+        post(f"{base}{path}", body=b"", headers={}, timeout=2)
+    assert raised.value.permanent is permanent
+
+
+def test_a_server_that_never_answers_times_out(server, allow_loopback):
+    _, base = server
+    started = time.monotonic()
+    with pytest.raises(OutboundError) as raised:
+        post(f"{base}/slow", body=b"", headers={}, timeout=0.5)
+    assert time.monotonic() - started < 2.5
+    assert not raised.value.permanent
+
+
+def test_loopback_is_refused_by_default(server, settings):
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    httpd, base = server
+    with pytest.raises(OutboundError) as raised:
+        post(f"{base}/ok", body=b"", headers={}, timeout=2)
+    assert raised.value.permanent and "refused" in str(raised.value)
+    assert httpd.received == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.5/hook",
+        "http://192.168.1.1/hook",
+        "http://172.16.0.1/hook",
+        "http://169.254.169.254/latest/meta-data",  # cloud metadata
+        "http://[::1]/hook",
+        "http://[fe80::1]/hook",
+        "http://0.0.0.0/hook",
+        "http://localhost/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+    ],
+)
+def test_private_addresses_are_refused(settings, url):
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    with pytest.raises(OutboundError) as raised:
+        post(url, body=b"", headers={}, timeout=1)
+    assert raised.value.permanent
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/x", "file:///etc/passwd", "http:///nohost", "gopher://x"]
+)
+def test_other_schemes_are_refused(url):
+    with pytest.raises(OutboundError) as raised:
+        post(url, body=b"", headers={}, timeout=1)
+    assert raised.value.permanent
+
+
+def test_public_addresses_are_allowed(settings):
+    settings.OUTBOUND_ALLOW_LOOPBACK = False
+    assert address_allowed("93.184.216.34")
+    assert address_allowed("2606:2800:220:1:248:1893:25c8:1946")
+    assert not address_allowed("100.64.0.1")  # carrier-grade NAT is not public either
