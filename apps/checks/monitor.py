@@ -50,7 +50,11 @@ def detect_blind_window(
     baseline_start = recent_start - baseline_window
     if history[-1].started_at > baseline_start + ingest_window:
         return None  # not enough history to have a baseline
-    recent = sum(s.pings_folded for s in history if s.started_at >= recent_start)
+    recent_sweeps = [s for s in history if s.started_at >= recent_start]
+    if not recent_sweeps:
+        # A slow (but not stopped) sweeper: the pings are waiting to be folded, not lost.
+        return None
+    recent = sum(s.pings_folded for s in recent_sweeps)
     baseline = sum(s.pings_folded for s in history if baseline_start <= s.started_at < recent_start)
     baseline_rate = baseline / (baseline_window.total_seconds() / 60)
     recent_rate = recent / (ingest_window.total_seconds() / 60)

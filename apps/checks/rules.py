@@ -127,7 +127,7 @@ def item_counts(ping: PingEvent) -> tuple[int | None, int | None]:
         return None, None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting fits in 4 KB
         return None, None
     if not isinstance(data, dict):
         return None, None
@@ -178,7 +178,12 @@ def classify(ping: PingEvent, rules: Rules) -> Outcome:
         if rules.partial_max_failed is not None and failed > rules.partial_max_failed:
             return Outcome.PARTIAL_OVER_LIMIT
         ratio_limit = rules.partial_max_ratio
-        if ratio_limit is not None and processed and failed / processed > ratio_limit:
+        # Failures among zero processed items are over any ratio (not a division by zero).
+        if (
+            ratio_limit is not None
+            and processed is not None
+            and (processed == 0 or failed / processed > ratio_limit)
+        ):
             return Outcome.PARTIAL_OVER_LIMIT
         return Outcome.PARTIAL
     return Outcome.SUCCESS

@@ -26,6 +26,7 @@ NEVER = datetime.max.replace(tzinfo=UTC)
 MIN_INTERVAL = timedelta(minutes=1)
 MAX_INTERVAL = timedelta(days=365)
 MAX_EXPRESSION_LENGTH = 200
+MAX_SKIPPED_OCCURRENCES = 3600  # one repeated hour of per-second OnCalendar occurrences
 CRON_ALIASES = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -56,21 +57,29 @@ class Schedule:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first expected check-in strictly after `moment` (aware, returned in UTC)."""
+        if moment >= NEVER:
+            return NEVER
         if self.kind == ScheduleKind.PERIOD:
-            return moment + self.period
+            return later_by(moment, self.period)
         zone = _zone(self.timezone)
         local = moment.astimezone(zone)
         try:
             if self.kind == ScheduleKind.CRON:
-                upcoming = next(iter(CronSim(_cron_fields(self.expression), local)))
+                occurrences = iter(CronSim(_cron_fields(self.expression), local))
             else:
-                upcoming = next(iter(OnCalendar(self.expression, local)))
+                occurrences = iter(OnCalendar(self.expression, local))
+            # From the second pass of a repeated hour (fall-back day), both libraries first
+            # yield that hour's first-pass occurrences, which are already past: skip them.
+            for _ in range(MAX_SKIPPED_OCCURRENCES + 1):
+                upcoming = next(occurrences).astimezone(UTC)
+                if upcoming > moment:
+                    break
         except StopIteration:
             # An OnCalendar expression whose last occurrence is past: nothing is expected.
             return NEVER
         except (CronSimError, OnCalendarError) as exc:
             raise ScheduleError(str(exc)) from None
-        return upcoming.astimezone(UTC)
+        return upcoming
 
     def upcoming(self, after: datetime, count: int = 5) -> list[datetime]:
         """The next `count` expected times after `after`, for the form's preview."""
@@ -81,6 +90,14 @@ class Schedule:
                 break
             times.append(moment)
         return times
+
+
+def later_by(moment: datetime, delta: timedelta) -> datetime:
+    """`moment + delta`, saturating at NEVER instead of overflowing past year 9999."""
+    try:
+        return min(moment + delta, NEVER)
+    except OverflowError:
+        return NEVER
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -170,11 +187,15 @@ def deadlines_after(
     """
     allowance = skew_allowance + abs(observed_offset)
     early_tolerance = allowance if schedule.kind != ScheduleKind.PERIOD else timedelta(0)
-    expected_at = schedule.next_after(last_checkin_at + early_tolerance)
+    expected_at = schedule.next_after(later_by(last_checkin_at, early_tolerance))
     last_tolerated = expected_at
     for _ in range(max(1, missed_tolerance) - 1):
-        last_tolerated = schedule.next_after(last_tolerated)
-    late_at = expected_at + allowance
+        following = schedule.next_after(last_tolerated)
+        if following == NEVER:
+            break  # fewer than M occurrences remain: missing the last one is enough
+        last_tolerated = following
     return Deadlines(
-        expected_at=expected_at, late_at=late_at, down_at=last_tolerated + allowance + grace
+        expected_at=expected_at,
+        late_at=later_by(expected_at, allowance),
+        down_at=later_by(last_tolerated, allowance + grace),
     )

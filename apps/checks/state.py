@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .rules import Outcome, PingEvent, Rules, classify
-from .schedule import Deadlines, deadlines_after
+from .schedule import NEVER, Deadlines, deadlines_after, later_by
 
 MAX_OPEN_RUNS = 50
 
@@ -240,7 +240,8 @@ def advance_time(
 def next_deadline(state: EvalState, rules: Rules, skew_allowance: timedelta) -> datetime | None:
     """When the sweeper must look at this check again if no ping arrives (alert_after)."""
     due = _earliest_due(state, rules, skew_allowance)
-    return None if due is None else due[0]
+    # A schedule with no future occurrence (a past one-shot OnCalendar) expects nothing more.
+    return None if due is None or due[0] >= NEVER else due[0]
 
 
 def heartbeat_deadlines(
@@ -292,7 +293,7 @@ def _earliest_due(state: EvalState, rules: Rules, skew: timedelta):
                 (run.progress_reference + rules.progress_timeout + skew, _stalled(run))
             )
     if state.transient_since is not None:
-        heal_by = rules.schedule.next_after(state.transient_since) + skew
+        heal_by = later_by(rules.schedule.next_after(state.transient_since), skew)
         candidates.append((heal_by, _transient_expired))
     if state.status in (Status.UP, Status.LATE, Status.UNKNOWN):
         deadlines = heartbeat_deadlines(state, rules, skew)

@@ -1,7 +1,9 @@
 """The HTMX dashboard. Views stay thin: find the object through a team-scoped helper, call one
 service, render (a partial when htmx asks)."""
 
+from datetime import UTC
 from functools import wraps
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,6 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from apps.checks.clock import database_now
 from apps.checks.models import Check, Ping
+from apps.checks.schedule import ScheduleError, ScheduleKind
 from apps.incidents.models import Incident
 from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
 from apps.teams.access import require_role
@@ -25,7 +28,7 @@ from apps.teams.models import Membership
 
 from . import health
 from .current_team import choose_team, current_membership
-from .forms import CheckForm, TeamSwitchForm
+from .forms import CheckForm, SchedulePreviewForm, TeamSwitchForm
 
 INCIDENT_ACTIONS = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}
 
@@ -97,6 +100,31 @@ def check_create(request):
 
 @dashboard_login_required
 @require_GET
+def schedule_preview(request):
+    """The next five expected times of the schedule in the query string (the check form's live
+    preview), or why the schedule cannot be used. Any team member may ask: it reads no data."""
+    current_membership(request)
+    form = SchedulePreviewForm(request.GET)
+    context = {"error": None, "times": []}
+    try:
+        schedule = form.schedule()
+    except ScheduleError as exc:
+        context["error"] = str(exc)
+    else:
+        try:
+            zone = ZoneInfo(schedule.timezone)
+        except (ZoneInfoNotFoundError, ValueError):  # a period ignores its timezone
+            zone = UTC
+        context["timezone"] = str(zone)
+        context["is_period"] = schedule.kind == ScheduleKind.PERIOD
+        context["times"] = [
+            (moment.astimezone(zone), moment) for moment in schedule.upcoming(database_now(), 5)
+        ]
+    return render(request, "dashboard/_schedule_preview.html", context)
+
+
+@dashboard_login_required
+@require_GET
 @vary_on_headers("HX-Request")
 def check_detail(request, check_id):
     check, membership = get_check_for_user(request.user, check_id)
@@ -107,6 +135,7 @@ def check_detail(request, check_id):
         "slug_url": f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}",
         "pings": check.pings.all()[:50],
         "flips": check.flips.all()[:20],
+        "runs": check.runs.all()[:20],
         "incidents": check.incidents.select_related("acknowledged_by", "resolved_by")[:20],
         "can_act": membership.has_role(Membership.Role.MEMBER),
     }

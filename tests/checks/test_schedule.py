@@ -1,13 +1,18 @@
-"""Schedules, classification and blind-window detection: pure rules, injected time, no DB."""
+"""Schedules, table-driven, with injected time. No database.
+
+Expected instants are written in UTC and were checked by hand against the zone's rules (and
+against cronsim, which follows Debian cron across daylight-saving changes).
+"""
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from apps.checks.monitor import SweepSample, detect_blind_window
-from apps.checks.rules import Outcome, PingEvent, PingKind, Rules, classify
 from apps.checks.schedule import (
+    NEVER,
+    Deadlines,
     Schedule,
     ScheduleError,
     ScheduleKind,
@@ -15,181 +20,598 @@ from apps.checks.schedule import (
     validate_schedule,
 )
 
-NY = ZoneInfo("America/New_York")
-NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-SKEW = timedelta(seconds=5)
+S, MIN, HOUR, DAY = (
+    timedelta(seconds=1),
+    timedelta(minutes=1),
+    timedelta(hours=1),
+    timedelta(days=1),
+)
+NOW = datetime(2026, 3, 9, 12, 5, tzinfo=UTC)  # a Monday
 
 
-def cron(expression, tz="UTC"):
-    return Schedule(kind=ScheduleKind.CRON, expression=expression, timezone=tz)
+def utc(*args):
+    return datetime(*args, tzinfo=UTC)
+
+
+def cron(expression, timezone="UTC"):
+    return Schedule(kind=ScheduleKind.CRON, expression=expression, timezone=timezone)
+
+
+def oncalendar(expression, timezone="UTC"):
+    return Schedule(kind=ScheduleKind.ONCALENDAR, expression=expression, timezone=timezone)
+
+
+def period(value):
+    return Schedule(kind=ScheduleKind.PERIOD, period=value)
+
+
+# --- next_after ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("schedule", "after", "expected"),
     [
-        (Schedule(period=timedelta(hours=2)), NOW, NOW + timedelta(hours=2)),
-        (cron("@hourly"), NOW, datetime(2026, 11, 2, 13, 0, tzinfo=UTC)),
-        (cron("@daily"), NOW, datetime(2026, 11, 3, 0, 0, tzinfo=UTC)),
-        (cron("@weekly"), NOW, datetime(2026, 11, 8, 0, 0, tzinfo=UTC)),  # next Sunday
-        (cron("@monthly"), NOW, datetime(2026, 12, 1, 0, 0, tzinfo=UTC)),
-        (cron("@yearly"), NOW, datetime(2027, 1, 1, 0, 0, tzinfo=UTC)),
-        (cron("*/15 * * * *"), NOW, datetime(2026, 11, 2, 12, 15, tzinfo=UTC)),
-        # 2026-03-08: New York skips 02:00-03:00; the 02:30 job runs at 03:00 EDT (07:00 UTC).
-        (
-            cron("30 2 * * *", "America/New_York"),
-            datetime(2026, 3, 7, 12, 0, tzinfo=UTC),
-            datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+        pytest.param(period(HOUR), NOW, NOW + HOUR, id="period-hour"),
+        pytest.param(period(90 * S), NOW, NOW + 90 * S, id="period-90s"),
+        pytest.param(period(DAY), utc(2026, 3, 7, 12), utc(2026, 3, 8, 12), id="period-day-utc"),
+        pytest.param(cron("*/15 * * * *"), NOW, utc(2026, 3, 9, 12, 15), id="cron-every-15"),
+        pytest.param(
+            cron("0 12 * * *"), utc(2026, 3, 9, 12), utc(2026, 3, 10, 12), id="cron-strictly-after"
         ),
-        # 2026-11-01: 01:30 happens twice in New York; the job is expected once, the first time.
-        (
-            cron("30 1 * * *", "America/New_York"),
-            datetime(2026, 10, 31, 12, 0, tzinfo=UTC),
-            datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
+        pytest.param(
+            cron("0 12 * * *"),
+            utc(2026, 3, 9, 11, 59, 59),
+            utc(2026, 3, 9, 12),
+            id="cron-just-before",
         ),
-        (
-            cron("30 1 * * *", "America/New_York"),
-            datetime(2026, 11, 1, 5, 30, tzinfo=UTC),
-            datetime(2026, 11, 2, 6, 30, tzinfo=UTC),
+        pytest.param(
+            cron("0 9 * * 1-5"), utc(2026, 3, 13, 10), utc(2026, 3, 16, 9), id="cron-weekdays"
         ),
-        (
-            Schedule(kind=ScheduleKind.ONCALENDAR, expression="Mon..Fri 09:00", timezone="UTC"),
-            datetime(2026, 11, 6, 10, 0, tzinfo=UTC),  # a Friday after 09:00
-            datetime(2026, 11, 9, 9, 0, tzinfo=UTC),
+        pytest.param(cron("0  9 *   * *"), NOW, utc(2026, 3, 10, 9), id="cron-extra-whitespace"),
+        pytest.param(cron("@hourly"), NOW, utc(2026, 3, 9, 13), id="hourly"),
+        pytest.param(cron("@daily"), NOW, utc(2026, 3, 10), id="daily"),
+        pytest.param(cron("@midnight"), NOW, utc(2026, 3, 10), id="midnight"),
+        pytest.param(cron("@DAILY"), NOW, utc(2026, 3, 10), id="daily-any-case"),
+        pytest.param(cron("@weekly"), NOW, utc(2026, 3, 15), id="weekly-is-sunday"),
+        pytest.param(cron("@monthly"), NOW, utc(2026, 4, 1), id="monthly"),
+        pytest.param(cron("@yearly"), NOW, utc(2027, 1, 1), id="yearly"),
+        pytest.param(cron("@annually"), NOW, utc(2027, 1, 1), id="annually"),
+        pytest.param(
+            cron("@daily", "Europe/Riga"), NOW, utc(2026, 3, 9, 22), id="daily-riga-midnight"
         ),
-    ],
-    ids=[
-        "period",
-        "hourly",
-        "daily",
-        "weekly",
-        "monthly",
-        "yearly",
-        "every-15",
-        "dst-skipped-0230",
-        "dst-repeated-0130-first",
-        "dst-repeated-0130-once",
-        "oncalendar",
+        pytest.param(
+            cron("@hourly", "Asia/Kolkata"),
+            NOW,
+            utc(2026, 3, 9, 12, 30),
+            id="hourly-half-hour-zone",
+        ),
+        pytest.param(
+            cron("0 0 29 2 *"), NOW, utc(2028, 2, 29), id="leap-day-skips-to-next-leap-year"
+        ),
     ],
 )
 def test_next_after(schedule, after, expected):
     assert schedule.next_after(after) == expected
+    assert schedule.next_after(after).tzinfo is not None
 
 
-def test_upcoming_gives_five_times_in_order():
-    times = cron("0 9 * * 1-5", "Europe/Riga").upcoming(NOW, 5)
-    assert len(times) == 5 and times == sorted(times)
+# --- daylight-saving changes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after", "expected"),
+    [
+        # New York springs forward at 02:00 EST on 2026-03-08: 02:30 does not exist. The run
+        # happens at 03:00 EDT (07:00 UTC), then 02:30 EDT (06:30 UTC) again the day after.
+        pytest.param(
+            cron("30 2 * * *", "America/New_York"),
+            utc(2026, 3, 7, 12),
+            [utc(2026, 3, 8, 7), utc(2026, 3, 9, 6, 30), utc(2026, 3, 10, 6, 30)],
+            id="new-york-spring-forward-skipped-0230",
+        ),
+        # New York falls back at 02:00 EDT on 2026-11-01: 01:30 happens at 05:30 and 06:30 UTC.
+        # A daily 01:30 job is expected once (the first), then 01:30 EST the next day.
+        pytest.param(
+            cron("30 1 * * *", "America/New_York"),
+            utc(2026, 10, 31, 12),
+            [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30), utc(2026, 11, 3, 6, 30)],
+            id="new-york-fall-back-repeated-0130",
+        ),
+        # Berlin springs forward at 02:00 CET on 2026-03-29: 02:30 does not exist, run at 03:00
+        # CEST (01:00 UTC).
+        pytest.param(
+            cron("30 2 * * *", "Europe/Berlin"),
+            utc(2026, 3, 28, 12),
+            [utc(2026, 3, 29, 1), utc(2026, 3, 30, 0, 30), utc(2026, 3, 31, 0, 30)],
+            id="berlin-spring-forward-skipped-0230",
+        ),
+        # Berlin falls back at 03:00 CEST on 2026-10-25: 02:30 happens at 00:30 and 01:30 UTC.
+        pytest.param(
+            cron("30 2 * * *", "Europe/Berlin"),
+            utc(2026, 10, 24, 12),
+            [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30), utc(2026, 10, 27, 1, 30)],
+            id="berlin-fall-back-repeated-0230",
+        ),
+        # An hourly job really runs every hour of elapsed time: both 01:00s on fall-back day,
+        # and no 02:00 on spring-forward day.
+        pytest.param(
+            cron("0 * * * *", "America/New_York"),
+            utc(2026, 11, 1, 4, 30),
+            [utc(2026, 11, 1, 5), utc(2026, 11, 1, 6), utc(2026, 11, 1, 7)],
+            id="new-york-hourly-fall-back",
+        ),
+        pytest.param(
+            cron("0 * * * *", "America/New_York"),
+            utc(2026, 3, 8, 5, 30),
+            [utc(2026, 3, 8, 6), utc(2026, 3, 8, 7), utc(2026, 3, 8, 8)],
+            id="new-york-hourly-spring-forward",
+        ),
+        # A daily midnight job keeps local midnight on both sides of the change.
+        pytest.param(
+            oncalendar("*-*-* 00:00:00", "America/New_York"),
+            utc(2026, 3, 7, 12),
+            [utc(2026, 3, 8, 5), utc(2026, 3, 9, 4), utc(2026, 3, 10, 4)],
+            id="oncalendar-midnight-new-york-spring",
+        ),
+        pytest.param(
+            oncalendar("*-*-* 01:30", "America/New_York"),
+            utc(2026, 10, 31, 12),
+            [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30), utc(2026, 11, 3, 6, 30)],
+            id="oncalendar-new-york-fall-back-once",
+        ),
+    ],
+)
+def test_dst(schedule, after, expected):
+    assert schedule.upcoming(after, len(expected)) == expected
+
+
+def test_new_york_skipped_0230_runs_at_0300_local():
+    run = cron("30 2 * * *", "America/New_York").next_after(utc(2026, 3, 7, 12))
+    local = run.astimezone(ZoneInfo("America/New_York"))
+    assert (local.date().isoformat(), local.hour, local.minute) == ("2026-03-08", 3, 0)
+    assert local.utcoffset() == -4 * HOUR  # already EDT
+
+
+@pytest.mark.parametrize(
+    ("schedule", "first_pass", "second_pass", "next_day"),
+    [
+        pytest.param(
+            cron("30 1 * * *", "America/New_York"),
+            utc(2026, 11, 1, 5, 30),
+            utc(2026, 11, 1, 6, 30),
+            utc(2026, 11, 2, 6, 30),
+            id="new-york",
+        ),
+        pytest.param(
+            cron("30 2 * * *", "Europe/Berlin"),
+            utc(2026, 10, 25, 0, 30),
+            utc(2026, 10, 25, 1, 30),
+            utc(2026, 10, 26, 1, 30),
+            id="berlin",
+        ),
+    ],
+)
+def test_repeated_local_time_is_expected_once(schedule, first_pass, second_pass, next_day):
+    # After the first pass, and from anywhere in the repeated hour, the next run is the next day:
+    # the second pass of the same wall-clock time is never expected.
+    assert schedule.next_after(first_pass) == next_day
+    assert schedule.next_after(second_pass - 30 * MIN) == next_day
+    assert second_pass not in schedule.upcoming(first_pass - DAY, 5)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "moment", "expected"),
+    [
+        # Inside the second pass of New York's repeated hour (01:00-02:00 EST) the first-pass
+        # 01:30 EDT is already past: the next run is tomorrow, never a time before `moment`.
+        pytest.param(
+            cron("30 1 * * *", "America/New_York"),
+            utc(2026, 11, 1, 6),
+            utc(2026, 11, 2, 6, 30),
+            id="cron-new-york-0100-est",
+        ),
+        pytest.param(
+            cron("30 1 * * *", "America/New_York"),
+            utc(2026, 11, 1, 6, 29, 59),
+            utc(2026, 11, 2, 6, 30),
+            id="cron-new-york-0129-est",
+        ),
+        pytest.param(
+            cron("10,20 1 * * *", "America/New_York"),
+            utc(2026, 11, 1, 6, 15),
+            utc(2026, 11, 2, 6, 10),
+            id="cron-new-york-two-fixed-minutes",
+        ),
+        pytest.param(
+            cron("30 2 * * *", "Europe/Berlin"),
+            utc(2026, 10, 25, 1),
+            utc(2026, 10, 26, 1, 30),
+            id="cron-berlin-0200-cet",
+        ),
+        pytest.param(
+            oncalendar("*-*-* 01:30", "America/New_York"),
+            utc(2026, 11, 1, 6),
+            utc(2026, 11, 2, 6, 30),
+            id="oncalendar-new-york-0100-est",
+        ),
+        pytest.param(
+            oncalendar("*-*-* 02:30", "Europe/Berlin"),
+            utc(2026, 10, 25, 1, 15),
+            utc(2026, 10, 26, 1, 30),
+            id="oncalendar-berlin-0215-cet",
+        ),
+        # A job whose minute is a wildcard really runs in both passes (as Debian cron does).
+        pytest.param(
+            cron("*/30 1 * * *", "America/New_York"),
+            utc(2026, 11, 1, 6, 10),
+            utc(2026, 11, 1, 6, 30),
+            id="cron-new-york-wildcard-minute-runs-in-second-pass",
+        ),
+    ],
+)
+def test_next_after_inside_the_repeated_hour_is_never_in_the_past(schedule, moment, expected):
+    assert schedule.next_after(moment) == expected
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        pytest.param(cron("30 1 * * *", "America/New_York"), id="ny-0130"),
+        pytest.param(cron("30 2 * * *", "America/New_York"), id="ny-0230"),
+        pytest.param(cron("0 * * * *", "America/New_York"), id="ny-hourly"),
+        pytest.param(cron("*/20 1-2 * * *", "America/New_York"), id="ny-every-20-at-1-2"),
+        pytest.param(cron("30 2 * * *", "Europe/Berlin"), id="berlin-0230"),
+        pytest.param(oncalendar("*-*-* 01:30", "America/New_York"), id="oncal-ny-0130"),
+        pytest.param(oncalendar("*-*-* 02:30", "Europe/Berlin"), id="oncal-berlin-0230"),
+    ],
+)
+@pytest.mark.parametrize(
+    "day",
+    [
+        pytest.param(utc(2026, 3, 8), id="us-spring"),
+        pytest.param(utc(2026, 11, 1), id="us-fall"),
+        pytest.param(utc(2026, 3, 29), id="eu-spring"),
+        pytest.param(utc(2026, 10, 25), id="eu-fall"),
+    ],
+)
+def test_next_after_is_strictly_later_and_monotonic_across_dst_days(schedule, day):
+    previous = None
+    for step in range(0, 24 * 60, 5):
+        moment = day + step * MIN
+        upcoming = schedule.next_after(moment)
+        assert upcoming > moment
+        if previous is not None:
+            assert upcoming >= previous
+        previous = upcoming
+
+
+# --- OnCalendar --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after", "expected"),
+    [
+        pytest.param(
+            oncalendar("Mon..Fri 09:00", "Europe/Riga"),
+            utc(2026, 3, 27, 12),  # Friday afternoon; Riga springs forward on Sunday 29th
+            [utc(2026, 3, d, 6) for d in (30, 31)] + [utc(2026, 4, d, 6) for d in (1, 2, 3)],
+            id="weekdays-riga-across-dst",
+        ),
+        pytest.param(
+            oncalendar("Mon..Fri 09:00"),
+            utc(2026, 3, 13, 9),  # Friday 09:00 exactly: strictly after
+            [utc(2026, 3, 16, 9), utc(2026, 3, 17, 9)],
+            id="weekdays-utc-skip-weekend",
+        ),
+        pytest.param(
+            oncalendar("*-*-* 00:00:00"),
+            NOW,
+            [utc(2026, 3, 10), utc(2026, 3, 11)],
+            id="daily-utc",
+        ),
+        pytest.param(
+            oncalendar("*-*-* 00:00:00", "Asia/Tokyo"),
+            NOW,
+            [utc(2026, 3, 9, 15), utc(2026, 3, 10, 15)],
+            id="daily-tokyo",
+        ),
+        pytest.param(
+            oncalendar("*-*-* *:00/15"), NOW, [utc(2026, 3, 9, 12, 15)], id="every-15-min"
+        ),
+        pytest.param(oncalendar("daily"), NOW, [utc(2026, 3, 10)], id="shorthand-daily"),
+        pytest.param(oncalendar("2026-03-08 00:00"), NOW, [], id="one-shot-in-the-past"),
+    ],
+)
+def test_oncalendar(schedule, after, expected):
+    assert schedule.upcoming(after, len(expected) or 5) == expected
+
+
+def test_oncalendar_without_future_occurrence_is_never():
+    assert oncalendar("2026-03-08 00:00").next_after(NOW) == NEVER
+
+
+# --- upcoming ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        pytest.param(period(HOUR), id="period"),
+        pytest.param(cron("*/10 * * * *"), id="cron"),
+        pytest.param(cron("30 2 * * *", "America/New_York"), id="cron-dst"),
+        pytest.param(cron("@weekly", "Europe/Berlin"), id="cron-weekly-berlin"),
+        pytest.param(oncalendar("Mon..Fri 09:00", "Europe/Riga"), id="oncalendar"),
+    ],
+)
+@pytest.mark.parametrize(
+    "after",
+    [
+        pytest.param(NOW, id="now"),
+        pytest.param(utc(2026, 3, 7, 12), id="before-us-spring-forward"),
+        pytest.param(utc(2026, 10, 31, 12), id="before-us-fall-back"),
+    ],
+)
+def test_upcoming_gives_five_increasing_times(schedule, after):
+    times = schedule.upcoming(after)
+    assert len(times) == 5
+    assert times == sorted(set(times))
+    assert times[0] == schedule.next_after(after) > after
+    for earlier, later in pairwise(times):
+        assert schedule.next_after(earlier) == later
+    assert all(t.utcoffset() == timedelta(0) for t in times)
+
+
+def test_upcoming_period_preview():
+    assert period(HOUR).upcoming(NOW) == [NOW + k * HOUR for k in range(1, 6)]
+
+
+# --- validation --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("schedule", "message"),
     [
-        (cron(""), "Enter an expression"),
-        (cron("0 0 * * * *"), "5 fields"),
-        (cron("0 0 * *"), "5 fields"),
-        (cron("61 * * * *"), "Invalid cron expression"),
-        (cron("@fortnightly"), "Unknown cron shortcut"),
-        (cron("0 3 * * *", "Mars/Olympus"), "Unknown timezone"),
-        (cron("0 " * 150), "at most 200 characters"),
-        (Schedule(kind=ScheduleKind.ONCALENDAR, expression="Someday 25:00"), "Invalid OnCalendar"),
-        (Schedule(period=timedelta(seconds=30)), "at least 1 minute"),
-        (Schedule(period=timedelta(days=366)), "at most 365 days"),
+        pytest.param(cron(""), "Enter an expression", id="empty"),
+        pytest.param(cron("   "), "Enter an expression", id="blank"),
+        pytest.param(oncalendar(""), "Enter an expression", id="empty-oncalendar"),
+        pytest.param(cron("0 0 * * * *"), "A cron expression has 5 fields", id="six-fields"),
+        pytest.param(cron("0 0 * *"), "A cron expression has 5 fields", id="four-fields"),
+        pytest.param(cron("61 * * * *"), "Invalid cron expression: Bad minute", id="minute-61"),
+        pytest.param(cron("0 24 * * *"), "Invalid cron expression: Bad hour", id="hour-24"),
+        pytest.param(cron("0 0 30 2 *"), "Invalid cron expression", id="february-30"),
+        pytest.param(cron("0 0 * 13 *"), "Invalid cron expression", id="month-13"),
+        pytest.param(cron("a b c d e"), "Invalid cron expression", id="garbage"),
+        pytest.param(cron("@reboot"), "Unknown cron shortcut", id="shortcut-reboot"),
+        pytest.param(cron("@every 5m"), "Unknown cron shortcut", id="shortcut-every"),
+        pytest.param(cron("@fortnightly"), "Unknown cron shortcut", id="shortcut-unknown"),
+        pytest.param(
+            cron("* * * * *", "Mars/Olympus"),
+            "Unknown timezone “Mars/Olympus”: use an IANA name",
+            id="timezone-mars",
+        ),
+        pytest.param(cron("* * * * *", ""), "Unknown timezone", id="timezone-empty"),
+        pytest.param(cron("* * * * *", "../../etc/passwd"), "Unknown timezone", id="timezone-path"),
+        pytest.param(
+            oncalendar("daily", "Mars/Olympus"), "Unknown timezone", id="oncalendar-timezone"
+        ),
+        pytest.param(cron("0 " * 101), "at most 200 characters", id="cron-too-long"),
+        pytest.param(oncalendar("*" * 201), "at most 200 characters", id="oncalendar-too-long"),
+        pytest.param(
+            oncalendar("Mon..Fry 09:00"), "Invalid OnCalendar expression", id="oncalendar-weekday"
+        ),
+        pytest.param(
+            oncalendar("*-*-* 25:00"), "Invalid OnCalendar expression: Bad hour", id="oncal-hour"
+        ),
+        pytest.param(oncalendar("bogus"), "Invalid OnCalendar expression", id="oncal-garbage"),
+        pytest.param(
+            oncalendar("2020-01-01 00:00"), "never matches a time in the future", id="oncal-past"
+        ),
+        pytest.param(period(59 * S), "Period must be at least 1 minute", id="period-59s"),
+        pytest.param(period(timedelta(0)), "Period must be at least 1 minute", id="period-zero"),
+        pytest.param(period(-HOUR), "Period must be at least 1 minute", id="period-negative"),
+        pytest.param(
+            period(365 * DAY + S), "Period must be at most 365 days", id="period-over-a-year"
+        ),
+        pytest.param(Schedule(period=None), "Period is required", id="period-missing"),
     ],
 )
-def test_invalid_schedules_give_clear_errors(schedule, message):
+def test_validate_schedule_rejects(schedule, message):
     with pytest.raises(ScheduleError, match=message):
         validate_schedule(schedule, now=NOW)
 
 
-def test_an_early_cron_ping_counts_for_the_run_it_was_meant_for():
-    schedule = cron("0 3 * * *")
-    early = datetime(2026, 11, 2, 2, 59, 58, tzinfo=UTC)  # the job host's clock is 2 s fast
-    deadlines = deadlines_after(early, schedule, timedelta(hours=1), SKEW)
-    assert deadlines.expected_at == datetime(2026, 11, 3, 3, 0, tzinfo=UTC)
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        pytest.param(period(MIN), id="period-1-minute"),
+        pytest.param(period(365 * DAY), id="period-365-days"),
+        pytest.param(cron("* * * * *"), id="cron-every-minute"),
+        pytest.param(cron("30 2 * * *", "America/New_York"), id="cron-new-york"),
+        pytest.param(cron(" @daily "), id="shortcut-padded"),
+        pytest.param(cron("@Monthly", "Europe/Berlin"), id="shortcut-mixed-case"),
+        pytest.param(cron("0 " + "9 " + "* " * 3), id="exactly-five-fields"),
+        pytest.param(cron("0 0 * * " + ",".join(["1"] * 90)), id="long-but-below-limit"),
+        pytest.param(oncalendar("Mon..Fri 09:00", "Europe/Riga"), id="oncalendar-weekdays"),
+        pytest.param(oncalendar("*-*-* 00:00:00", "America/New_York"), id="oncalendar-midnight"),
+        pytest.param(oncalendar("2026-12-31 23:00"), id="oncalendar-one-shot-in-future"),
+    ],
+)
+def test_validate_schedule_accepts(schedule):
+    assert validate_schedule(schedule, now=NOW) is schedule
 
 
-def test_missed_tolerance_and_observed_offset():
-    d = deadlines_after(
-        NOW,
-        Schedule(period=timedelta(hours=1)),
-        timedelta(minutes=10),
-        SKEW,
-        missed_tolerance=3,
-        observed_offset=timedelta(seconds=-30),
-    )
-    allowance = SKEW + timedelta(seconds=30)
-    assert d.late_at == NOW + timedelta(hours=1) + allowance
-    assert d.down_at == NOW + timedelta(hours=3) + allowance + timedelta(minutes=10)
+# --- deadlines ---------------------------------------------------------------------------------
+
+DAILY_0300 = cron("0 3 * * *")
+SKEW = 5 * S
+GRACE = 10 * MIN
 
 
-def ping(kind="success", **facts):
-    return PingEvent(n=1, kind=PingKind(kind), received_at=NOW, **facts)
+def d(expected_at, late_at, down_at):
+    return Deadlines(expected_at=expected_at, late_at=late_at, down_at=down_at)
 
 
 @pytest.mark.parametrize(
-    ("event", "rules", "outcome"),
+    ("last_checkin", "schedule", "kwargs", "expected"),
     [
-        (ping(method="GET"), Rules(post_only=True), Outcome.IGNORED),
-        (ping(method="POST"), Rules(post_only=True), Outcome.SUCCESS),
-        (ping(body="Backup FAILED"), Rules(failure_keywords=("failed",)), Outcome.FAIL),
-        (
-            ping(body="ok and failed"),
-            Rules(success_keywords=("ok",), failure_keywords=("failed",)),
-            Outcome.FAIL,
+        pytest.param(
+            NOW,
+            period(HOUR),
+            {},
+            d(NOW + HOUR, NOW + HOUR + SKEW, NOW + HOUR + SKEW + GRACE),
+            id="period-skew-before-late-and-down",
         ),
-        (ping(body="nothing"), Rules(success_keywords=("all good",)), Outcome.IGNORED),
-        (ping("log", body="ERROR: x"), Rules(failure_keywords=("error",)), Outcome.FAIL),
-        (ping("fail", attempt=1, max_attempts=3), Rules(), Outcome.RETRYING),
-        (ping("fail", attempt=3, max_attempts=3), Rules(), Outcome.FAIL),
-        (ping("fail", exit_status=75), Rules(), Outcome.TRANSIENT),
-        (ping("fail", exit_status=1), Rules(), Outcome.FAIL),
-        (ping(processed=1000, failed=1), Rules(partial_max_ratio=0.001), Outcome.PARTIAL),
-        (
-            ping(processed=1000, failed=2),
-            Rules(partial_max_ratio=0.001),
-            Outcome.PARTIAL_OVER_LIMIT,
+        pytest.param(
+            utc(2026, 3, 9, 3),
+            DAILY_0300,
+            {},
+            d(utc(2026, 3, 10, 3), utc(2026, 3, 10, 3) + SKEW, utc(2026, 3, 10, 3) + SKEW + GRACE),
+            id="cron-on-time",
         ),
-        (
-            ping(body='{"processed": 10, "failed": 11}'),
-            Rules(partial_max_failed=10),
-            Outcome.PARTIAL_OVER_LIMIT,
+        pytest.param(
+            utc(2026, 3, 9, 3) - 2 * S,
+            DAILY_0300,
+            {},
+            d(utc(2026, 3, 10, 3), utc(2026, 3, 10, 3) + SKEW, utc(2026, 3, 10, 3) + SKEW + GRACE),
+            id="cron-2s-early-counts-for-todays-run",
         ),
-        (
-            ping(body='{"processed": 10, "failed": true}'),
-            Rules(partial_max_failed=0),
-            Outcome.SUCCESS,
+        pytest.param(
+            utc(2026, 3, 9, 3) - SKEW,
+            DAILY_0300,
+            {},
+            d(utc(2026, 3, 10, 3), utc(2026, 3, 10, 3) + SKEW, utc(2026, 3, 10, 3) + SKEW + GRACE),
+            id="cron-early-by-exactly-the-allowance",
         ),
-        (ping(body="{not json"), Rules(partial_max_failed=0), Outcome.SUCCESS),
-        (ping(body="[1, 2]"), Rules(partial_max_failed=0), Outcome.SUCCESS),
-        (ping("start"), Rules(), Outcome.START),
-        (ping("progress"), Rules(), Outcome.PROGRESS),
-        (ping("log"), Rules(), Outcome.LOG),
+        pytest.param(
+            utc(2026, 3, 9, 3) - SKEW - S,
+            DAILY_0300,
+            {},
+            d(utc(2026, 3, 9, 3), utc(2026, 3, 9, 3) + SKEW, utc(2026, 3, 9, 3) + SKEW + GRACE),
+            id="cron-earlier-than-allowance-still-expects-todays-run",
+        ),
+        pytest.param(
+            utc(2026, 3, 9, 3) + 3 * S,
+            DAILY_0300,
+            {},
+            d(utc(2026, 3, 10, 3), utc(2026, 3, 10, 3) + SKEW, utc(2026, 3, 10, 3) + SKEW + GRACE),
+            id="cron-slightly-late",
+        ),
+        pytest.param(
+            NOW,
+            period(HOUR),
+            {"missed_tolerance": 3},
+            d(NOW + HOUR, NOW + HOUR + SKEW, NOW + 3 * HOUR + SKEW + GRACE),
+            id="period-tolerate-3-misses",
+        ),
+        pytest.param(
+            utc(2026, 3, 9, 3),
+            DAILY_0300,
+            {"missed_tolerance": 3},
+            d(utc(2026, 3, 10, 3), utc(2026, 3, 10, 3) + SKEW, utc(2026, 3, 12, 3) + SKEW + GRACE),
+            id="cron-tolerate-3-misses",
+        ),
+        pytest.param(
+            utc(2026, 3, 13, 9),  # Friday
+            cron("0 9 * * 1-5"),
+            {"missed_tolerance": 2},
+            d(utc(2026, 3, 16, 9), utc(2026, 3, 16, 9) + SKEW, utc(2026, 3, 17, 9) + SKEW + GRACE),
+            id="cron-tolerance-follows-the-schedule-not-a-period",
+        ),
+        pytest.param(
+            NOW,
+            period(HOUR),
+            {"missed_tolerance": 0},
+            d(NOW + HOUR, NOW + HOUR + SKEW, NOW + HOUR + SKEW + GRACE),
+            id="tolerance-zero-means-one",
+        ),
+        pytest.param(
+            NOW,
+            period(HOUR),
+            {"observed_offset": -40 * S},
+            d(NOW + HOUR, NOW + HOUR + 45 * S, NOW + HOUR + 45 * S + GRACE),
+            id="period-negative-offset-widens-both",
+        ),
+        pytest.param(
+            NOW,
+            period(HOUR),
+            {"observed_offset": 40 * S},
+            d(NOW + HOUR, NOW + HOUR + 45 * S, NOW + HOUR + 45 * S + GRACE),
+            id="period-positive-offset-widens-both",
+        ),
+        pytest.param(
+            # A job host 40 s fast pings by its own cron 40 s before the server's 03:00: that
+            # ping is meant for today's run, so the next expected one is tomorrow.
+            utc(2026, 3, 9, 3) - 40 * S,
+            DAILY_0300,
+            {"observed_offset": 40 * S},
+            d(
+                utc(2026, 3, 10, 3),
+                utc(2026, 3, 10, 3) + 45 * S,
+                utc(2026, 3, 10, 3) + 45 * S + GRACE,
+            ),
+            id="cron-fast-host-offset-counts-early-ping",
+        ),
+        pytest.param(
+            utc(2026, 3, 7, 12),
+            cron("30 2 * * *", "America/New_York"),
+            {},
+            d(utc(2026, 3, 8, 7), utc(2026, 3, 8, 7) + SKEW, utc(2026, 3, 8, 7) + SKEW + GRACE),
+            id="cron-dst-skipped-time",
+        ),
+        pytest.param(
+            # The 01:30 EDT run took 30 minutes and pinged at 01:00 EST (fall-back day): the
+            # next expected run is tomorrow, not the 01:30 EDT that has already passed.
+            utc(2026, 11, 1, 6),
+            cron("30 1 * * *", "America/New_York"),
+            {},
+            d(
+                utc(2026, 11, 2, 6, 30),
+                utc(2026, 11, 2, 6, 30) + SKEW,
+                utc(2026, 11, 2, 6, 30) + SKEW + GRACE,
+            ),
+            id="cron-dst-ping-in-repeated-hour",
+        ),
+        pytest.param(
+            utc(2026, 3, 1),
+            oncalendar("2026-03-08 00:00"),
+            {"missed_tolerance": 3},
+            d(utc(2026, 3, 8), utc(2026, 3, 8) + SKEW, utc(2026, 3, 8) + SKEW + GRACE),
+            id="one-shot-fewer-occurrences-than-tolerance",
+        ),
+        pytest.param(
+            NOW,
+            oncalendar("2026-03-08 00:00"),
+            {"missed_tolerance": 2, "observed_offset": HOUR},
+            d(NEVER, NEVER, NEVER),
+            id="one-shot-already-past-nothing-expected",
+        ),
     ],
 )
-def test_classify(event, rules, outcome):
-    assert classify(event, rules) == outcome
+def test_deadlines_after(last_checkin, schedule, kwargs, expected):
+    assert deadlines_after(last_checkin, schedule, GRACE, SKEW, **kwargs) == expected
 
 
-def sweeps(start, count, every, pings):
-    return [SweepSample(start - i * every, pings) for i in range(count)]
+def test_cron_ping_just_before_run_expects_next_days_run():
+    # The job pinged 2 s before the server's 03:00 for today's run: tomorrow 03:00 is expected,
+    # and the check is not late at today's 03:00 + allowance.
+    deadlines = deadlines_after(utc(2026, 3, 9, 2, 59, 58), DAILY_0300, GRACE, SKEW)
+    assert deadlines.expected_at == utc(2026, 3, 10, 3)
+    assert deadlines.late_at > utc(2026, 3, 9, 3) + SKEW
 
 
-def test_blind_window_detection():
-    interval, allowance = timedelta(seconds=5), SKEW
-    assert detect_blind_window([], now=NOW, sweep_interval=interval, allowance=allowance) is None
-    normal = sweeps(NOW - interval, 400, interval, 5)
-    assert (
-        detect_blind_window(normal, now=NOW, sweep_interval=interval, allowance=allowance) is None
-    )
-    gap = [SweepSample(NOW - timedelta(minutes=10), 5)]
-    window = detect_blind_window(gap, now=NOW, sweep_interval=interval, allowance=allowance)
-    assert (window.since, window.cause) == (NOW - timedelta(minutes=10), "sweeper")
-    # 60 pings a minute for half an hour, then nothing for the last two minutes.
-    dropped = sweeps(NOW - interval, 24, interval, 0) + sweeps(
-        NOW - timedelta(minutes=2) - interval, 400, interval, 5
-    )
-    window = detect_blind_window(dropped, now=NOW, sweep_interval=interval, allowance=allowance)
-    assert (window.since, window.cause) == (NOW - timedelta(minutes=2), "ingest")
-    quiet = sweeps(NOW - interval, 24, interval, 0) + sweeps(
-        NOW - timedelta(minutes=2) - interval, 400, interval, 0
-    )
-    assert detect_blind_window(quiet, now=NOW, sweep_interval=interval, allowance=allowance) is None
+@pytest.mark.parametrize(
+    ("missed_tolerance", "down_after_run"),
+    [
+        pytest.param(1, 1, id="M1-down-after-1st"),
+        pytest.param(2, 2, id="M2-down-after-2nd"),
+        pytest.param(3, 3, id="M3-down-after-3rd"),
+    ],
+)
+def test_missed_tolerance_counts_expected_times(missed_tolerance, down_after_run):
+    schedule = cron("*/5 * * * *")
+    last = utc(2026, 3, 9, 12)
+    deadlines = deadlines_after(last, schedule, GRACE, SKEW, missed_tolerance=missed_tolerance)
+    expected_times = schedule.upcoming(last, 5)
+    assert deadlines.down_at == expected_times[down_after_run - 1] + SKEW + GRACE
+    assert deadlines.down_at < expected_times[down_after_run] + SKEW + GRACE
+    assert deadlines.late_at == expected_times[0] + SKEW
