@@ -1,16 +1,18 @@
 """Benchmark data and the sweep timing, run inside Django (DATABASE_URL names the database).
 
     python bench/data.py populate --tokens bench/var/tokens.txt
-        one team with an on-call member (with an email, so that sweeps write outbox rows) and
-        one check per token in the file, all UP with their next deadline a day away.
-    python bench/data.py sweep --repeat 3
-        makes every benchmark check due at once (last ping 10 days ago) and times
-        sweep_due_checks(now=database_now()), which flips them DOWN, opens an incident per check
-        and writes its notifications, then enqueues their delivery on commit (REDIS_URL).
-        Prints one JSON line per repeat. Between repeats the incidents, flips and outbox rows it
-        wrote are deleted so that every repeat does the same work.
-    python bench/data.py count
-        prints the number of Ping rows (to check that every answered request was recorded).
+        one team with an on-call member (with an email, so that alerts write outbox rows) and
+        one check per token in the file, for the ping benchmark.
+    python bench/data.py sweep --checks 1000 --repeat 3
+        1,000 checks (period 1 minute, grace 1 minute) all ping at t0 and then fall silent.
+        A sweeper running every SWEEP_INTERVAL is simulated with the real service,
+        sweep_due_checks(now=...) at t0 + 1 s, t0 + 6 s, ... (injected times on the database's
+        timeline, so that there is no gap that would count as Tocsin being blind), and every
+        sweep that changes checks is timed: the one that folds the 1,000 first pings (new -> up),
+        the one where all 1,000 deadlines pass at once (up -> late) and the one where all 1,000
+        go down (flips, incidents, outbox rows, delivery enqueued after commit on REDIS_URL).
+        Prints one JSON line per timed sweep. The checks tables are emptied first (TRUNCATE ...
+        CASCADE: this database belongs to the benchmark) and the broker database flushed after.
 
 Not part of the test suite; bench/run.py drives it.
 """
@@ -20,6 +22,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,10 +34,12 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from apps.checks.clock import database_now  # noqa: E402
-from apps.checks.models import Check, Flip, Ping  # noqa: E402
+from apps.checks.models import Check, Flip, Ping, SweepRun  # noqa: E402
+from apps.checks.pings import PingData, record_ping  # noqa: E402
 from apps.checks.sweeper import sweep_due_checks  # noqa: E402
 from apps.incidents.models import Incident  # noqa: E402
 from apps.notifications.models import Notification  # noqa: E402
@@ -42,107 +47,106 @@ from apps.teams.models import Membership, Team  # noqa: E402
 from apps.teams.services import add_member, create_team  # noqa: E402
 
 TEAM_SLUG = "bench"
-PERIOD = timedelta(days=1)
-GRACE = timedelta(hours=1)
+
+
+def bench_team(members: int) -> Team:
+    team = Team.objects.filter(slug=TEAM_SLUG).first() or create_team(name="Bench", slug=TEAM_SLUG)
+    for n in range(members):
+        add_member(
+            team=team,
+            username=f"bench-oncall-{n}",
+            email=f"oncall-{n}@bench.example",
+            role=Membership.Role.OWNER,
+            password=None,
+        )
+    return team
+
+
+def create_checks(team: Team, tokens, *, period: timedelta, grace: timedelta) -> None:
+    Check.objects.bulk_create(
+        Check(
+            team=team,
+            name=f"Bench job {i:04d}",
+            slug=f"bench-job-{i:04d}",
+            ping_token=token,
+            period=period,
+            grace=grace,
+        )
+        for i, token in enumerate(tokens)
+    )
 
 
 def populate(tokens_path: Path, members: int) -> None:
     tokens = [line.strip() for line in tokens_path.read_text().splitlines() if line.strip()]
     with transaction.atomic():
-        team = Team.objects.filter(slug=TEAM_SLUG).first() or create_team(
-            name="Bench", slug=TEAM_SLUG
-        )
-        for n in range(members):
-            add_member(
-                team=team,
-                username=f"bench-oncall-{n}",
-                email=f"oncall-{n}@bench.example",
-                role=Membership.Role.OWNER,
-                password=None,
-            )
-        now = database_now()
+        team = bench_team(members)
         Check.objects.filter(team=team).delete()
-        Check.objects.bulk_create(
-            Check(
-                team=team,
-                name=f"Bench job {i:04d}",
-                slug=f"bench-job-{i:04d}",
-                ping_token=token,
-                period=PERIOD,
-                grace=GRACE,
-                status=Check.Status.UP,
-                last_signal="success",
-                last_ping_at=now,
-                alert_after=now + PERIOD,
-            )
-            for i, token in enumerate(tokens)
-        )
+        create_checks(team, tokens, period=timedelta(days=1), grace=timedelta(hours=1))
     print(f"team {team.slug}: {len(tokens)} checks, {members} member(s) with an email")
 
 
-def make_due(team: Team) -> int:
-    """Put every check of the team back to UP with its last ping 10 days ago: all due now."""
-    long_ago = database_now() - timedelta(days=10)
-    with transaction.atomic():
-        checks = Check.objects.filter(team=team)
-        Notification.objects.filter(incident__owner__team=team).delete()
-        Incident.objects.filter(owner__team=team).delete()
-        Flip.objects.filter(owner__team=team).delete()
-        return checks.update(
-            status=Check.Status.UP,
-            last_signal="success",
-            last_ping_at=long_ago,
-            paused_at=None,
-            alert_after=long_ago + PERIOD,
-        )
+def empty_checks_tables() -> None:
+    tables = [Check._meta.db_table, SweepRun._meta.db_table]
+    with connection.cursor() as cursor:
+        # CASCADE empties every table that refers to checks (pings, flips, runs, incidents and
+        # their notifications): this database exists for the benchmark only.
+        cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")  # noqa: S608
 
 
-def queued_tasks() -> int | None:
-    """Messages waiting in the Redis broker's default queue (None without Redis)."""
+def broker():
     url = os.environ.get("REDIS_URL", "")
     if not url:
         return None
     import redis
 
-    return redis.Redis.from_url(url).llen("celery")
+    return redis.Redis.from_url(url)
 
 
-def purge_broker() -> None:
-    url = os.environ.get("REDIS_URL", "")
-    if url:
-        import redis
-
-        # The benchmark's own Redis database number: nothing else lives there.
-        redis.Redis.from_url(url).flushdb()
-
-
-def sweep(repeat: int) -> None:
-    team = Team.objects.get(slug=TEAM_SLUG)
-    purge_broker()
+def sweep(checks: int, repeat: int, members: int) -> None:
+    period = grace = timedelta(minutes=1)
+    interval = timedelta(seconds=settings.SWEEP_INTERVAL)
+    redis = broker()
     for n in range(repeat):
-        due = make_due(team)
-        connection.close()  # start each timing on a fresh connection, as a new task would
-        started = time.perf_counter()
-        result = sweep_due_checks(now=database_now())
-        seconds = time.perf_counter() - started
-        record = {
-            "repeat": n + 1,
-            "due": due,
-            "seconds": round(seconds, 3),
-            "examined": result.examined,
-            "changed": result.changed,
-            "opened": result.opened,
-            "errors": len(result.errors),
-            "incidents": Incident.objects.filter(owner__team=team).count(),
-            "notifications": Notification.objects.filter(incident__owner__team=team).count(),
-            "tasks_enqueued": queued_tasks(),
-        }
-        purge_broker()
-        print(json.dumps(record), flush=True)
-
-
-def count() -> None:
-    print(json.dumps({"pings": Ping.objects.count()}))
+        empty_checks_tables()
+        team = bench_team(members)
+        tokens = [uuid.uuid4() for _ in range(checks)]
+        create_checks(team, tokens, period=period, grace=grace)
+        end = database_now()
+        # Far enough back for the deadline and the grace (plus the skew allowance) to pass.
+        t0 = end - period - grace - 4 * settings.CLOCK_SKEW_ALLOWANCE - 4 * interval
+        for token in tokens:
+            record_ping(ping=PingData(kind=Ping.Kind.SUCCESS, method="GET"), token=token, now=t0)
+        if redis is not None:
+            redis.flushdb()  # the benchmark's own Redis database number: nothing else lives there
+        now = t0 + timedelta(seconds=1)
+        while now <= end:
+            connection.close()  # each sweep on a fresh connection, as a new task would be
+            started = time.perf_counter()
+            result = sweep_due_checks(now=now)
+            seconds = time.perf_counter() - started
+            if result.changed or result.errors:
+                to_status = Flip.objects.filter(owner__team=team, happened_at__lte=now)
+                to_status = to_status.order_by("-happened_at", "-id").first()
+                record = {
+                    "repeat": n + 1,
+                    "at": f"t0 + {(now - t0).total_seconds():.0f} s",
+                    "seconds": round(seconds, 3),
+                    "examined": result.examined,
+                    "changed": result.changed,
+                    "to_status": to_status.to_status if to_status else None,
+                    "pings_folded": result.pings_folded,
+                    "opened": result.opened,
+                    "errors": len(result.errors),
+                    "incidents": Incident.objects.filter(owner__team=team).count(),
+                    "notifications": Notification.objects.filter(
+                        incident__owner__team=team
+                    ).count(),
+                    "tasks_enqueued": redis.llen("celery") if redis is not None else None,
+                }
+                print(json.dumps(record), flush=True)
+                if redis is not None:
+                    redis.flushdb()
+            now += interval
 
 
 def main() -> None:
@@ -152,15 +156,14 @@ def main() -> None:
     p.add_argument("--tokens", type=Path, required=True)
     p.add_argument("--members", type=int, default=1)
     s = sub.add_parser("sweep")
+    s.add_argument("--checks", type=int, default=1000)
     s.add_argument("--repeat", type=int, default=3)
-    sub.add_parser("count")
+    s.add_argument("--members", type=int, default=1)
     args = parser.parse_args()
     if args.command == "populate":
         populate(args.tokens, args.members)
-    elif args.command == "sweep":
-        sweep(args.repeat)
     else:
-        count()
+        sweep(args.checks, args.repeat, args.members)
 
 
 if __name__ == "__main__":

@@ -3,29 +3,26 @@
 It is the floor Tocsin is measured against, so it must do the same work and keep the same
 guarantees, and nothing more:
 - the same tables and indexes (its database is migrated with Tocsin's own migrations);
-- the same statement shape as Tocsin's record_ping on PostgreSQL: one conditional UPDATE of the
-  check found by its (unique, indexed) ping token and one INSERT of the Ping row, in one
-  round trip (a CTE), with the database clock stamping the ping;
+- the same statement as Tocsin's record_ping on PostgreSQL for a plain success ping: one UPDATE
+  of the check found by its (unique, indexed) ping token and one INSERT of the Ping row with
+  the same columns, in one round trip (a CTE), with the database clock stamping the ping;
 - the same durability: autocommit, so every answered ping is committed (synchronous_commit is
   the server default for both);
 - a persistent connection per worker thread, opened on first use;
 - the same answer: 200 "OK" text/plain with the same headers, 404 for an unknown token.
 
-It reads REFERENCE_DATABASE_URL (a libpq URL), CLOCK_SKEW_ALLOWANCE (seconds, default 5) and
-REFERENCE_PREPARE_THRESHOLD: unset keeps psycopg's default (prepare a statement after 5 uses),
+It reads REFERENCE_DATABASE_URL (a libpq URL) and REFERENCE_PREPARE_THRESHOLD: unset keeps psycopg's default (prepare a statement after 5 uses),
 "none" turns preparing off as Django does by default, a number sets psycopg's threshold.
 It only knows GET, HEAD and POST /ping/<uuid>, the URL form the benchmark drives.
 """
 
 import os
 import threading
-from datetime import timedelta
 from uuid import UUID
 
 import psycopg
 
 DSN = os.environ["REFERENCE_DATABASE_URL"]
-SKEW = timedelta(seconds=float(os.environ.get("CLOCK_SKEW_ALLOWANCE", "5")))
 BODY_LIMIT = int(os.environ.get("PING_BODY_LIMIT", str(100 * 1024)))
 _PREPARE = os.environ.get("REFERENCE_PREPARE_THRESHOLD", "")
 CONNECT_OPTIONS = (
@@ -35,15 +32,15 @@ CONNECT_OPTIONS = (
 RECORD_SUCCESS = """
 WITH c AS (
     UPDATE checks_check
-    SET n_pings = n_pings + 1, last_ping_at = now(), last_signal = 'success',
-        alert_after = CASE WHEN status IN ('up') THEN now() + period + %(skew)s ELSE now() END
+    SET n_pings = n_pings + 1, last_ping_at = now(), alert_after = now()
     WHERE ping_token = %(token)s
     RETURNING id, n_pings
 )
-INSERT INTO checks_ping (check_id, n, kind, received_at, run_id, exit_status, method,
-                         remote_addr, user_agent, body, body_truncated)
-SELECT c.id, c.n_pings, 'success', now(), NULL, NULL, %(method)s, %(remote_addr)s,
-       %(user_agent)s, %(body)s, %(body_truncated)s
+INSERT INTO checks_ping (check_id, n, received_at, kind, run_id, exit_status, method,
+                         remote_addr, user_agent, body, body_truncated, attempt, max_attempts,
+                         processed, failed_items, done, total, sent_at, outcome)
+SELECT c.id, c.n_pings, now(), 'success', NULL, NULL, %(method)s, %(remote_addr)s,
+       %(user_agent)s, %(body)s, %(body_truncated)s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ''
 FROM c
 RETURNING check_id
 """
@@ -87,7 +84,6 @@ def application(environ, start_response):
         truncated = len(body) > BODY_LIMIT
         body = body[:BODY_LIMIT]
     params = {
-        "skew": SKEW,
         "token": token,
         "method": method,
         "remote_addr": environ.get("REMOTE_ADDR", "")[:64],

@@ -391,15 +391,23 @@ def print_summary(summary: list[dict], pings: dict) -> None:
 
 
 def bench_sweep(args) -> list[dict]:
-    out = run_django(args, args.db, "bench/data.py", "sweep", "--repeat", str(args.sweep_repeat))
+    out = run_django(
+        args, args.db, "bench/data.py", "sweep",
+        "--checks", str(args.checks), "--repeat", str(args.sweep_repeat),
+    )  # fmt: skip
     records = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     print()
-    print(f"Sweep of {args.checks} checks due at once (sweep_due_checks, PostgreSQL)")
+    print(
+        f"Sweeps of {args.checks} checks due at once (sweep_due_checks on PostgreSQL, "
+        "a sweeper every SWEEP_INTERVAL simulated on the database's timeline)"
+    )
     for r in records:
         print(
-            f"  repeat {r['repeat']}: {r['seconds']:.3f} s  ({r['changed']} flipped down, "
-            f"{r['opened']} incidents, {r['notifications']} outbox rows, "
-            f"{r['tasks_enqueued']} delivery tasks enqueued, {r['errors']} errors)"
+            f"  repeat {r['repeat']}, {r['at']}: {r['seconds']:.3f} s  "
+            f"({r['examined']} examined, {r['changed']} -> {r['to_status']}, "
+            f"{r['pings_folded']} pings folded, {r['opened']} incidents opened, "
+            f"{r['notifications']} outbox rows, {r['tasks_enqueued']} delivery tasks enqueued, "
+            f"{r['errors']} errors)"
         )
     return records
 
