@@ -90,7 +90,7 @@ def empty_checks_tables() -> None:
     with connection.cursor() as cursor:
         # CASCADE empties every table that refers to checks (pings, flips, runs, incidents and
         # their notifications): this database exists for the benchmark only.
-        cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")  # noqa: S608
+        cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
 
 
 def broker():

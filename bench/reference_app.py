@@ -11,8 +11,9 @@ guarantees, and nothing more:
 - a persistent connection per worker thread, opened on first use;
 - the same answer: 200 "OK" text/plain with the same headers, 404 for an unknown token.
 
-It reads REFERENCE_DATABASE_URL (a libpq URL) and REFERENCE_PREPARE_THRESHOLD: unset keeps psycopg's default (prepare a statement after 5 uses),
-"none" turns preparing off as Django does by default, a number sets psycopg's threshold.
+It reads REFERENCE_DATABASE_URL (a libpq URL) and REFERENCE_PREPARE_THRESHOLD: unset keeps
+psycopg's default (prepare a statement after 5 uses), "none" turns preparing off as Django does
+by default, a number sets psycopg's threshold.
 It only knows GET, HEAD and POST /ping/<uuid>, the URL form the benchmark drives.
 """
 

@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
     p.add_argument("--db", default="tocsin_bench", help="Tocsin's database (dropped, recreated)")
     p.add_argument("--ref-db", default="tocsin_bench_ref", help="the reference's database")
-    p.add_argument("--redis", default="redis://127.0.0.1:6379/4", help="flushed after sweeps")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="flushed after sweeps")
     p.add_argument("--checks", type=int, default=1000)
     p.add_argument("--connections", type=int, nargs="+", default=[8, 32])
     p.add_argument("--duration", type=int, default=12, help="seconds per measurement")
