@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "apps.checks",
     "apps.incidents",
     "apps.notifications",
+    "apps.escalation",
     "apps.dashboard",
 ]
 

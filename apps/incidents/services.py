@@ -15,7 +15,7 @@ from apps.notifications.outbox import queue_incident_notifications
 from apps.teams.models import Membership
 
 from .models import Incident, IncidentEvent, UsedActionToken
-from .tokens import ActionClaim, InvalidToken, read_action_token
+from .tokens import SILENCE_ACTIONS, ActionClaim, InvalidToken, read_action_token
 
 
 class IncidentActionError(Exception):
@@ -31,6 +31,27 @@ def may_act_on_incidents(*, user_id: int, team_id: int) -> bool:
     """The dashboard's rule for acknowledging and resolving: a member or above of the team."""
     membership = Membership.objects.filter(user_id=user_id, team_id=team_id).first()
     return membership is not None and membership.has_role(Membership.Role.MEMBER)
+
+
+def channel_may_act(*, channel_id: int, team_id: int) -> bool:
+    """Links in a chat message: anyone in the channel may click them, as long as the channel
+    still belongs to the incident's team and is enabled."""
+    from django.apps import apps
+
+    try:
+        channel_model = apps.get_model("notifications", "Channel")
+    except LookupError:
+        return False
+    return channel_model.objects.filter(id=channel_id, team_id=team_id, is_enabled=True).exists()
+
+
+def channel_name(channel_id: int | None) -> str | None:
+    if channel_id is None:
+        return None
+    from django.apps import apps
+
+    channel = apps.get_model("notifications", "Channel").objects.filter(id=channel_id).first()
+    return channel.name if channel else f"#{channel_id}"
 
 
 def failure_details(check: Check, failure: Failure | None) -> dict:
@@ -204,7 +225,8 @@ def resolve_incident(*, incident_id: int, user, now: datetime) -> Incident:
 class TokenAction:
     claim: ActionClaim
     incident: Incident
-    user: object
+    user: object  # None for a channel's token
+    via_channel: str | None = None  # the channel's name, for the timeline
 
 
 def inspect_action_token(token: str) -> TokenAction:
@@ -214,14 +236,25 @@ def inspect_action_token(token: str) -> TokenAction:
     if UsedActionToken.objects.filter(nonce=claim.nonce).exists():
         raise IncidentActionError("This link has already been used.")
     incident = Incident.objects.select_related("owner").filter(id=claim.incident_id).first()
-    user = get_user_model().objects.filter(id=claim.user_id, is_active=True).first()
-    if incident is None or user is None:
+    if incident is None:
         raise InvalidToken("This link no longer points to anything.")
-    if not may_act_on_incidents(user_id=user.id, team_id=incident.owner.team_id):
-        raise ActionNotAllowed("You can no longer act on this team's incidents.")
+    team_id = incident.owner.team_id
+    if claim.channel_id is not None:
+        if not channel_may_act(channel_id=claim.channel_id, team_id=team_id):
+            raise ActionNotAllowed("This channel can no longer act on this team's incidents.")
+        action = TokenAction(
+            claim=claim, incident=incident, user=None, via_channel=channel_name(claim.channel_id)
+        )
+    else:
+        user = get_user_model().objects.filter(id=claim.user_id, is_active=True).first()
+        if user is None:
+            raise InvalidToken("This link no longer points to anything.")
+        if not may_act_on_incidents(user_id=user.id, team_id=team_id):
+            raise ActionNotAllowed("You can no longer act on this team's incidents.")
+        action = TokenAction(claim=claim, incident=incident, user=user)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
-    return TokenAction(claim=claim, incident=incident, user=user)
+    return action
 
 
 def perform_action_token(token: str, *, now: datetime) -> Incident:
@@ -234,6 +267,26 @@ def perform_action_token(token: str, *, now: datetime) -> Incident:
                 UsedActionToken.objects.create(nonce=action.claim.nonce)
         except IntegrityError:
             raise IncidentActionError("This link has already been used.") from None
-        if action.claim.action == "acknowledge":
-            return acknowledge_incident(incident_id=action.incident.id, user=action.user, now=now)
-        return resolve_incident(incident_id=action.incident.id, user=action.user, now=now)
+        return _carry_out(action, now=now)
+
+
+def _carry_out(action: TokenAction, *, now: datetime) -> Incident:
+    from apps.escalation import engine
+
+    incident_id, user, via = action.incident.id, action.user, action.via_channel
+    name = action.claim.action
+    if name == "acknowledge":
+        return acknowledge_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
+    if name == "resolve":
+        return resolve_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
+    if name == "escalate":
+        return engine.escalate_incident_now(
+            incident_id=incident_id, user=user, now=now, via_channel=via
+        )
+    return engine.silence_incident_check(
+        incident_id=incident_id,
+        duration=SILENCE_ACTIONS[name],
+        user=user,
+        now=now,
+        via_channel=via,
+    )
