@@ -78,6 +78,15 @@ SWEEPER_DEADMAN_TIMEOUT = _non_negative_float("SWEEPER_DEADMAN_TIMEOUT", 5.0) or
 OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
 OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
 OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
+# Escalation (apps/escalation): when a parent check recovers, its dependents' incidents that
+# are still open are notified after this delay (time for them to recover too).
+DEPENDENCY_RELEASE_DELAY = timedelta(
+    seconds=_non_negative_float("DEPENDENCY_RELEASE_DELAY", 120.0)
+)
+# A silence's creator is emailed this long before it ends while checks it covers still fail.
+SILENCE_EXPIRY_REMINDER = timedelta(
+    seconds=_non_negative_float("SILENCE_EXPIRY_REMINDER", 900.0)
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -189,6 +198,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.notifications.tasks.redeliver_stale_notifications_task",
         "schedule": 60.0,
         "options": {"expires": 60.0},
+    },
+    "escalate-due-incidents": {
+        "task": "apps.escalation.tasks.escalate_due_incidents_task",
+        "schedule": SWEEP_INTERVAL,
+        "options": {"expires": SWEEP_INTERVAL * 2},
     },
     "prune-pings": {
         "task": "apps.checks.tasks.prune_pings_task",

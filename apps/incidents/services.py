@@ -1,5 +1,6 @@
 """Opening, acknowledging and resolving incidents. Every write that changes an incident also
-writes its outbox rows in the same transaction."""
+owes its notifications in the same transaction, through the escalation engine
+(apps/escalation/engine.py), which decides who hears what and when."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,8 +11,7 @@ from django.db import IntegrityError, transaction
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
-from apps.notifications.models import Notification
-from apps.notifications.outbox import queue_incident_notifications
+from apps.escalation import engine
 from apps.teams.models import Membership
 
 from .models import Incident, IncidentEvent, UsedActionToken
@@ -99,9 +99,10 @@ def open_incident(
     now: datetime,
     rules: Rules | None = None,
 ) -> Incident:
-    """Open an incident for `check` and queue the DOWN notifications. Must run inside the
-    sweeper's transaction. If the check already has an open incident, that one is returned and
-    nothing is sent again (one incident, one notification stream)."""
+    """Open an incident for `check` and start its escalation (freeze the policy, fire step 0
+    unless a parent check's incident or a silence holds it back). Must run inside the sweeper's
+    transaction. If the check already has an open incident, that one is returned and nothing
+    is sent again (one incident, one notification stream)."""
     existing = Incident.objects.filter(owner=check).exclude(state=Incident.State.RESOLVED).first()
     if existing is not None:
         return existing
@@ -118,7 +119,7 @@ def open_incident(
         severity_raise_at=raise_at,
     )
     record_event(incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity)
-    queue_incident_notifications(incident=incident, event=Notification.Event.DOWN, now=now)
+    engine.start_escalation(incident, now=now)
     return incident
 
 
@@ -152,7 +153,13 @@ def resolve_open_incident(
 
 
 def _resolve(
-    incident: Incident, *, resolved_at: datetime, now: datetime, resolution: str, user
+    incident: Incident,
+    *,
+    resolved_at: datetime,
+    now: datetime,
+    resolution: str,
+    user,
+    via_channel: str | None = None,
 ) -> Incident:
     incident.state = Incident.State.RESOLVED
     incident.resolved_at = resolved_at
@@ -168,8 +175,9 @@ def _resolve(
         resolved_at,
         resolution=resolution,
         by=user.get_username() if user else None,
+        **({"via_channel": via_channel} if via_channel else {}),
     )
-    queue_incident_notifications(incident=incident, event=Notification.Event.RESOLVED, now=now)
+    engine.after_resolved(incident, now=now)
     return incident
 
 
@@ -193,11 +201,19 @@ def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
                 record_event(incident, IncidentEvent.Kind.SEVERITY_RAISED, now, old=old, new=new)
                 raised += 1
             incident.save(update_fields=["severity", "severity_raise_at"])
+            if incident.severity == new:
+                engine.after_severity_raised(incident, now=now)
     return raised
 
 
 @transaction.atomic
-def acknowledge_incident(*, incident_id: int, user, now: datetime) -> Incident:
+def acknowledge_incident(
+    *, incident_id: int, user, now: datetime, via_channel: str | None = None
+) -> Incident:
+    """Stop escalation and reminders (until the policy's acknowledgment timeout, if any).
+    `user` is None for a chat channel's link; `via_channel` then names the channel."""
+    from apps.notifications.dispatch import notify_acknowledged
+
     incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
@@ -207,17 +223,32 @@ def acknowledge_incident(*, incident_id: int, user, now: datetime) -> Incident:
     incident.acknowledged_at = now
     incident.acknowledged_by = user
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by"])
-    record_event(incident, IncidentEvent.Kind.ACKNOWLEDGED, now, by=user.get_username())
+    record_event(
+        incident,
+        IncidentEvent.Kind.ACKNOWLEDGED,
+        now,
+        by=user.get_username() if user else None,
+        **({"via_channel": via_channel} if via_channel else {}),
+    )
+    engine.after_acknowledged(incident, now=now)
+    notify_acknowledged(incident=incident, by_user=user, now=now)
     return incident
 
 
 @transaction.atomic
-def resolve_incident(*, incident_id: int, user, now: datetime) -> Incident:
+def resolve_incident(
+    *, incident_id: int, user, now: datetime, via_channel: str | None = None
+) -> Incident:
     incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
     return _resolve(
-        incident, resolved_at=now, now=now, resolution=Incident.Resolution.MANUAL, user=user
+        incident,
+        resolved_at=now,
+        now=now,
+        resolution=Incident.Resolution.MANUAL,
+        user=user,
+        via_channel=via_channel,
     )
 
 
@@ -271,22 +302,23 @@ def perform_action_token(token: str, *, now: datetime) -> Incident:
 
 
 def _carry_out(action: TokenAction, *, now: datetime) -> Incident:
-    from apps.escalation import engine
-
     incident_id, user, via = action.incident.id, action.user, action.via_channel
     name = action.claim.action
     if name == "acknowledge":
         return acknowledge_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
     if name == "resolve":
         return resolve_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
-    if name == "escalate":
-        return engine.escalate_incident_now(
-            incident_id=incident_id, user=user, now=now, via_channel=via
+    try:
+        if name == "escalate":
+            return engine.escalate_incident_now(
+                incident_id=incident_id, user=user, now=now, via_channel=via
+            )
+        return engine.silence_incident_check(
+            incident_id=incident_id,
+            duration=SILENCE_ACTIONS[name],
+            user=user,
+            now=now,
+            via_channel=via,
         )
-    return engine.silence_incident_check(
-        incident_id=incident_id,
-        duration=SILENCE_ACTIONS[name],
-        user=user,
-        now=now,
-        via_channel=via,
-    )
+    except engine.EscalationActionError as exc:
+        raise IncidentActionError(str(exc)) from None
