@@ -559,17 +559,18 @@ def create_silence(
 ) -> Silence:
     """Save a silence and hold, at once, the open incidents it covers now (those it covers later
     are held when the sweep next looks at them)."""
-    silence = Silence.objects.create(
-        team_id=team_id,
-        starts_at=starts_at,
-        ends_at=ends_at,
-        matchers=matchers,
-        created_by=user,
-        comment=comment,
-        created_at=now,
-    )
-    if starts_at <= now < ends_at:
-        _wake_matching(team_id, matchers, now=now)
+    with transaction.atomic():
+        silence = Silence.objects.create(
+            team_id=team_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            matchers=matchers,
+            created_by=user,
+            comment=comment,
+            created_at=now,
+        )
+        if starts_at <= now < ends_at:
+            _wake_matching(team_id, matchers, now=now)
     return silence
 
 

@@ -3,6 +3,8 @@ the way the sweeper opens them, and what was owed to whom (the outbox rows)."""
 
 from datetime import timedelta
 
+from django.db import transaction
+
 from apps.escalation.models import EscalationPolicy, EscalationStep
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.services import open_incident
@@ -32,7 +34,8 @@ def make_channel(team, name="ops-chat") -> Channel:
 
 def open_for(check, at, kind=Incident.Kind.MISSED_HEARTBEAT) -> Incident:
     """Open an incident as the sweeper does (inside a transaction, `now` = `at`)."""
-    return open_incident(check=check, kind=kind, opened_at=at, details={}, now=at)
+    with transaction.atomic():
+        return open_incident(check=check, kind=kind, opened_at=at, details={}, now=at)
 
 
 def owed(incident, *, event=None) -> list[tuple]:
