@@ -15,4 +15,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("apps.incidents.urls")),
     path("", include("apps.dashboard.urls")),
+    path("", include("apps.notifications.urls")),
 ]

@@ -91,7 +91,8 @@ def deliver(*, delivery_id: int, now: datetime, jitter: float | None = None) -> 
 def _record_failure(delivery: Delivery, exc: DeliveryError, *, now, jitter) -> str:
     error = str(exc)[:1000]
     attempts = delivery.attempts  # loaded after the claim counted this attempt
-    final = exc.permanent or attempts >= settings.NOTIFICATION_MAX_ATTEMPTS
+    # A test notification is answered at once: its first failure is its result.
+    final = exc.permanent or delivery.is_test or attempts >= settings.NOTIFICATION_MAX_ATTEMPTS
     logger.warning("delivery %s attempt %s failed: %s", delivery.id, attempts, error)
     with transaction.atomic():
         if final:
