@@ -154,8 +154,12 @@ def check_label(check) -> str:
 def summarize(rows: list[Notification]) -> str:
     """One line for a message: "DOWN nightly-backup (production)" for one notification,
     "12 checks down: a, b, c and 9 more" for a group."""
-    if len(rows) == 1:
-        return f"{HEADLINES[rows[0].event]} {check_label(rows[0].incident.owner)}"
+    # Several notifications about one incident (two steps that fell in one window) count once,
+    # by the latest.
+    latest = list({row.incident_id: row for row in rows}.values())
+    if len(latest) == 1:
+        return f"{HEADLINES[latest[0].event]} {check_label(latest[0].incident.owner)}"
+    rows = latest
     counts: dict[str, int] = {}
     for row in rows:
         word = COUNT_WORDS[row.event]
