@@ -159,7 +159,7 @@ def summarize(rows: list[Notification]) -> str:
     latest = list({row.incident_id: row for row in rows}.values())
     if len(latest) == 1:
         return f"{HEADLINES[latest[0].event]} {check_label(latest[0].incident.owner)}"
-    rows = latest
+    rows = sorted(latest, key=lambda row: check_label(row.incident.owner))
     counts: dict[str, int] = {}
     for row in rows:
         word = COUNT_WORDS[row.event]

@@ -201,10 +201,13 @@ def build_message(delivery: Delivery) -> Message:
             "incident__owner__team", "incident__resolved_by", "incident__acknowledged_by"
         ).order_by("created_at", "id")
     )
-    items = [
-        build_item(row, user_id=delivery.recipient_id, channel_id=delivery.channel_id)
-        for row in rows
-    ]
+    items = sorted(
+        (
+            build_item(row, user_id=delivery.recipient_id, channel_id=delivery.channel_id)
+            for row in rows
+        ),
+        key=lambda item: (item.label, item.incident_id),
+    )
     return Message(
         delivery_id=delivery.id,
         team_name=delivery.team.name,
