@@ -1,3 +1,4 @@
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -60,3 +61,19 @@ def tell(incident, *recipients, now, event="down", step=0, round=0) -> int:
 
 def to_channel(channel) -> Recipient:
     return Recipient(channel_id=channel.id)
+
+
+def beat_until(celery_worker, condition, *, what, timeout=30):
+    """Stand in for beat: hand the flush and the retry scan to the worker every 0.2 s until
+    `condition` holds."""
+    from apps.notifications.tasks import flush_notification_groups_task, retry_due_deliveries_task
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        flush_notification_groups_task.delay()
+        retry_due_deliveries_task.delay()
+        with celery_worker.exclusive():
+            if condition():
+                return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}; the worker finished {celery_worker.finished}")

@@ -11,13 +11,14 @@ from email.header import decode_header, make_header
 import pytest
 from django.core import mail
 
+from apps.checks.clock import database_now
 from apps.incidents.models import IncidentEvent
 from apps.incidents.tokens import read_action_token
 from apps.notifications.delivery import deliver, due_delivery_ids
 from apps.notifications.flush import flush_due_groups
 from apps.notifications.models import Delivery, Notification
 
-from .conftest import fail_a_run, make_channel, tell, to_channel
+from .conftest import beat_until, fail_a_run, make_channel, tell, to_channel
 from .receiver import HANG
 
 SECOND, MINUTE, HOUR = timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1)
@@ -432,3 +433,32 @@ def test_a_channel_pointing_at_loopback_is_refused_at_send_time(
     assert delivery.status == "failed"
     assert "private or reserved address" in delivery.last_error
     assert receiver.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_retries_500_500_200_into_exactly_one_notification(
+    celery_worker, receiver, team, check, settings
+):
+    settings.NOTIFICATION_RETRY_BASE = timedelta(milliseconds=200)
+    receiver.script = [500, 500, 200]
+    channel = make_channel(team, "webhook", url=receiver.url())
+    with celery_worker.exclusive():
+        now = database_now()
+        incident = fail_a_run(check, now - 2 * SECOND)
+        tell(incident, to_channel(channel), now=now)
+    beat_until(
+        celery_worker,
+        lambda: Delivery.objects.filter(status="sent").exists(),
+        what="the webhook delivered",
+    )
+    # A few more beats: nothing else goes out.
+    time.sleep(1)
+    with celery_worker.exclusive():
+        delivery = Delivery.objects.get()
+        assert (delivery.status, delivery.attempts) == ("sent", 3)
+        assert Notification.objects.get(channel=channel).status == "sent"
+    assert len(receiver.requests) == 3
+    assert all(verify_signature(channel.secret, r) for r in receiver.requests)
+    assert [name for name, _ in celery_worker.finished].count(
+        "apps.notifications.tasks.deliver_task"
+    ) >= 3
