@@ -65,6 +65,20 @@ ACTION_TOKEN_MAX_AGE = timedelta(days=_positive_int("ACTION_TOKEN_MAX_AGE_DAYS",
 # An outbox row still pending or sending after this long is handed to a worker again.
 OUTBOX_STALE_AFTER = timedelta(seconds=_positive_int("OUTBOX_STALE_AFTER", 120))
 NOTIFICATION_MAX_ATTEMPTS = _positive_int("NOTIFICATION_MAX_ATTEMPTS", 8)
+# Failed deliveries are retried after NOTIFICATION_RETRY_BASE, doubling up to the cap (jittered).
+NOTIFICATION_RETRY_BASE = timedelta(seconds=_positive_int("NOTIFICATION_RETRY_BASE", 10))
+NOTIFICATION_RETRY_CAP = timedelta(seconds=_positive_int("NOTIFICATION_RETRY_CAP", 3600))
+# Grouping defaults for teams that have not chosen (the team's notification settings win).
+NOTIFICATION_GROUP_WAIT = timedelta(seconds=_non_negative_float("NOTIFICATION_GROUP_WAIT", 30.0))
+NOTIFICATION_GROUP_INTERVAL = timedelta(
+    seconds=_non_negative_float("NOTIFICATION_GROUP_INTERVAL", 300.0)
+)
+# How often beat puts due groups into messages and hands due retries to workers.
+NOTIFICATION_FLUSH_INTERVAL = _non_negative_float("NOTIFICATION_FLUSH_INTERVAL", 5.0) or 5.0
+# A target that fails for good is reported to the team's admins at most once per interval.
+NOTIFICATION_FAILURE_REPORT_INTERVAL = timedelta(
+    seconds=_positive_int("NOTIFICATION_FAILURE_REPORT_INTERVAL", 3600)
+)
 # After each sweep Tocsin pings this URL (another Tocsin, or any service that speaks the ping
 # protocol), so that an outage of Tocsin itself raises an alarm somewhere else.
 SWEEPER_DEADMAN_URL = env.str("SWEEPER_DEADMAN_URL", default="")
@@ -78,6 +92,15 @@ SWEEPER_DEADMAN_TIMEOUT = _non_negative_float("SWEEPER_DEADMAN_TIMEOUT", 5.0) or
 OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
 OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
 OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
+# Escalation (apps/escalation): when a parent check recovers, its dependents' incidents that
+# are still open are notified after this delay (time for them to recover too).
+DEPENDENCY_RELEASE_DELAY = timedelta(
+    seconds=_non_negative_float("DEPENDENCY_RELEASE_DELAY", 120.0)
+)
+# A silence's creator is emailed this long before it ends while checks it covers still fail.
+SILENCE_EXPIRY_REMINDER = timedelta(
+    seconds=_non_negative_float("SILENCE_EXPIRY_REMINDER", 900.0)
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -93,6 +116,7 @@ INSTALLED_APPS = [
     "apps.checks",
     "apps.incidents",
     "apps.notifications",
+    "apps.escalation",
     "apps.dashboard",
 ]
 
@@ -184,10 +208,20 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep that waited longer than two intervals is stale; the next one will do its work.
         "options": {"expires": SWEEP_INTERVAL * 2},
     },
-    "redeliver-stale-notifications": {
-        "task": "apps.notifications.tasks.redeliver_stale_notifications_task",
-        "schedule": 60.0,
-        "options": {"expires": 60.0},
+    "flush-notification-groups": {
+        "task": "apps.notifications.tasks.flush_notification_groups_task",
+        "schedule": NOTIFICATION_FLUSH_INTERVAL,
+        "options": {"expires": NOTIFICATION_FLUSH_INTERVAL * 2},
+    },
+    "retry-due-deliveries": {
+        "task": "apps.notifications.tasks.retry_due_deliveries_task",
+        "schedule": NOTIFICATION_FLUSH_INTERVAL,
+        "options": {"expires": NOTIFICATION_FLUSH_INTERVAL * 2},
+    },
+    "escalate-due-incidents": {
+        "task": "apps.escalation.tasks.escalate_due_incidents_task",
+        "schedule": SWEEP_INTERVAL,
+        "options": {"expires": SWEEP_INTERVAL * 2},
     },
     "prune-pings": {
         "task": "apps.checks.tasks.prune_pings_task",

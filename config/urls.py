@@ -14,5 +14,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("apps.incidents.urls")),
+    path("escalation/", include("apps.escalation.urls")),
     path("", include("apps.dashboard.urls")),
+    path("", include("apps.notifications.urls")),
 ]

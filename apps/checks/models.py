@@ -122,6 +122,20 @@ class Check(models.Model):
     flap_threshold = models.PositiveSmallIntegerField(default=0)
     flap_window = models.DurationField(default=timedelta(hours=1))
     skew_warning = models.DurationField(default=timedelta(seconds=60))
+    # Who hears about this check's incidents; NULL: the team's default policy (or, without one,
+    # every team member by email).
+    escalation_policy = models.ForeignKey(
+        "escalation.EscalationPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="checks",
+    )
+    # While one of these has an open incident, this check's incidents are opened but held back
+    # ("caused by db-health"); see apps/escalation/engine.py.
+    depends_on = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="dependents"
+    )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW)
     # Written by the ping path: when any ping last arrived (shown in lists).

@@ -22,6 +22,7 @@ class TargetKind(StrEnum):
     USER = "user"  # a team member, through their own contact methods
     CHANNEL = "channel"  # a team channel (webhook, Slack, ntfy, email list)
     ROTATION = "rotation"  # whoever is on call in a rotation at the time the step fires
+    TEAM = "team"  # every member of the team (the implicit policy of a team without one)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class Position:
     due_at: datetime | None = None  # when it fires; None: nothing more to do
     finished: bool = False  # all rounds done; only reminders remain
     reminders: int = 0
+    # How many times escalation restarted from step 0 (acknowledgment timeouts); it keeps the
+    # notifications of each restart distinct from those of the earlier runs.
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ def position_to_json(position: Position) -> dict:
         "due_at": position.due_at.isoformat() if position.due_at else None,
         "finished": position.finished,
         "reminders": position.reminders,
+        "epoch": position.epoch,
     }
 
 
@@ -225,4 +230,5 @@ def position_from_json(data: dict | None) -> Position:
         due_at=datetime.fromisoformat(due) if due else None,
         finished=data.get("finished", False),
         reminders=data.get("reminders", 0),
+        epoch=data.get("epoch", 0),
     )

@@ -24,6 +24,10 @@ class Incident(models.Model):
         MANUAL = "manual", "Resolved by hand"
         PAUSED = "paused", "The check was paused"
 
+    class Hold(models.TextChoices):
+        SUPPRESSED = "suppressed", "Suppressed: a check it depends on is down"
+        SILENCED = "silenced", "Silenced"
+
     Severity = Check.Severity
 
     owner = models.ForeignKey(
@@ -47,6 +51,37 @@ class Incident(models.Model):
     # What the alert says: expected_at, last_ping_at, exit_status, body_tail, run_id, ...
     details = models.JSONField(default=dict, blank=True)
 
+    # Escalation (apps/escalation/engine.py). The policy as it was when the incident opened, so
+    # that editing the policy never confuses an escalation under way.
+    policy_snapshot = models.JSONField(default=dict, blank=True)
+    policy_name = models.CharField(max_length=100, blank=True)
+    escalation_position = models.JSONField(default=dict, blank=True)
+    # When the escalation sweep must look at this incident next (a step, a reminder, an
+    # acknowledgment timeout, a silence ending); NULL when nothing is due. Indexed below.
+    next_escalation_at = models.DateTimeField(null=True, blank=True)
+    # Why notifications are held back, if they are; the links below say by what.
+    hold = models.CharField(max_length=12, choices=Hold.choices, blank=True)
+    # The parent check's incident this one was opened under ("caused by db-health"). Kept after
+    # the release, for the record.
+    suppressed_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="dependents"
+    )
+    silenced_by = models.ForeignKey(
+        "escalation.Silence",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+    )
+    silenced_by_window = models.ForeignKey(
+        "escalation.MaintenanceWindow",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="incidents",
+    )
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-opened_at", "-id"]
         constraints = [
@@ -62,6 +97,11 @@ class Incident(models.Model):
                 fields=["severity_raise_at"],
                 condition=Q(severity_raise_at__isnull=False),
                 name="incident_severity_due",
+            ),
+            models.Index(
+                fields=["next_escalation_at"],
+                condition=Q(next_escalation_at__isnull=False),
+                name="incident_escalation_due",
             ),
         ]
 
@@ -82,6 +122,19 @@ class IncidentEvent(models.Model):
         KIND_CHANGED = "kind_changed"
         ACKNOWLEDGED = "acknowledged"
         RESOLVED = "resolved"
+        # Written by apps/notifications for each send: to whom, which channel, the outcome.
+        NOTIFIED = "notified"
+        NOTIFY_FAILED = "notify_failed"
+        ESCALATED = "escalated"  # a step fired (step, round, targets)
+        REMINDED = "reminded"
+        ESCALATE_REQUESTED = "escalate_now"  # "not me": someone asked for the next step
+        RETRIGGERED = "retriggered"  # acknowledged, but still failing after the ack timeout
+        SILENCED = "silenced"
+        UNSILENCED = "unsilenced"
+        SUPPRESSED = "suppressed"
+        RELEASED = "released"  # the parent recovered and this incident is still open
+        NOBODY_ON_CALL = "nobody_on_call"
+        POLICY_SKIPPED = "policy_skipped"  # the policy does not handle this severity
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()

@@ -1,5 +1,6 @@
 """Opening, acknowledging and resolving incidents. Every write that changes an incident also
-writes its outbox rows in the same transaction."""
+owes its notifications in the same transaction, through the escalation engine
+(apps/escalation/engine.py), which decides who hears what and when."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,12 +11,11 @@ from django.db import IntegrityError, transaction
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
-from apps.notifications.models import Notification
-from apps.notifications.outbox import queue_incident_notifications
+from apps.escalation import engine
 from apps.teams.models import Membership
 
 from .models import Incident, IncidentEvent, UsedActionToken
-from .tokens import ActionClaim, InvalidToken, read_action_token
+from .tokens import SILENCE_ACTIONS, ActionClaim, InvalidToken, read_action_token
 
 
 class IncidentActionError(Exception):
@@ -31,6 +31,27 @@ def may_act_on_incidents(*, user_id: int, team_id: int) -> bool:
     """The dashboard's rule for acknowledging and resolving: a member or above of the team."""
     membership = Membership.objects.filter(user_id=user_id, team_id=team_id).first()
     return membership is not None and membership.has_role(Membership.Role.MEMBER)
+
+
+def channel_may_act(*, channel_id: int, team_id: int) -> bool:
+    """Links in a chat message: anyone in the channel may click them, as long as the channel
+    still belongs to the incident's team and is enabled."""
+    from django.apps import apps
+
+    try:
+        channel_model = apps.get_model("notifications", "Channel")
+    except LookupError:
+        return False
+    return channel_model.objects.filter(id=channel_id, team_id=team_id, is_enabled=True).exists()
+
+
+def channel_name(channel_id: int | None) -> str | None:
+    if channel_id is None:
+        return None
+    from django.apps import apps
+
+    channel = apps.get_model("notifications", "Channel").objects.filter(id=channel_id).first()
+    return channel.name if channel else f"#{channel_id}"
 
 
 def failure_details(check: Check, failure: Failure | None) -> dict:
@@ -78,9 +99,10 @@ def open_incident(
     now: datetime,
     rules: Rules | None = None,
 ) -> Incident:
-    """Open an incident for `check` and queue the DOWN notifications. Must run inside the
-    sweeper's transaction. If the check already has an open incident, that one is returned and
-    nothing is sent again (one incident, one notification stream)."""
+    """Open an incident for `check` and start its escalation (freeze the policy, fire step 0
+    unless a parent check's incident or a silence holds it back). Must run inside the sweeper's
+    transaction. If the check already has an open incident, that one is returned and nothing
+    is sent again (one incident, one notification stream)."""
     existing = Incident.objects.filter(owner=check).exclude(state=Incident.State.RESOLVED).first()
     if existing is not None:
         return existing
@@ -97,7 +119,7 @@ def open_incident(
         severity_raise_at=raise_at,
     )
     record_event(incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity)
-    queue_incident_notifications(incident=incident, event=Notification.Event.DOWN, now=now)
+    engine.start_escalation(incident, now=now)
     return incident
 
 
@@ -131,7 +153,13 @@ def resolve_open_incident(
 
 
 def _resolve(
-    incident: Incident, *, resolved_at: datetime, now: datetime, resolution: str, user
+    incident: Incident,
+    *,
+    resolved_at: datetime,
+    now: datetime,
+    resolution: str,
+    user,
+    via_channel: str | None = None,
 ) -> Incident:
     incident.state = Incident.State.RESOLVED
     incident.resolved_at = resolved_at
@@ -147,8 +175,9 @@ def _resolve(
         resolved_at,
         resolution=resolution,
         by=user.get_username() if user else None,
+        **({"via_channel": via_channel} if via_channel else {}),
     )
-    queue_incident_notifications(incident=incident, event=Notification.Event.RESOLVED, now=now)
+    engine.after_resolved(incident, now=now)
     return incident
 
 
@@ -172,11 +201,19 @@ def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
                 record_event(incident, IncidentEvent.Kind.SEVERITY_RAISED, now, old=old, new=new)
                 raised += 1
             incident.save(update_fields=["severity", "severity_raise_at"])
+            if incident.severity == new:
+                engine.after_severity_raised(incident, now=now)
     return raised
 
 
 @transaction.atomic
-def acknowledge_incident(*, incident_id: int, user, now: datetime) -> Incident:
+def acknowledge_incident(
+    *, incident_id: int, user, now: datetime, via_channel: str | None = None
+) -> Incident:
+    """Stop escalation and reminders (until the policy's acknowledgment timeout, if any).
+    `user` is None for a chat channel's link; `via_channel` then names the channel."""
+    from apps.notifications.dispatch import notify_acknowledged
+
     incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
@@ -186,17 +223,32 @@ def acknowledge_incident(*, incident_id: int, user, now: datetime) -> Incident:
     incident.acknowledged_at = now
     incident.acknowledged_by = user
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by"])
-    record_event(incident, IncidentEvent.Kind.ACKNOWLEDGED, now, by=user.get_username())
+    record_event(
+        incident,
+        IncidentEvent.Kind.ACKNOWLEDGED,
+        now,
+        by=user.get_username() if user else None,
+        **({"via_channel": via_channel} if via_channel else {}),
+    )
+    engine.after_acknowledged(incident, now=now)
+    notify_acknowledged(incident=incident, by_user=user, now=now)
     return incident
 
 
 @transaction.atomic
-def resolve_incident(*, incident_id: int, user, now: datetime) -> Incident:
+def resolve_incident(
+    *, incident_id: int, user, now: datetime, via_channel: str | None = None
+) -> Incident:
     incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
     return _resolve(
-        incident, resolved_at=now, now=now, resolution=Incident.Resolution.MANUAL, user=user
+        incident,
+        resolved_at=now,
+        now=now,
+        resolution=Incident.Resolution.MANUAL,
+        user=user,
+        via_channel=via_channel,
     )
 
 
@@ -204,7 +256,8 @@ def resolve_incident(*, incident_id: int, user, now: datetime) -> Incident:
 class TokenAction:
     claim: ActionClaim
     incident: Incident
-    user: object
+    user: object  # None for a channel's token
+    via_channel: str | None = None  # the channel's name, for the timeline
 
 
 def inspect_action_token(token: str) -> TokenAction:
@@ -214,14 +267,25 @@ def inspect_action_token(token: str) -> TokenAction:
     if UsedActionToken.objects.filter(nonce=claim.nonce).exists():
         raise IncidentActionError("This link has already been used.")
     incident = Incident.objects.select_related("owner").filter(id=claim.incident_id).first()
-    user = get_user_model().objects.filter(id=claim.user_id, is_active=True).first()
-    if incident is None or user is None:
+    if incident is None:
         raise InvalidToken("This link no longer points to anything.")
-    if not may_act_on_incidents(user_id=user.id, team_id=incident.owner.team_id):
-        raise ActionNotAllowed("You can no longer act on this team's incidents.")
+    team_id = incident.owner.team_id
+    if claim.channel_id is not None:
+        if not channel_may_act(channel_id=claim.channel_id, team_id=team_id):
+            raise ActionNotAllowed("This channel can no longer act on this team's incidents.")
+        action = TokenAction(
+            claim=claim, incident=incident, user=None, via_channel=channel_name(claim.channel_id)
+        )
+    else:
+        user = get_user_model().objects.filter(id=claim.user_id, is_active=True).first()
+        if user is None:
+            raise InvalidToken("This link no longer points to anything.")
+        if not may_act_on_incidents(user_id=user.id, team_id=team_id):
+            raise ActionNotAllowed("You can no longer act on this team's incidents.")
+        action = TokenAction(claim=claim, incident=incident, user=user)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
-    return TokenAction(claim=claim, incident=incident, user=user)
+    return action
 
 
 def perform_action_token(token: str, *, now: datetime) -> Incident:
@@ -234,6 +298,27 @@ def perform_action_token(token: str, *, now: datetime) -> Incident:
                 UsedActionToken.objects.create(nonce=action.claim.nonce)
         except IntegrityError:
             raise IncidentActionError("This link has already been used.") from None
-        if action.claim.action == "acknowledge":
-            return acknowledge_incident(incident_id=action.incident.id, user=action.user, now=now)
-        return resolve_incident(incident_id=action.incident.id, user=action.user, now=now)
+        return _carry_out(action, now=now)
+
+
+def _carry_out(action: TokenAction, *, now: datetime) -> Incident:
+    incident_id, user, via = action.incident.id, action.user, action.via_channel
+    name = action.claim.action
+    if name == "acknowledge":
+        return acknowledge_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
+    if name == "resolve":
+        return resolve_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
+    try:
+        if name == "escalate":
+            return engine.escalate_incident_now(
+                incident_id=incident_id, user=user, now=now, via_channel=via
+            )
+        return engine.silence_incident_check(
+            incident_id=incident_id,
+            duration=SILENCE_ACTIONS[name],
+            user=user,
+            now=now,
+            via_channel=via,
+        )
+    except engine.EscalationActionError as exc:
+        raise IncidentActionError(str(exc)) from None

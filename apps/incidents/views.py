@@ -15,7 +15,7 @@ from .services import (
     inspect_action_token,
     perform_action_token,
 )
-from .tokens import InvalidToken
+from .tokens import SILENCE_ACTIONS, InvalidToken, read_action_token
 
 MAX_TOKEN_LENGTH = 500
 
@@ -31,11 +31,14 @@ def action(request, token: str):
     try:
         if request.method == "GET":
             found = inspect_action_token(token)
-            return render(
-                request,
-                "incidents/action_confirm.html",
-                {"action": found.claim.action, "incident": found.incident, "token": token},
-            )
+            context = {
+                "action": found.claim.action,
+                "label": found.claim.label,
+                "incident": found.incident,
+                "via_channel": found.via_channel,
+                "silence_until": silence_until(found.claim.action, database_now()),
+            }
+            return render(request, "incidents/action_confirm.html", context)
         incident = perform_action_token(token, now=database_now())
     except ActionNotAllowed as exc:
         return _refused(request, str(exc), status=403)
@@ -43,7 +46,12 @@ def action(request, token: str):
         return _refused(request, str(exc), status=400)
     except IncidentActionError as exc:
         return _refused(request, str(exc), status=409)
-    return render(request, "incidents/action_done.html", {"incident": incident})
+    done = {"incident": incident, "action": read_action_token(token).action}
+    return render(request, "incidents/action_done.html", done)
+
+
+def silence_until(action: str, now):
+    return now + SILENCE_ACTIONS[action] if action in SILENCE_ACTIONS else None
 
 
 def _refused(request, message: str, *, status: int):

@@ -23,9 +23,10 @@ USER_AGENT = "Tocsin-Notifier/1"
 class OutboundError(Exception):
     """A request that failed. `permanent` errors (a refused address, a 4xx) are not retried."""
 
-    def __init__(self, message: str, *, permanent: bool = False):
+    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.status = status  # the receiver's HTTP status, when it answered
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,17 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> R
         content = response.read(MAX_RESPONSE_BYTES)
     except (OSError, http.client.HTTPException) as exc:
         raise OutboundError(f"{type(exc).__name__}: {exc}") from None
+    except (ValueError, UnicodeError) as exc:
+        # http.client refuses header names or values with CR/LF or non-Latin-1 characters:
+        # the request would be refused again, so it is not retried.
+        raise OutboundError(f"invalid request: {exc}", permanent=True) from None
     finally:
         connection.close()
     if 200 <= response.status < 300:
         return Response(response.status, content)
     retryable = response.status >= 500 or response.status in (408, 429)
     raise OutboundError(
-        f"HTTP {response.status}: {content[:200].decode(errors='replace')}", permanent=not retryable
+        f"HTTP {response.status}: {content[:200].decode(errors='replace')}",
+        permanent=not retryable,
+        status=response.status,
     )

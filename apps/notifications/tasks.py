@@ -1,25 +1,29 @@
+"""Thin Celery wrappers. Each delivery is its own task with a short outbound timeout, so a slow
+or dead target holds one worker slot for at most OUTBOUND_TIMEOUT and never delays other
+deliveries' tasks beyond that. Retries are not Celery retries: a failed attempt stores
+next_attempt_at and retry_due_deliveries_task (beat) hands it out when due."""
+
 from celery import shared_task
 
 from apps.checks.clock import database_now
 
-from .delivery import TransientDeliveryError, deliver_notification, stale_notification_ids
+from .delivery import deliver, due_delivery_ids
+from .flush import flush_due_groups
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(TransientDeliveryError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=10,
-)
-def deliver_notification_task(notification_id: int) -> str:
-    return deliver_notification(notification_id=notification_id, now=database_now())
+@shared_task(acks_late=True)
+def deliver_task(delivery_id: int) -> str:
+    return deliver(delivery_id=delivery_id, now=database_now())
 
 
 @shared_task
-def redeliver_stale_notifications_task() -> str:
-    ids = stale_notification_ids(now=database_now())
-    for notification_id in ids:
-        deliver_notification_task.delay(notification_id)
-    return f"redelivered {len(ids)}"
+def flush_notification_groups_task(team_id: int | None = None) -> str:
+    return str(flush_due_groups(now=database_now(), team_id=team_id))
+
+
+@shared_task
+def retry_due_deliveries_task() -> str:
+    ids = due_delivery_ids(now=database_now())
+    for delivery_id in ids:
+        deliver_task.delay(delivery_id)
+    return f"handed out {len(ids)}"

@@ -16,6 +16,7 @@ from apps.incidents.tokens import SALT, make_action_token
 from apps.incidents.views import MAX_TOKEN_LENGTH
 from apps.notifications.models import Notification
 from apps.teams.models import Membership
+from tests.escalation.helpers import open_for
 
 
 @pytest.fixture
@@ -108,7 +109,10 @@ def test_post_acknowledges_as_the_recipient(client, incident, member):
     assert incident.acknowledged_at is not None
 
 
-def test_post_resolves_and_queues_the_recovery_email(client, incident, member, owner):
+def test_post_resolves_and_queues_the_recovery_email(client, member, owner, check, t0):
+    # Opened the way the sweeper opens it: everyone on the team is told, so everyone hears
+    # that it is resolved.
+    incident = open_for(check, t0)
     response = client.post(action_url(token_for(incident, member, "resolve")))
     assert response.status_code == 200
     incident.refresh_from_db()

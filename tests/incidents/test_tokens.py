@@ -19,6 +19,7 @@ from apps.incidents.services import (
 )
 from apps.incidents.tokens import SALT, InvalidToken, make_action_token, read_action_token
 from apps.teams.models import Membership
+from tests.escalation.helpers import open_for
 
 WEEK = timedelta(days=7)
 
@@ -294,9 +295,7 @@ def test_token_of_a_member_of_another_team_is_refused(incident, outsider, t0):
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_double_click_racing_itself_acts_once(check, member, t0):
-    incident = Incident.objects.create(
-        owner=check, kind=Incident.Kind.MISSED_HEARTBEAT, opened_at=t0, details={}
-    )
+    incident = open_for(check, t0)  # member is told, so member hears of the resolution
     token = token_for(incident, member, "resolve")
     barrier = threading.Barrier(2)
     outcomes = []

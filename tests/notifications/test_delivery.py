@@ -1,6 +1,6 @@
-"""Delivering outbox rows: one email per row however often it is delivered, SMTP failures
-recorded and retried, permanent refusals and the last attempt marked failed, lost tasks
-redelivered, and a broker outage that never fails the sweep.
+"""Delivering emails: one email per delivery however often it is attempted, SMTP failures
+recorded and retried from next_attempt_at, permanent refusals and the last attempt marked
+failed, lost tasks handed out again, and a broker outage that never fails the sweep.
 
 SMTP failures are real: a closed port, a server that never answers, and a real SMTP server
 (aiosmtpd) in a thread that accepts, greylists or refuses.
@@ -25,17 +25,16 @@ from apps.checks.clock import database_now
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
 from apps.incidents.models import Incident
-from apps.notifications.delivery import (
-    TransientDeliveryError,
-    deliver_notification,
-    stale_notification_ids,
-)
-from apps.notifications.models import Notification
-from apps.notifications.tasks import redeliver_stale_notifications_task
+from apps.notifications.delivery import deliver, due_delivery_ids
+from apps.notifications.flush import flush_due_groups
+from apps.notifications.models import Delivery, Notification
+from apps.notifications.tasks import flush_notification_groups_task
 from config.celery import app as celery_app
 
+from .conftest import beat_until
+
 SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
-Status = Notification.DeliveryStatus
+Status = Delivery.Status
 
 requires_postgres = pytest.mark.skipif(
     "connection.vendor != 'postgresql'",
@@ -54,9 +53,11 @@ def open_failure_incident(check, now) -> Incident:
 
 
 @pytest.fixture
-def row(check, member, t0) -> Notification:
-    open_failure_incident(check, t0)
-    return Notification.objects.get(event="down", recipient=member)
+def delivery(check, member, t0) -> Delivery:
+    """The member's DOWN email, put into its delivery (no grouping wait in tests)."""
+    open_failure_incident(check, t0 - SECOND)
+    flush_due_groups(now=t0)
+    return Delivery.objects.get(recipient=member)
 
 
 def closed_port() -> int:
@@ -74,7 +75,7 @@ def use_smtp(settings, port: int, timeout: int = 1) -> None:
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
 
 
-def refresh(row: Notification) -> Notification:
+def refresh(row):
     row.refresh_from_db()
     return row
 
@@ -82,66 +83,74 @@ def refresh(row: Notification) -> Notification:
 # --- claim --------------------------------------------------------------------------------
 
 
-def test_delivering_a_row_twice_sends_one_email(row, t0):
-    assert deliver_notification(notification_id=row.id, now=t0) == f"notification {row.id}: sent"
-    again = deliver_notification(notification_id=row.id, now=t0 + MINUTE)
-    assert again == f"notification {row.id}: nothing to do"
+def test_delivering_twice_sends_one_email(delivery, t0):
+    assert deliver(delivery_id=delivery.id, now=t0) == f"delivery {delivery.id}: sent"
+    again = deliver(delivery_id=delivery.id, now=t0 + MINUTE)
+    assert again == f"delivery {delivery.id}: nothing to do"
     assert len(mail.outbox) == 1
-    row = refresh(row)
-    assert (row.status, row.attempts, row.sent_at, row.last_error) == (Status.SENT, 1, t0, "")
-
-
-def test_delivering_a_row_that_is_gone_does_nothing(db, t0):
-    assert deliver_notification(notification_id=999_999, now=t0) == (
-        "notification 999999: nothing to do"
+    delivery = refresh(delivery)
+    assert (delivery.status, delivery.attempts, delivery.sent_at, delivery.last_error) == (
+        Status.SENT,
+        1,
+        t0,
+        "",
     )
+    row = Notification.objects.get(delivery=delivery)
+    assert (row.status, row.attempts, row.sent_at) == (Status.SENT, 1, t0)
+
+
+def test_delivering_one_that_is_gone_does_nothing(db, t0):
+    assert deliver(delivery_id=999_999, now=t0) == "delivery 999999: nothing to do"
     assert mail.outbox == []
 
 
 @requires_postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_delivering_one_row_at_once_send_one_email(check, member, t0):
+def test_two_workers_delivering_one_at_once_send_one_email(check, member, t0):
     open_failure_incident(check, t0)
-    row = Notification.objects.get(recipient=member)
+    flush_due_groups(now=t0 + SECOND)
+    delivery = Delivery.objects.get(recipient=member)
     barrier = threading.Barrier(4)
     outcomes = []
 
-    def deliver():
+    def attempt():
         try:
             barrier.wait()
-            outcomes.append(deliver_notification(notification_id=row.id, now=t0))
+            outcomes.append(deliver(delivery_id=delivery.id, now=t0 + SECOND))
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
 
-    assert sorted(outcomes) == [f"notification {row.id}: nothing to do"] * 3 + [
-        f"notification {row.id}: sent"
+    assert sorted(outcomes) == [f"delivery {delivery.id}: nothing to do"] * 3 + [
+        f"delivery {delivery.id}: sent"
     ]
     assert len(mail.outbox) == 1
-    assert refresh(row).attempts == 1
+    assert refresh(delivery).attempts == 1
 
 
 # --- failures -----------------------------------------------------------------------------
 
 
-def test_smtp_connection_refused_puts_the_row_back_to_pending(row, settings, t0):
+def test_smtp_connection_refused_schedules_a_retry(delivery, settings, t0):
+    settings.NOTIFICATION_RETRY_BASE = timedelta(seconds=10)
     use_smtp(settings, closed_port())
-    with pytest.raises(TransientDeliveryError, match="Connection refused"):
-        deliver_notification(notification_id=row.id, now=t0 + MINUTE)
-    row = refresh(row)
-    assert row.status == Status.PENDING
-    assert row.attempts == 1
-    assert row.last_error.startswith("ConnectionRefusedError: ")
-    assert row.updated_at == t0 + MINUTE
-    assert row.sent_at is None
+    outcome = deliver(delivery_id=delivery.id, now=t0 + MINUTE, jitter=0.5)
+    assert outcome.endswith(f"retry at {(t0 + MINUTE + 7.5 * SECOND).isoformat()}")
+    delivery = refresh(delivery)
+    assert delivery.status == Status.PENDING
+    assert delivery.attempts == 1
+    assert delivery.next_attempt_at == t0 + MINUTE + 7.5 * SECOND
+    assert delivery.last_error.startswith("ConnectionRefusedError: ")
+    assert delivery.sent_at is None
+    assert Notification.objects.get(delivery=delivery).last_error == delivery.last_error
 
 
-def test_smtp_server_that_never_answers_times_out(row, settings, t0):
+def test_smtp_server_that_never_answers_times_out(delivery, settings, t0):
     # A listening socket that never accepts: the TCP handshake completes (backlog), the SMTP
     # greeting never comes. EMAIL_TIMEOUT bounds the wait, so a hung relay cannot hang a worker.
     with socket.socket() as silent:
@@ -149,44 +158,46 @@ def test_smtp_server_that_never_answers_times_out(row, settings, t0):
         silent.listen(8)
         use_smtp(settings, silent.getsockname()[1], timeout=1)
         started = time.monotonic()
-        with pytest.raises(TransientDeliveryError, match="timed out"):
-            deliver_notification(notification_id=row.id, now=t0)
+        assert "retry at" in deliver(delivery_id=delivery.id, now=t0)
         assert time.monotonic() - started < 10
-    row = refresh(row)
-    assert (row.status, row.attempts) == (Status.PENDING, 1)
-    assert "timed out" in row.last_error
+    delivery = refresh(delivery)
+    assert (delivery.status, delivery.attempts) == (Status.PENDING, 1)
+    assert "timed out" in delivery.last_error
 
 
-def test_row_is_failed_after_the_last_attempt(row, settings, t0):
+def test_failed_after_the_last_attempt(delivery, settings, t0):
     settings.NOTIFICATION_MAX_ATTEMPTS = 3
     use_smtp(settings, closed_port())
+    moment = t0
     for attempt in (1, 2):
-        with pytest.raises(TransientDeliveryError):
-            deliver_notification(notification_id=row.id, now=t0 + attempt * MINUTE)
-        assert (refresh(row).status, row.attempts) == (Status.PENDING, attempt)
+        assert "retry at" in deliver(delivery_id=delivery.id, now=moment)
+        assert (refresh(delivery).status, delivery.attempts) == (Status.PENDING, attempt)
+        moment = delivery.next_attempt_at
 
-    last = deliver_notification(notification_id=row.id, now=t0 + 3 * MINUTE)
-    assert last == f"notification {row.id}: failed for good"
-    row = refresh(row)
-    assert (row.status, row.attempts) == (Status.FAILED, 3)
-    assert row.last_error.startswith("ConnectionRefusedError")
-    # A failed row is final: neither a late task nor the stale scan picks it up again.
-    assert deliver_notification(notification_id=row.id, now=t0 + 4 * MINUTE).endswith(
-        "nothing to do"
+    last = deliver(delivery_id=delivery.id, now=moment)
+    assert last == f"delivery {delivery.id}: failed for good"
+    delivery = refresh(delivery)
+    assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == (
+        Status.FAILED,
+        3,
+        None,
     )
-    assert row.id not in stale_notification_ids(now=t0 + timedelta(days=1))
-    assert mail.outbox == []
+    assert delivery.last_error.startswith("ConnectionRefusedError")
+    # A failed delivery is final: neither a late task nor the retry scan picks it up again.
+    assert deliver(delivery_id=delivery.id, now=moment + MINUTE).endswith("nothing to do")
+    assert delivery.id not in due_delivery_ids(now=t0 + timedelta(days=1))
+    assert Notification.objects.get(delivery=delivery).status == Status.FAILED
 
 
-def test_success_after_a_failure_clears_the_error(row, settings, t0):
+def test_success_after_a_failure_clears_the_error(delivery, settings, t0):
     use_smtp(settings, closed_port())
-    with pytest.raises(TransientDeliveryError):
-        deliver_notification(notification_id=row.id, now=t0)
+    deliver(delivery_id=delivery.id, now=t0)
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    assert deliver_notification(notification_id=row.id, now=t0 + MINUTE).endswith("sent")
-    row = refresh(row)
-    assert (row.status, row.attempts, row.last_error) == (Status.SENT, 2, "")
-    assert row.sent_at == t0 + MINUTE
+    retry_at = refresh(delivery).next_attempt_at
+    assert deliver(delivery_id=delivery.id, now=retry_at).endswith("sent")
+    delivery = refresh(delivery)
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (Status.SENT, 2, "")
+    assert delivery.sent_at == retry_at
     assert len(mail.outbox) == 1
 
 
@@ -234,8 +245,8 @@ def smtp_sink(settings) -> Iterator[SmtpSink]:
         yield sink
 
 
-def test_email_goes_out_over_smtp(row, smtp_sink, member, settings, t0):
-    assert deliver_notification(notification_id=row.id, now=t0).endswith("sent")
+def test_email_goes_out_over_smtp(delivery, smtp_sink, member, settings, t0):
+    assert deliver(delivery_id=delivery.id, now=t0).endswith("sent")
 
     ((mail_from, rcpt_tos, content),) = smtp_sink.received
     assert mail_from == email.utils.parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
@@ -250,79 +261,70 @@ def test_email_goes_out_over_smtp(row, smtp_sink, member, settings, t0):
     assert "nightly-backup (production) is DOWN." in text
     assert "Acknowledge: https://tocsin.example/a/" in text
     assert 'href="https://tocsin.example/a/' in html
-    assert refresh(row).status == Status.SENT
+    assert refresh(delivery).status == Status.SENT
 
 
-def test_greylisting_is_retried(row, smtp_sink, t0):
+def test_greylisting_is_retried(delivery, smtp_sink, t0):
     smtp_sink.greylist_first = 1
-    with pytest.raises(TransientDeliveryError, match="451"):
-        deliver_notification(notification_id=row.id, now=t0)
-    assert refresh(row).status == Status.PENDING
-    assert "Greylisted" in row.last_error
+    assert "retry at" in deliver(delivery_id=delivery.id, now=t0)
+    delivery = refresh(delivery)
+    assert delivery.status == Status.PENDING
+    assert "Greylisted" in delivery.last_error
 
-    assert deliver_notification(notification_id=row.id, now=t0 + MINUTE).endswith("sent")
+    assert deliver(delivery_id=delivery.id, now=delivery.next_attempt_at).endswith("sent")
     assert len(smtp_sink.received) == 1
-    assert (refresh(row).status, row.attempts) == (Status.SENT, 2)
+    assert (refresh(delivery).status, delivery.attempts) == (Status.SENT, 2)
 
 
-def test_permanent_refusal_is_recorded_not_retried(row, smtp_sink, member, t0):
+def test_permanent_refusal_is_recorded_not_retried(delivery, smtp_sink, member, t0):
     smtp_sink.refuse_recipients[member.email] = "550 5.1.1 No such user here"
-    summary = deliver_notification(notification_id=row.id, now=t0)
-    assert summary == f"notification {row.id}: failed for good"
-    row = refresh(row)
-    assert (row.status, row.attempts) == (Status.FAILED, 1)
-    assert row.last_error.startswith("SMTPRecipientsRefused")
-    assert "No such user here" in row.last_error
+    summary = deliver(delivery_id=delivery.id, now=t0)
+    assert summary == f"delivery {delivery.id}: failed for good"
+    delivery = refresh(delivery)
+    assert (delivery.status, delivery.attempts) == (Status.FAILED, 1)
+    assert delivery.last_error.startswith("SMTPRecipientsRefused")
+    assert "No such user here" in delivery.last_error
     assert smtp_sink.received == []
 
 
-# --- stale rows ---------------------------------------------------------------------------
+# --- lost tasks ---------------------------------------------------------------------------
 
 
-def test_stale_rows_are_found_and_sending_ones_reset(check, member, owner, settings, t0):
+def test_due_and_stuck_deliveries_are_handed_out_again(check, member, owner, settings, t0):
     settings.OUTBOX_STALE_AFTER = timedelta(minutes=2)
-    incident = Incident.objects.create(
-        owner=check, kind=Incident.Kind.FAILURE_SIGNAL, opened_at=t0, details={}
-    )
     now = t0 + timedelta(hours=1)
 
-    def make(address, status, age):
-        return Notification.objects.create(
-            incident=incident,
-            event="down",
+    def make(status, *, age, next_attempt_in=None):
+        return Delivery.objects.create(
+            team=check.team,
+            target=f"user:{member.id}",
             recipient=member,
-            address=address,
+            address=member.email,
+            summary="DOWN x",
             status=status,
             created_at=now - age,
             updated_at=now - age,
+            next_attempt_at=None if next_attempt_in is None else now + next_attempt_in,
         )
 
-    old_pending = make("a@example.com", Status.PENDING, 3 * MINUTE)
-    old_sending = make("b@example.com", Status.SENDING, 3 * MINUTE)
-    fresh_pending = make("c@example.com", Status.PENDING, MINUTE)
-    fresh_sending = make("d@example.com", Status.SENDING, MINUTE)
-    at_the_cutoff = make("e@example.com", Status.PENDING, 2 * MINUTE)
-    old_sent = make("f@example.com", Status.SENT, timedelta(days=1))
-    old_failed = make("g@example.com", Status.FAILED, timedelta(days=1))
+    due = make(Status.PENDING, age=3 * MINUTE, next_attempt_in=-SECOND)
+    due_now = make(Status.PENDING, age=MINUTE, next_attempt_in=timedelta(0))
+    not_yet = make(Status.PENDING, age=MINUTE, next_attempt_in=SECOND)
+    stuck = make(Status.SENDING, age=3 * MINUTE)
+    busy = make(Status.SENDING, age=MINUTE)
+    sent = make(Status.SENT, age=timedelta(days=1))
+    failed = make(Status.FAILED, age=timedelta(days=1))
 
-    assert sorted(stale_notification_ids(now=now)) == sorted([old_pending.id, old_sending.id])
-
-    # A row stuck in sending (its worker died mid-send) is claimable again.
-    assert (refresh(old_sending).status, old_sending.updated_at) == (Status.PENDING, now)
-    assert (refresh(old_pending).status, old_pending.updated_at) == (
-        Status.PENDING,
-        now - 3 * MINUTE,
-    )
+    assert sorted(due_delivery_ids(now=now)) == sorted([due.id, due_now.id, stuck.id])
+    # A delivery stuck in sending (its worker died mid-send) is claimable again.
+    assert (refresh(stuck).status, stuck.next_attempt_at) == (Status.PENDING, now)
     for untouched, status in [
-        (fresh_pending, Status.PENDING),
-        (fresh_sending, Status.SENDING),
-        (at_the_cutoff, Status.PENDING),
-        (old_sent, Status.SENT),
-        (old_failed, Status.FAILED),
+        (not_yet, Status.PENDING),
+        (busy, Status.SENDING),
+        (sent, Status.SENT),
+        (failed, Status.FAILED),
     ]:
         assert refresh(untouched).status == status
-    # The reset row now looks fresh: a second scan right away does not hand it out twice.
-    assert stale_notification_ids(now=now) == [old_pending.id]
 
 
 # --- across the queue: a real worker ------------------------------------------------------
@@ -353,26 +355,27 @@ def broker_down():
 def test_broker_outage_does_not_fail_the_sweep_and_the_outbox_catches_up(
     celery_worker, check, member, owner, settings, caplog
 ):
-    settings.OUTBOX_STALE_AFTER = timedelta(0)
     now = database_now()
     record_ping(
-        ping=PingData(kind="fail", method="POST", exit_status=2), token=check.ping_token, now=now
+        ping=PingData(kind="fail", method="POST", exit_status=2),
+        token=check.ping_token,
+        now=now - SECOND,
     )
     with celery_worker.exclusive(), broker_down():
         started = time.monotonic()
-        result = sweep_due_checks(now=now + SECOND)
+        result = sweep_due_checks(now=now)
         elapsed = time.monotonic() - started
     # The sweep committed its work and said so; enqueueing failed quietly after the commit.
     assert (result.opened, result.errors) == (1, [])
     assert elapsed < 20
-    assert "it will be redelivered" in caplog.text
+    assert "the beat's flush will do it" in caplog.text
     with celery_worker.exclusive():
         assert Incident.objects.get(owner=check).state == Incident.State.TRIGGERED
         assert sorted(Notification.objects.values_list("status", flat=True)) == ["pending"] * 2
     assert mail.outbox == []
 
-    # The broker is back; beat's periodic redelivery hands the rows to the worker.
-    redeliver_stale_notifications_task.delay()
+    # The broker is back; beat's flush and retry scan hand the rows to the worker.
+    flush_notification_groups_task.delay()
     celery_worker.wait_for(
         lambda: set(Notification.objects.values_list("status", flat=True)) == {Status.SENT},
         what="both rows sent",
@@ -382,41 +385,40 @@ def test_broker_outage_does_not_fail_the_sweep_and_the_outbox_catches_up(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_retries_smtp_failures_with_backoff_until_the_last_attempt(
+def test_worker_retries_smtp_failures_from_the_beat_until_the_last_attempt(
     celery_worker, check, member, settings
 ):
     settings.NOTIFICATION_MAX_ATTEMPTS = 2
+    settings.NOTIFICATION_RETRY_BASE = timedelta(milliseconds=200)
     use_smtp(settings, closed_port())
-    now = database_now()
     with celery_worker.exclusive():
-        open_failure_incident(check, now)
-    celery_worker.wait_for(
-        lambda: Notification.objects.filter(status=Status.FAILED).exists(),
-        what="the row marked failed",
+        open_failure_incident(check, database_now() - SECOND)
+    beat_until(
+        celery_worker,
+        lambda: Delivery.objects.filter(status=Status.FAILED).exists(),
+        what="the delivery marked failed",
     )
-    row = Notification.objects.get()
-    assert (row.status, row.attempts) == (Status.FAILED, 2)
-    assert row.last_error.startswith("ConnectionRefusedError")
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (Status.FAILED, 2)
+    assert delivery.last_error.startswith("ConnectionRefusedError")
     assert mail.outbox == []
-    assert [state for name, state in celery_worker.finished if "deliver" in name] == [
-        "RETRY",
-        "SUCCESS",
-    ]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_delivers_over_smtp_after_greylisting(celery_worker, check, member, settings):
+    settings.NOTIFICATION_RETRY_BASE = timedelta(milliseconds=200)
     with smtp_server() as (sink, port):
         use_smtp(settings, port, timeout=5)
         sink.greylist_first = 1
         with celery_worker.exclusive():
-            open_failure_incident(check, database_now())
-        celery_worker.wait_for(
-            lambda: Notification.objects.filter(status=Status.SENT).exists(),
-            what="the row sent after one greylisting",
+            open_failure_incident(check, database_now() - SECOND)
+        beat_until(
+            celery_worker,
+            lambda: Delivery.objects.filter(status=Status.SENT).exists(),
+            what="the delivery sent after one greylisting",
         )
     ((_, rcpt_tos, content),) = sink.received
     assert rcpt_tos == [member.email]
     assert b"Subject: [Tocsin] DOWN nightly-backup (production)" in content
-    row = Notification.objects.get()
-    assert (row.status, row.attempts, row.last_error) == (Status.SENT, 2, "")
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (Status.SENT, 2, "")

@@ -1,0 +1,615 @@
+"""Escalation, carried out: the incident's frozen policy walked step by step from persisted
+state, holds for dependencies and silences, and the actions people take (acknowledge, "not me",
+silence from a link). Every function takes `now` and runs inside the caller's transaction;
+notifications are owed through apps.notifications.dispatch (outbox rows, unique per incident,
+event, round, step and target), so a retried or concurrent sweep never sends twice.
+
+    open ──▶ suppressed (a parent check's incident is open) ──parent resolves──▶ released ─┐
+      │                                                                                   │
+      ├──▶ silenced (a silence or maintenance window covers the check) ──it ends──────────┤
+      │                                                                                   ▼
+      └──────────────────────────────────────────────────────────▶ escalating (policy.py)
+    escalating ──acknowledge──▶ acknowledged ──ack timeout──▶ re-triggered: step 0 again
+    any state ──resolve (by hand or recovery)──▶ resolved: "resolved" to whoever was told
+
+`Incident.next_escalation_at` says when the beat-driven sweep must look at an incident again;
+`Incident.hold` says why notifications are held back (`suppressed_by` / `silenced_by` say by
+what). Nothing here sleeps or schedules a task.
+"""
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.checks.models import Check
+from apps.incidents.models import Incident, IncidentEvent
+from apps.teams.models import Membership
+
+from .models import EscalationPolicy, MaintenanceWindow, Rotation, Silence, matchers_from_json
+from .policy import (
+    Firing,
+    PolicySnapshot,
+    Position,
+    StepSnapshot,
+    Target,
+    TargetKind,
+    acknowledgment_expired,
+    advance,
+    escalate_now,
+    next_wakeup,
+    position_from_json,
+    position_to_json,
+    snapshot_from_json,
+    snapshot_to_json,
+    start,
+)
+from .rotation import on_call
+from .silencing import CheckFacts
+
+logger = logging.getLogger(__name__)
+
+
+class EscalationActionError(Exception):
+    """The action does not apply to the incident now; the message says why (for the page)."""
+
+
+def _record(incident: Incident, kind: str, at: datetime, **detail) -> None:
+    IncidentEvent.objects.create(incident=incident, kind=kind, at=at, detail=detail)
+
+
+# --- which policy ------------------------------------------------------------------------------
+
+
+def implicit_policy(team_id: int) -> PolicySnapshot:
+    """A team without any policy: one step telling every member, no repeats (the behaviour
+    before policies existed)."""
+    return PolicySnapshot(steps=(StepSnapshot(timedelta(0), (Target(TargetKind.TEAM, team_id),)),))
+
+
+def policy_for_check(check: Check) -> tuple[PolicySnapshot, str]:
+    """The check's policy, else the team's default, else the implicit one; with its name."""
+    policy = None
+    if check.escalation_policy_id:
+        policy = EscalationPolicy.objects.filter(
+            id=check.escalation_policy_id, team_id=check.team_id
+        ).first()
+    if policy is None:
+        policy = EscalationPolicy.objects.filter(team_id=check.team_id, is_default=True).first()
+    if policy is None:
+        return implicit_policy(check.team_id), ""
+    return policy.snapshot(), policy.name
+
+
+# --- position bookkeeping ----------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """The incident's escalation JSON, unpacked: the position of policy.py, plus which event
+    the first notification of the current run carries and whether it went out."""
+
+    position: Position
+    start_event: str = "down"
+    notified: bool = False
+    skipped_recorded: bool = False
+
+    @classmethod
+    def load(cls, incident: Incident) -> "_State":
+        data = incident.escalation_position or {}
+        return cls(
+            position=position_from_json(data),
+            start_event=data.get("start_event", "down"),
+            notified=data.get("notified", False),
+            skipped_recorded=data.get("skipped_recorded", False),
+        )
+
+    def dump(self) -> dict:
+        return position_to_json(self.position) | {
+            "start_event": self.start_event,
+            "notified": self.notified,
+            "skipped_recorded": self.skipped_recorded,
+        }
+
+
+def _policy(incident: Incident) -> PolicySnapshot:
+    return snapshot_from_json(incident.policy_snapshot or {"steps": []})
+
+
+SAVED_FIELDS = [
+    "state",
+    "policy_snapshot",
+    "policy_name",
+    "escalation_position",
+    "next_escalation_at",
+    "hold",
+    "suppressed_by",
+    "silenced_by",
+    "silenced_by_window",
+    "last_notified_at",
+]
+
+
+# --- holds: dependencies and silences ----------------------------------------------------------
+
+
+def open_parent_incident(check: Check) -> Incident | None:
+    """An open incident of a check that `check` depends on (the oldest), or None."""
+    return (
+        Incident.objects.select_related("owner")
+        .filter(owner__in=check.depends_on.all())
+        .exclude(state=Incident.State.RESOLVED)
+        .order_by("opened_at", "id")
+        .first()
+    )
+
+
+def check_facts(check: Check) -> CheckFacts:
+    return CheckFacts(
+        id=str(check.id), tags=frozenset(check.tag_list), environment=check.environment
+    )
+
+
+@dataclass(frozen=True)
+class Cover:
+    """What silences a check at a moment, and until when."""
+
+    until: datetime
+    silence: Silence | None = None
+    window: MaintenanceWindow | None = None
+
+    def describe(self) -> dict:
+        if self.silence is not None:
+            return {"silence": self.silence.id, "comment": self.silence.comment}
+        return {"maintenance_window": self.window.id, "name": self.window.name}
+
+
+def covering_silence(check: Check, now: datetime, *, silences=None, windows=None) -> Cover | None:
+    """The silence or maintenance window covering `check` at `now` that lasts longest. Pass the
+    team's active silences and windows when asking about many checks."""
+    facts = check_facts(check)
+    if silences is None:
+        silences = Silence.objects.filter(team_id=check.team_id).active_at(now)
+    if windows is None:
+        windows = MaintenanceWindow.objects.filter(team_id=check.team_id)
+    covers = [
+        Cover(until=s.effective_end, silence=s) for s in silences if s.spec().covers(facts, now)
+    ]
+    for window in windows:
+        spec = window.spec()
+        if spec.matchers.matches(facts):
+            opening = spec.window_at(now)
+            if opening is not None:
+                covers.append(Cover(until=opening[1], window=window))
+    return max(covers, key=lambda c: c.until, default=None)
+
+
+# --- firing ------------------------------------------------------------------------------------
+
+
+def _recipients(incident: Incident, targets, now: datetime):
+    """The dispatch recipients for a step's targets at `now`: rotations resolve to whoever is
+    on call now. Targets of another team (a stale snapshot) are dropped here; dispatch drops
+    members who left and disabled channels."""
+    from apps.notifications.dispatch import Recipient
+
+    team_id = incident.owner.team_id
+    recipients, described = {}, []
+    for target in targets:
+        if target.kind == TargetKind.USER:
+            recipients[f"user:{target.id}"] = Recipient(user_id=target.id)
+            described.append(f"user:{target.id}")
+        elif target.kind == TargetKind.CHANNEL:
+            recipients[f"channel:{target.id}"] = Recipient(channel_id=target.id)
+            described.append(f"channel:{target.id}")
+        elif target.kind == TargetKind.TEAM and target.id == team_id:
+            for user_id in Membership.objects.filter(team_id=team_id).values_list(
+                "user_id", flat=True
+            ):
+                recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
+            described.append("team")
+        elif target.kind == TargetKind.ROTATION:
+            rotation = Rotation.objects.filter(id=target.id, team_id=team_id).first()
+            user_id = on_call(rotation.spec(), now) if rotation else None
+            if user_id is None:
+                _record(incident, IncidentEvent.Kind.NOBODY_ON_CALL, now, rotation=target.id)
+                continue
+            recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
+            described.append(f"rotation:{target.id}=user:{user_id}")
+    return list(recipients.values()), described
+
+
+def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: _State, now) -> None:
+    from apps.notifications.dispatch import notify
+
+    recipients, described = _recipients(incident, firing.targets, now)
+    epoch = state.position.epoch
+    if firing.is_reminder:
+        # Reminders of one run are numbered; the run (epoch) keeps runs apart.
+        event, round_, step = "reminder", epoch, firing.reminder
+        _record(incident, IncidentEvent.Kind.REMINDED, now, reminder=firing.reminder)
+    else:
+        event = "escalation" if state.notified else state.start_event
+        round_ = epoch * (policy.repeat + 1) + firing.round
+        step = firing.step
+        _record(
+            incident,
+            IncidentEvent.Kind.ESCALATED,
+            now,
+            step=firing.step + 1,
+            steps=len(policy.steps),
+            round=firing.round,
+            event=event,
+            targets=described,
+        )
+    notify(incident=incident, event=event, recipients=recipients, round=round_, step=step, now=now)
+    state.notified = True
+    incident.last_notified_at = now
+
+
+def _escalate(incident: Incident, *, now: datetime) -> None:
+    """The heart of it: decide holds, then fire what is due and store when to look again."""
+    policy = _policy(incident)
+    state = _State.load(incident)
+
+    if incident.hold == Incident.Hold.SUPPRESSED:
+        parent = open_parent_incident(incident.owner)
+        if parent is not None:
+            if parent.id != incident.suppressed_by_id:
+                incident.suppressed_by = parent
+                _record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
+            incident.next_escalation_at = None
+            return
+        incident.hold = ""
+        _record(
+            incident, IncidentEvent.Kind.RELEASED, now, **_parent_detail(incident.suppressed_by)
+        )
+        state.position = replace(start(policy, now), epoch=state.position.epoch)
+
+    if incident.state == Incident.State.ACKNOWLEDGED:
+        if incident.acknowledged_at is None or not acknowledgment_expired(
+            policy, incident.acknowledged_at, now
+        ):
+            incident.next_escalation_at = next_wakeup(
+                policy, state.position, incident.acknowledged_at
+            )
+            incident.escalation_position = state.dump()
+            return
+        incident.state = Incident.State.TRIGGERED
+        _record(
+            incident,
+            IncidentEvent.Kind.RETRIGGERED,
+            now,
+            acknowledged_at=incident.acknowledged_at.isoformat(),
+            ack_timeout_seconds=policy.ack_timeout.total_seconds(),
+        )
+        state = _State(
+            position=replace(start(policy, now), epoch=state.position.epoch + 1),
+            start_event="retriggered",
+        )
+
+    cover = covering_silence(incident.owner, now)
+    if cover is not None:
+        if (
+            incident.hold != Incident.Hold.SILENCED
+            or incident.silenced_by != cover.silence
+            or incident.silenced_by_window != cover.window
+        ):
+            _record(
+                incident,
+                IncidentEvent.Kind.SILENCED,
+                now,
+                until=cover.until.isoformat(),
+                **cover.describe(),
+            )
+        incident.hold = Incident.Hold.SILENCED
+        incident.silenced_by, incident.silenced_by_window = cover.silence, cover.window
+        incident.next_escalation_at = cover.until
+        incident.escalation_position = state.dump()
+        return
+    if incident.hold == Incident.Hold.SILENCED:
+        incident.hold = ""
+        _record(incident, IncidentEvent.Kind.UNSILENCED, now, notified_before=state.notified)
+        if not state.notified:
+            state.start_event = "unsilenced"
+        # Steps that fell due during the silence fire one at a time from now, not in a burst.
+        due = state.position.due_at
+        if due is not None and due < now:
+            state.position = replace(state.position, due_at=now)
+
+    if not policy.applies_to(incident.severity) and not state.skipped_recorded:
+        _record(
+            incident,
+            IncidentEvent.Kind.POLICY_SKIPPED,
+            now,
+            severity=incident.severity,
+            policy_severities=sorted(policy.severities),
+        )
+        state.skipped_recorded = True
+    result = advance(policy, state.position, severity=incident.severity, now=now)
+    for firing in result.firings:
+        _fire(incident, firing, policy=policy, state=state, now=now)
+    state.position = result.position
+    incident.escalation_position = state.dump()
+    incident.next_escalation_at = next_wakeup(policy, state.position, None)
+
+
+def _parent_detail(parent: Incident | None) -> dict:
+    if parent is None:
+        return {}
+    return {"parent_incident": parent.id, "parent_check": parent.owner.name}
+
+
+def _save(incident: Incident) -> None:
+    incident.save(update_fields=SAVED_FIELDS)
+
+
+# --- entry points from incident services ---------------------------------------------------------
+
+
+def start_escalation(incident: Incident, *, now: datetime) -> None:
+    """Freeze the policy on a just-opened incident and fire step 0, unless a parent check's
+    incident is open (suppressed) or a silence covers the check (silenced). Runs inside the
+    transaction that opened the incident (the sweeper's)."""
+    check = incident.owner
+    policy, name = policy_for_check(check)
+    incident.policy_snapshot = snapshot_to_json(policy)
+    incident.policy_name = name
+    incident.escalation_position = _State(position=start(policy, now)).dump()
+    parent = open_parent_incident(check)
+    if parent is not None:
+        incident.hold = Incident.Hold.SUPPRESSED
+        incident.suppressed_by = parent
+        incident.next_escalation_at = None
+        _record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
+    else:
+        _escalate(incident, now=now)
+    _save(incident)
+    _suppress_dependents(incident, now=now)
+
+
+def _suppress_dependents(parent: Incident, *, now: datetime) -> None:
+    """A parent going down after its dependents did: their open, unacknowledged incidents stop
+    escalating (the cause is known now); they are released when the parent resolves."""
+    dependents = (
+        Incident.objects.select_for_update()
+        .select_related("owner")
+        .filter(owner__in=parent.owner.dependents.all(), state=Incident.State.TRIGGERED)
+        .exclude(hold=Incident.Hold.SUPPRESSED)
+    )
+    for incident in dependents:
+        incident.hold = Incident.Hold.SUPPRESSED
+        incident.suppressed_by = parent
+        incident.next_escalation_at = None
+        _record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
+        _save(incident)
+
+
+def after_acknowledged(incident: Incident, *, now: datetime) -> None:
+    """Stop escalation and reminders; with an ack timeout, look again when it runs out."""
+    policy = _policy(incident)
+    state = _State.load(incident)
+    incident.next_escalation_at = next_wakeup(policy, state.position, incident.acknowledged_at)
+    incident.save(update_fields=["next_escalation_at"])
+
+
+def after_resolved(incident: Incident, *, now: datetime) -> None:
+    """Nothing more is due; tell whoever was told; release incidents held by this one."""
+    from apps.notifications.dispatch import notify_resolved
+
+    incident.next_escalation_at = None
+    incident.hold = ""
+    incident.save(update_fields=["next_escalation_at", "hold"])
+    notify_resolved(incident=incident, now=now)
+    release_at = now + settings.DEPENDENCY_RELEASE_DELAY
+    Incident.objects.filter(suppressed_by=incident, hold=Incident.Hold.SUPPRESSED).exclude(
+        state=Incident.State.RESOLVED
+    ).update(next_escalation_at=release_at)
+
+
+def after_severity_raised(incident: Incident, *, now: datetime) -> None:
+    """A policy limited to severities the incident did not have: now that it has one, escalation
+    starts. (Steps already passed that were limited to the new severity do not fire late.)"""
+    policy = _policy(incident)
+    state = _State.load(incident)
+    if not policy.severities or not policy.applies_to(incident.severity):
+        return
+    if state.notified or not state.position.finished:
+        return
+    state.position = replace(start(policy, now), epoch=state.position.epoch)
+    incident.escalation_position = state.dump()
+    if incident.state == Incident.State.TRIGGERED and not incident.hold:
+        _escalate(incident, now=now)
+    _save(incident)
+
+
+# --- the beat-driven sweep -----------------------------------------------------------------------
+
+
+@dataclass
+class EscalationSweepResult:
+    processed: int = 0
+    failed: int = 0
+
+    def __str__(self) -> str:
+        return f"escalated {self.processed}" + (f", {self.failed} failed" if self.failed else "")
+
+
+def escalate_due_incidents(*, now: datetime, batch_size: int = 200) -> EscalationSweepResult:
+    """Carry out everything due by `now`: steps, repeats, reminders, acknowledgment timeouts,
+    releases and silences ending. Batches of incidents are claimed with FOR UPDATE SKIP LOCKED
+    (served by the incident_escalation_due partial index), so concurrent sweeps share the work
+    instead of doing it twice; within a batch each incident gets a savepoint, so one bad row is
+    pushed back and logged rather than blocking the rest. Safe to run at any time, any number
+    of times."""
+    result = EscalationSweepResult()
+    while True:
+        with transaction.atomic():
+            batch = list(
+                Incident.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("owner")
+                .filter(next_escalation_at__lte=now)
+                .order_by("next_escalation_at", "id")[:batch_size]
+            )
+            for incident in batch:
+                try:
+                    with transaction.atomic():
+                        if incident.state == Incident.State.RESOLVED:
+                            incident.next_escalation_at = None
+                        else:
+                            _escalate(incident, now=now)
+                        _save(incident)
+                    result.processed += 1
+                except Exception:
+                    logger.exception("escalation of incident %s failed", incident.id)
+                    result.failed += 1
+                    Incident.objects.filter(id=incident.id).update(
+                        next_escalation_at=now + timedelta(minutes=5)
+                    )
+        if len(batch) < batch_size:
+            return result
+
+
+# --- actions people take -------------------------------------------------------------------------
+
+
+def _actor(user, via_channel: str | None) -> dict:
+    if user is not None:
+        return {"by": user.get_username()}
+    return {"via_channel": via_channel}
+
+
+def escalate_incident_now(
+    *, incident_id: int, user, now: datetime, via_channel: str | None = None
+) -> Incident:
+    """ "Not me — escalate now": the next step fires at once."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
+        if incident.state == Incident.State.RESOLVED:
+            raise EscalationActionError("This incident is already resolved.")
+        if incident.state == Incident.State.ACKNOWLEDGED:
+            raise EscalationActionError("This incident is already acknowledged.")
+        if incident.hold:
+            raise EscalationActionError(
+                f"Notifications for this incident are held back ({incident.get_hold_display()})."
+            )
+        policy = _policy(incident)
+        state = _State.load(incident)
+        moved = escalate_now(policy, state.position, now=now)
+        if moved.finished or moved.due_at is None:
+            raise EscalationActionError("There is no further step to escalate to.")
+        state.position = moved
+        incident.escalation_position = state.dump()
+        _record(
+            incident,
+            IncidentEvent.Kind.ESCALATE_REQUESTED,
+            now,
+            next_step=moved.step + 1,
+            **_actor(user, via_channel),
+        )
+        _escalate(incident, now=now)
+        _save(incident)
+        return incident
+
+
+def silence_incident_check(
+    *, incident_id: int, duration: timedelta, user, now: datetime, via_channel: str | None = None
+) -> Incident:
+    """ "Silence this check for 1 h / 4 h / 24 h" from an alert: a silence matching the check
+    alone, from now; the incident is held until it ends."""
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
+        if incident.state == Incident.State.RESOLVED:
+            raise EscalationActionError("This incident is already resolved.")
+        hours = round(duration.total_seconds() / 3600)
+        where = f" in channel {via_channel}" if via_channel else ""
+        create_silence(
+            team_id=incident.owner.team_id,
+            starts_at=now,
+            ends_at=now + duration,
+            matchers={"check_ids": [str(incident.owner_id)]},
+            user=user,
+            comment=f"Silenced for {hours} h from an alert about incident #{incident.id}{where}.",
+            now=now,
+        )
+        incident.refresh_from_db()
+        return incident
+
+
+# --- silences ----------------------------------------------------------------------------------
+
+
+def matching_checks(team_id: int, matchers: dict):
+    """The team's checks a silence with `matchers` would cover (the preview)."""
+    spec = matchers_from_json(matchers)
+    return [c for c in Check.objects.filter(team_id=team_id) if spec.matches(check_facts(c))]
+
+
+def create_silence(
+    *,
+    team_id: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    matchers: dict,
+    user,
+    comment: str,
+    now: datetime,
+) -> Silence:
+    """Save a silence and hold, at once, the open incidents it covers now (those it covers later
+    are held when the sweep next looks at them)."""
+    with transaction.atomic():
+        silence = Silence.objects.create(
+            team_id=team_id,
+            starts_at=starts_at,
+            ends_at=ends_at,
+            matchers=matchers,
+            created_by=user,
+            comment=comment,
+            created_at=now,
+        )
+        if starts_at <= now < ends_at:
+            _wake_matching(team_id, matchers, now=now)
+    return silence
+
+
+def _wake_matching(team_id: int, matchers: dict, *, now: datetime) -> None:
+    ids = [c.id for c in matching_checks(team_id, matchers)]
+    incidents = (
+        Incident.objects.select_for_update()
+        .select_related("owner")
+        .filter(owner_id__in=ids, state=Incident.State.TRIGGERED)
+        .exclude(hold=Incident.Hold.SUPPRESSED)
+    )
+    for incident in incidents:
+        _escalate(incident, now=now)
+        _save(incident)
+
+
+def expire_silence(*, silence: Silence, user, now: datetime) -> Silence:
+    """End a silence early. The incidents it held are looked at by the next sweep: notified
+    then if still open, unacknowledged and not covered by another silence."""
+    with transaction.atomic():
+        updated = Silence.objects.filter(
+            id=silence.id, expired_at__isnull=True, ends_at__gt=now
+        ).update(expired_at=now, expired_by=user)
+        if updated:
+            Incident.objects.filter(silenced_by=silence, hold=Incident.Hold.SILENCED).exclude(
+                state=Incident.State.RESOLVED
+            ).update(next_escalation_at=now)
+    silence.refresh_from_db()
+    return silence
+
+
+def silenced_now(team_id: int, now: datetime) -> list[tuple[Check, Cover]]:
+    """The team's checks covered by a silence or maintenance window at `now` (the dashboard's
+    "silenced right now")."""
+    silences = list(Silence.objects.filter(team_id=team_id).active_at(now))
+    windows = list(MaintenanceWindow.objects.filter(team_id=team_id))
+    found = []
+    for check in Check.objects.filter(team_id=team_id).order_by("name"):
+        cover = covering_silence(check, now, silences=silences, windows=windows)
+        if cover is not None:
+            found.append((check, cover))
+    return found

@@ -1,0 +1,66 @@
+"""Changes people make to policies, rotations and maintenance windows from the pages. Incidents
+already open keep their frozen policy copy, so none of this reaches an escalation under way."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Max
+
+from .models import EscalationPolicy, EscalationStep, MaintenanceWindow, Rotation, RotationOverride
+
+
+class StepLimitReached(Exception):
+    pass
+
+
+@transaction.atomic
+def add_step(*, policy: EscalationPolicy, wait, targets: list[dict], severities: str, limit: int):
+    policy = EscalationPolicy.objects.select_for_update().get(id=policy.id)
+    if policy.steps.count() >= limit:
+        raise StepLimitReached(f"A policy has at most {limit} steps.")
+    last = policy.steps.aggregate(last=Max("order"))["last"]
+    return EscalationStep.objects.create(
+        policy=policy,
+        order=0 if last is None else last + 1,
+        wait=wait,
+        targets=targets,
+        severities=severities,
+    )
+
+
+@transaction.atomic
+def change_step(*, step: EscalationStep, operation: str) -> None:
+    """ "remove", "up" or "down"; the remaining steps are renumbered 0..n-1."""
+    policy = EscalationPolicy.objects.select_for_update().get(id=step.policy_id)
+    steps = list(policy.steps.all())
+    index = next(i for i, s in enumerate(steps) if s.id == step.id)
+    if operation == "remove":
+        steps.pop(index).delete()
+    elif operation == "up" and index > 0:
+        steps[index - 1], steps[index] = steps[index], steps[index - 1]
+    elif operation == "down" and index < len(steps) - 1:
+        steps[index + 1], steps[index] = steps[index], steps[index + 1]
+    for order, item in enumerate(steps):
+        if item.order != order:
+            item.order = order
+            item.save(update_fields=["order"])
+
+
+def add_override(*, rotation: Rotation, user_id: int, starts_at, ends_at) -> RotationOverride:
+    return RotationOverride.objects.create(
+        rotation=rotation, user_id=user_id, starts_at=starts_at, ends_at=ends_at
+    )
+
+
+def create_maintenance_window(*, team, data: dict, matchers: dict, user, now: datetime):
+    return MaintenanceWindow.objects.create(
+        team=team,
+        name=data["name"],
+        cron=data["cron"],
+        duration=data["duration"],
+        timezone=data["timezone"],
+        matchers=matchers,
+        created_by=user,
+        comment=data["comment"],
+        created_at=now,
+    )

@@ -1,0 +1,347 @@
+"""Pages for escalation policies, rotations, silences and maintenance windows. Lists and new
+objects belong to the team chosen in the dashboard; an object's own page uses the object's team,
+so another team's object is a 404. Admins and owners edit policies, rotations and maintenance
+windows; members may also create and expire silences; viewers read."""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.checks.clock import database_now
+from apps.dashboard.current_team import current_membership
+from apps.dashboard.views import dashboard_login_required
+from apps.teams.access import require_role
+from apps.teams.models import Membership
+
+from . import engine, services
+from .forms import (
+    MAX_STEPS,
+    MaintenanceWindowForm,
+    MatchersForm,
+    OverrideForm,
+    PolicyForm,
+    RotationForm,
+    SilenceForm,
+    StepForm,
+    target_choices,
+)
+from .models import EscalationPolicy, EscalationStep, MaintenanceWindow, Rotation, Silence
+from .rotation import handoffs, on_call
+
+ADMIN, MEMBER, VIEWER = Membership.Role.ADMIN, Membership.Role.MEMBER, Membership.Role.VIEWER
+STEP_OPERATIONS = ("remove", "up", "down")
+
+
+def scoped(request, model, pk, minimum=VIEWER, **lookup):
+    """The object if the user is in its team with the role, else 404 (or 403 inside the team)."""
+    obj = get_object_or_404(model.objects.select_related("team"), pk=pk, **lookup)
+    return obj, require_role(request.user, obj.team_id, minimum)
+
+
+def team_membership(request, minimum=VIEWER) -> Membership:
+    membership = current_membership(request)
+    return require_role(request.user, membership.team_id, minimum)
+
+
+@dashboard_login_required
+@require_GET
+def overview(request):
+    membership = team_membership(request)
+    team = membership.team
+    context = {
+        "team": team,
+        "can_edit": membership.has_role(ADMIN),
+        "policies": EscalationPolicy.objects.filter(team=team).prefetch_related("steps"),
+        "rotations": Rotation.objects.filter(team=team).prefetch_related("members__user"),
+    }
+    return render(request, "escalation/overview.html", context)
+
+
+@dashboard_login_required
+@require_http_methods(["GET", "POST"])
+def policy_create(request):
+    membership = team_membership(request, ADMIN)
+    form = PolicyForm(request.POST or None, team=membership.team)
+    if request.method == "POST" and form.is_valid():
+        return redirect("escalation:policy-detail", form.save().id)
+    status = 400 if form.errors else 200
+    context = {"form": form, "team": membership.team}
+    return render(request, "escalation/policy_form.html", context, status=status)
+
+
+@dashboard_login_required
+@require_http_methods(["GET", "POST"])
+def policy_detail(request, pk):
+    policy, membership = scoped(request, EscalationPolicy, pk)
+    if request.method == "POST":
+        require_role(request.user, policy.team_id, ADMIN)
+    form = PolicyForm(request.POST or None, instance=policy, team=policy.team)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Policy saved. Incidents already open keep the old copy.")
+        return redirect("escalation:policy-detail", policy.id)
+    context = {
+        "policy": policy,
+        "steps": described_steps(policy),
+        "form": form,
+        "step_form": StepForm(team=policy.team),
+        "can_edit": membership.has_role(ADMIN),
+    }
+    return render(
+        request, "escalation/policy_detail.html", context, status=400 if form.errors else 200
+    )
+
+
+def described_steps(policy) -> list[tuple]:
+    """(step, target labels) in order; a target that no longer exists says so."""
+    labels = dict(target_choices(policy.team))
+    return [
+        (
+            step,
+            [labels.get(f"{t['kind']}:{t['id']}", f"{t['kind']} (deleted)") for t in step.targets],
+        )
+        for step in policy.steps.all()
+    ]
+
+
+def _steps_response(request, policy, step_form, *, status=200):
+    context = {
+        "policy": policy,
+        "steps": described_steps(policy),
+        "step_form": step_form,
+        "can_edit": True,
+    }
+    template = "escalation/policy_detail.html"
+    if request.htmx:
+        template += "#steps"
+    elif status == 200:
+        return redirect("escalation:policy-detail", policy.id)
+    return render(
+        request,
+        template,
+        context | {"form": PolicyForm(instance=policy, team=policy.team)},
+        status=status,
+    )
+
+
+@dashboard_login_required
+@require_POST
+def step_add(request, pk):
+    policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
+    form = StepForm(request.POST, team=policy.team)
+    if not form.is_valid():
+        return _steps_response(request, policy, form, status=400)
+    try:
+        services.add_step(
+            policy=policy,
+            wait=form.cleaned_data["wait"],
+            targets=form.targets_json(),
+            severities=" ".join(sorted(form.cleaned_data["severities"])),
+            limit=MAX_STEPS,
+        )
+    except services.StepLimitReached as exc:
+        form.add_error(None, str(exc))
+        return _steps_response(request, policy, form, status=400)
+    return _steps_response(request, policy, StepForm(team=policy.team))
+
+
+@dashboard_login_required
+@require_POST
+def step_change(request, pk, step_id, operation):
+    policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
+    step = get_object_or_404(EscalationStep, id=step_id, policy=policy)
+    if operation not in STEP_OPERATIONS:
+        raise Http404("No such operation")
+    services.change_step(step=step, operation=operation)
+    return _steps_response(request, policy, StepForm(team=policy.team))
+
+
+@dashboard_login_required
+@require_POST
+def policy_delete(request, pk):
+    policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
+    policy.delete()
+    messages.success(request, f"Policy “{policy.name}” deleted; its checks use the default.")
+    return redirect("escalation:overview")
+
+
+@dashboard_login_required
+@require_http_methods(["GET", "POST"])
+def rotation_create(request):
+    membership = team_membership(request, ADMIN)
+    form = RotationForm(request.POST or None, team=membership.team)
+    if request.method == "POST" and form.is_valid():
+        return redirect("escalation:rotation-detail", form.save().id)
+    context = {"form": form, "team": membership.team}
+    return render(
+        request, "escalation/rotation_form.html", context, status=400 if form.errors else 200
+    )
+
+
+@dashboard_login_required
+@require_http_methods(["GET", "POST"])
+def rotation_detail(request, pk):
+    rotation, membership = scoped(request, Rotation, pk)
+    if request.method == "POST":
+        require_role(request.user, rotation.team_id, ADMIN)
+    form = RotationForm(request.POST or None, instance=rotation, team=rotation.team)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        return redirect("escalation:rotation-detail", rotation.id)
+    return _rotation_page(request, rotation, membership, form=form)
+
+
+def _username(user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    user = get_user_model().objects.filter(id=user_id).first()
+    return user.get_username() if user else None
+
+
+def _rotation_page(request, rotation, membership, *, form=None, override_form=None):
+    now = database_now()
+    spec = rotation.spec()
+    context = {
+        "rotation": rotation,
+        "form": form or RotationForm(instance=rotation, team=rotation.team),
+        "override_form": override_form or OverrideForm(team=rotation.team),
+        "overrides": rotation.overrides.select_related("user").filter(ends_at__gt=now),
+        "on_call": _username(on_call(spec, now)),
+        "handoffs": [(at, _username(user_id)) for at, user_id in handoffs(spec, now)],
+        "can_edit": membership.has_role(ADMIN),
+    }
+    errors = (form and form.errors) or (override_form and override_form.errors)
+    return render(
+        request, "escalation/rotation_detail.html", context, status=400 if errors else 200
+    )
+
+
+@dashboard_login_required
+@require_POST
+def override_add(request, pk):
+    rotation, membership = scoped(request, Rotation, pk, ADMIN)
+    form = OverrideForm(request.POST, team=rotation.team)
+    if not form.is_valid():
+        return _rotation_page(request, rotation, membership, override_form=form)
+    data = form.cleaned_data
+    services.add_override(
+        rotation=rotation,
+        user_id=data["user"],
+        starts_at=data["starts_at"],
+        ends_at=data["ends_at"],
+    )
+    return redirect("escalation:rotation-detail", rotation.id)
+
+
+@dashboard_login_required
+@require_POST
+def override_delete(request, pk, override_id):
+    rotation, _ = scoped(request, Rotation, pk, ADMIN)
+    get_object_or_404(rotation.overrides, id=override_id).delete()
+    return redirect("escalation:rotation-detail", rotation.id)
+
+
+@dashboard_login_required
+@require_POST
+def rotation_delete(request, pk):
+    rotation, _ = scoped(request, Rotation, pk, ADMIN)
+    rotation.delete()
+    return redirect("escalation:overview")
+
+
+# --- silences and maintenance windows ------------------------------------------------------------
+
+
+@dashboard_login_required
+@require_http_methods(["GET", "POST"])
+def silence_list(request):
+    membership = team_membership(request)
+    team, now = membership.team, database_now()
+    form = SilenceForm(request.POST or None, team=team, now=now)
+    if request.method == "POST":
+        require_role(request.user, team.id, MEMBER)
+        if form.is_valid():
+            engine.create_silence(
+                team_id=team.id,
+                starts_at=form.cleaned_data["starts_at"],
+                ends_at=form.cleaned_data["ends_at"],
+                matchers=form.matchers(),
+                user=request.user,
+                comment=form.cleaned_data["comment"],
+                now=now,
+            )
+            messages.success(request, "Silence saved.")
+            return redirect("escalation:silence-list")
+    silences = Silence.objects.filter(team=team).select_related("created_by")
+    context = {
+        "team": team,
+        "form": form,
+        "active": silences.active_at(now),
+        "upcoming": silences.upcoming(now),
+        "silenced_now": engine.silenced_now(team.id, now),
+        "can_silence": membership.has_role(MEMBER),
+    }
+    return render(request, "escalation/silences.html", context, status=400 if form.errors else 200)
+
+
+@dashboard_login_required
+@require_GET
+def silence_preview(request):
+    """The checks the matchers in the query string would cover (the form's live preview)."""
+    membership = team_membership(request)
+    form = MatchersForm(request.GET, team=membership.team)
+    form.is_valid()  # the comment may be missing here; the matchers are what counts
+    matchers = form.matchers() if hasattr(form, "cleaned_data") else {}
+    checks = engine.matching_checks(membership.team_id, matchers)
+    return render(request, "escalation/_silence_preview.html", {"checks": checks})
+
+
+@dashboard_login_required
+@require_POST
+def silence_expire(request, pk):
+    silence, _ = scoped(request, Silence, pk, MEMBER)
+    engine.expire_silence(silence=silence, user=request.user, now=database_now())
+    messages.success(request, "Silence expired: still-failing incidents are notified now.")
+    return redirect("escalation:silence-list")
+
+
+@dashboard_login_required
+@require_http_methods(["GET", "POST"])
+def maintenance_list(request):
+    membership = team_membership(request)
+    team, now = membership.team, database_now()
+    form = MaintenanceWindowForm(request.POST or None, team=team)
+    if request.method == "POST":
+        require_role(request.user, team.id, ADMIN)
+        if form.is_valid():
+            services.create_maintenance_window(
+                team=team,
+                data=form.cleaned_data,
+                matchers=form.matchers(),
+                user=request.user,
+                now=now,
+            )
+            return redirect("escalation:maintenance-list")
+    windows = [
+        (w, w.spec().window_at(now), w.spec().next_windows(now, 3))
+        for w in MaintenanceWindow.objects.filter(team=team).select_related("created_by")
+    ]
+    context = {
+        "team": team,
+        "form": form,
+        "windows": windows,
+        "can_edit": membership.has_role(ADMIN),
+    }
+    return render(
+        request, "escalation/maintenance.html", context, status=400 if form.errors else 200
+    )
+
+
+@dashboard_login_required
+@require_POST
+def maintenance_delete(request, pk):
+    window, _ = scoped(request, MaintenanceWindow, pk, ADMIN)
+    window.delete()
+    return redirect("escalation:maintenance-list")

@@ -1,0 +1,136 @@
+"""Slack-compatible incoming webhooks (Slack, Mattermost, Rocket.Chat, Zulip's Slack endpoint).
+
+`text` carries the whole message with Slack's `<url|label>` links: Slack shows it in
+notifications, and Mattermost (which ignores `blocks` and translates these links to Markdown)
+shows it as the post. `blocks` is Slack's Block Kit rendering, with the actions as buttons.
+"""
+
+from datetime import datetime
+
+from ..message import Item, Message
+from ..models import Channel, Delivery
+from . import SendOutcome
+from .http import post_payload
+
+MAX_ITEMS_WITH_BLOCKS = 12  # 4 blocks each; Slack allows 50 blocks per message
+MAX_BODY_TAIL = 1200
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters; everything else is literal."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str, label: str) -> str:
+    return f"<{url}|{escape(label).replace('|', '¦')}>"
+
+
+def facts(item: Item) -> list[str]:
+    lines = [f"*Why:* {escape(item.why)}", f"*Severity:* {item.severity}"]
+    if item.expected_at:
+        lines.append(f"*Expected at:* {item.expected_at}")
+    lines.append(f"*Last ping at:* {item.last_ping_at or 'never'}")
+    if item.exit_status is not None:
+        lines.append(f"*Exit status:* {item.exit_status}")
+    if item.duration_text:
+        lines.append(f"*Run duration:* {item.duration_text}")
+    if item.run_id:
+        lines.append(f"*Run id:* {item.run_id}")
+    lines.append(f"*Tags:* {escape(', '.join(item.tags)) or '-'}")
+    return lines
+
+
+def headline(item: Item) -> str:
+    name = link(item.check_url, item.label)
+    if item.event == "resolved":
+        by = f" ({escape(item.resolved_by)})" if item.resolved_by else ""
+        return f"{name} is *RESOLVED*: {escape(item.resolution or 'resolved')}{by}"
+    if item.event == "acknowledged":
+        by = f" by {escape(item.acknowledged_by)}" if item.acknowledged_by else ""
+        return f"{name} was *acknowledged*{by}"
+    return f"{name} is *{item.headline}* ({escape(item.incident_kind_label)})"
+
+
+def tail(item: Item) -> str:
+    if not item.body_tail or not item.is_alert:
+        return ""
+    text = item.body_tail[-MAX_BODY_TAIL:].replace("```", "'''")
+    return f"*Last lines of the output:*\n```{escape(text)}```"
+
+
+def item_text(item: Item) -> str:
+    parts = [headline(item)]
+    if item.is_alert:
+        parts.extend(facts(item))
+    if output := tail(item):
+        parts.append(output)
+    links = [link(item.incident_url, "Incident"), link(item.check_url, "Check")]
+    links += [link(action.url, action.label) for action in item.actions]
+    parts.append(" · ".join(links))
+    return "\n".join(parts)
+
+
+def item_blocks(item: Item) -> list[dict]:
+    section = "\n".join([headline(item), *(facts(item) if item.is_alert else [])])
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": section[:3000]}}]
+    if output := tail(item):
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": output}})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"{link(item.incident_url, 'Incident')} · "
+                    f"{link(item.check_url, 'Check')} · opened "
+                    f"{item.opened_at:%Y-%m-%d %H:%M:%S} UTC",
+                }
+            ],
+        }
+    )
+    if item.actions:
+        buttons = []
+        for action in item.actions:
+            button = {
+                "type": "button",
+                "text": {"type": "plain_text", "text": action.label},
+                "url": action.url,
+                "action_id": f"{action.name}-{item.incident_id}",
+            }
+            if action.name == "acknowledge":
+                button["style"] = "primary"
+            buttons.append(button)
+        blocks.append({"type": "actions", "elements": buttons})
+    return blocks
+
+
+def payload(message: Message) -> dict:
+    if message.is_test:
+        text = f"Test notification from Tocsin for {escape(message.team_name)}: this channel works."
+        return {
+            "text": text,
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+        }
+    summary = escape(message.summary)
+    text = "\n\n".join([f"*{summary}*", *(item_text(item) for item in message.items)])
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": message.summary[:150]}}
+    ]
+    for item in message.items[:MAX_ITEMS_WITH_BLOCKS]:
+        blocks.append({"type": "divider"})
+        blocks.extend(item_blocks(item))
+    rest = message.items[MAX_ITEMS_WITH_BLOCKS:]
+    if rest:
+        names = ", ".join(link(item.incident_url, item.label) for item in rest)
+        more = f"…and {len(rest)} more: {names}"[:3000]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": more}})
+    return {"text": text, "blocks": blocks}
+
+
+def send(message: Message, *, channel: Channel, delivery: Delivery, now: datetime) -> SendOutcome:
+    import json
+
+    body = json.dumps(payload(message)).encode()
+    return post_payload(
+        channel.config["url"], body=body, headers={"Content-Type": "application/json"}
+    )

@@ -1,0 +1,556 @@
+"""The escalation pages: policies (with steps added, reordered and removed), rotations and
+overrides, silences (with the live preview and early expiry) and maintenance windows. Roles:
+admins edit policies, rotations and windows; members may silence; viewers read. Another team's
+object is a 404 everywhere; bad input is a 400 with the reason, and nothing is saved."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.escalation.models import (
+    EscalationPolicy,
+    EscalationStep,
+    MaintenanceWindow,
+    Rotation,
+    RotationOverride,
+    Silence,
+)
+from apps.teams.models import Membership
+from tests.factories import CheckFactory, MembershipFactory
+
+from .helpers import make_channel, make_policy
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def admin(team):
+    return MembershipFactory(team=team, role=Membership.Role.ADMIN, user__username="adam").user
+
+
+@pytest.fixture
+def as_user(client):
+    def login(user):
+        client.force_login(user)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def policy(team, owner):
+    return make_policy(team, [(10, [("user", owner.id)]), (20, [("team", team.id)])])
+
+
+@pytest.fixture
+def their_policy(other_team, outsider):
+    return make_policy(other_team, [(10, [("user", outsider.id)])], name="Theirs")
+
+
+def url(name, *args):
+    return reverse(f"escalation:{name}", args=args)
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["overview", "policy-create", "rotation-create", "silence-list", "maintenance-list"]
+)
+def test_pages_need_a_login(client, team, name):
+    response = client.get(url(name))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_overview_lists_only_the_teams_policies(as_user, viewer, policy, their_policy):
+    body = as_user(viewer).get(url("overview")).content.decode()
+    assert "Primary" in body and "Theirs" not in body
+    assert "New policy" not in body  # viewers read only
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        ("policy-detail", "get"),
+        ("policy-detail", "post"),
+        ("policy-delete", "post"),
+        ("step-add", "post"),
+    ],
+)
+def test_another_teams_policy_is_404(as_user, owner, their_policy, name, method):
+    client = as_user(owner)
+    response = getattr(client, method)(url(name, their_policy.id))
+    assert response.status_code == 404
+    assert EscalationPolicy.objects.filter(id=their_policy.id).exists()
+
+
+def test_another_teams_step_is_404_even_through_own_policy(as_user, owner, policy, their_policy):
+    theirs = their_policy.steps.get()
+    response = as_user(owner).post(url("step-change", policy.id, theirs.id, "remove"))
+    assert response.status_code == 404
+    assert EscalationStep.objects.filter(id=theirs.id).exists()
+
+
+@pytest.mark.parametrize(("name", "needs"), [("rotation-detail", "get"), ("override-add", "post")])
+def test_another_teams_rotation_is_404(as_user, owner, other_team, name, needs):
+    rotation = Rotation.objects.create(
+        team=other_team, name="Theirs", handoff_time="09:00", start_date="2026-11-01"
+    )
+    response = getattr(as_user(owner), needs)(url(name, rotation.id))
+    assert response.status_code == 404
+
+
+def test_another_teams_silence_cannot_be_expired(as_user, owner, other_team, outsider, t0):
+    silence = Silence.objects.create(
+        team=other_team,
+        starts_at=t0,
+        ends_at=t0 + timedelta(days=3650),
+        matchers={"whole_team": True},
+        created_by=outsider,
+        comment="theirs",
+        created_at=t0,
+    )
+    assert as_user(owner).post(url("silence-expire", silence.id)).status_code == 404
+    silence.refresh_from_db()
+    assert silence.expired_at is None
+
+
+def test_another_teams_maintenance_window_cannot_be_deleted(as_user, owner, other_team, t0):
+    window = MaintenanceWindow.objects.create(
+        team=other_team,
+        name="theirs",
+        cron="0 2 * * *",
+        duration=timedelta(hours=1),
+        matchers={"whole_team": True},
+        comment="x",
+        created_at=t0,
+    )
+    assert as_user(owner).post(url("maintenance-delete", window.id)).status_code == 404
+    assert MaintenanceWindow.objects.filter(id=window.id).exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("policy-create", {"name": "New"}),
+        ("rotation-create", {"name": "New"}),
+        ("maintenance-list", {"name": "New"}),
+    ],
+)
+def test_members_cannot_create_admin_things(as_user, member, name, data):
+    assert as_user(member).post(url(name), data).status_code == 403
+    assert not EscalationPolicy.objects.exists() and not Rotation.objects.exists()
+
+
+def test_viewer_cannot_edit_a_policy_or_silence(as_user, viewer, policy, check):
+    client = as_user(viewer)
+    assert client.post(url("policy-detail", policy.id), {"name": "Hijacked"}).status_code == 403
+    data = {"whole_team": "on", "comment": "x", "duration_0": "1", "duration_1": "hours"}
+    assert client.post(url("silence-list"), data).status_code == 403
+    assert not Silence.objects.exists()
+    policy.refresh_from_db()
+    assert policy.name == "Primary"
+
+
+# --- policies -------------------------------------------------------------------------------
+
+
+def policy_data(**overrides):
+    data = {
+        "name": "Night shift",
+        "repeat": "2",
+        "reminder_interval_0": "1",
+        "reminder_interval_1": "hours",
+        "ack_timeout_0": "",
+        "ack_timeout_1": "hours",
+        "severities": ["critical"],
+    }
+    return data | overrides
+
+
+def test_admin_creates_a_policy(as_user, admin, team):
+    response = as_user(admin).post(url("policy-create"), policy_data(is_default="on"))
+    policy = EscalationPolicy.objects.get()
+    assert response.status_code == 302 and response["Location"] == url("policy-detail", policy.id)
+    assert (policy.team, policy.repeat, policy.severities) == (team, 2, "critical")
+    assert policy.reminder_interval == timedelta(hours=1) and policy.ack_timeout is None
+    assert policy.is_default
+
+
+def test_a_new_default_replaces_the_old_one(as_user, admin, policy):
+    policy.is_default = True
+    policy.save()
+    as_user(admin).post(url("policy-create"), policy_data(is_default="on"))
+    assert list(
+        EscalationPolicy.objects.filter(is_default=True).values_list("name", flat=True)
+    ) == ["Night shift"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"name": ""}, "required"),
+        ({"name": "   "}, "required"),
+        ({"name": "x" * 101}, "at most 100"),
+        ({"name": "Primary"}, "already has a policy"),
+        ({"repeat": "21"}, "from 0 to 20"),
+        ({"repeat": "-1"}, "from 0 to 20"),
+        ({"repeat": "lots"}, "whole number"),
+        ({"severities": ["fatal"]}, "not one of the available choices"),
+        ({"reminder_interval_0": "0"}, "at least 1 minute"),
+        ({"reminder_interval_1": "fortnights"}, "Choose minutes, hours or days"),
+    ],
+    ids=[
+        "empty",
+        "blank",
+        "oversized",
+        "duplicate",
+        "repeat-high",
+        "repeat-negative",
+        "repeat-text",
+        "bad-severity",
+        "zero-reminder",
+        "bad-unit",
+    ],
+)
+def test_bad_policy_input_is_refused(as_user, admin, policy, data, message):
+    response = as_user(admin).post(url("policy-create"), policy_data(**data))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert EscalationPolicy.objects.count() == 1
+
+
+def test_hostile_policy_name_is_escaped(as_user, admin):
+    as_user(admin).post(url("policy-create"), policy_data(name=HOSTILE))
+    policy = EscalationPolicy.objects.get()
+    body = as_user(admin).get(url("policy-detail", policy.id)).content.decode()
+    assert HOSTILE not in body and "&lt;script&gt;" in body
+
+
+def test_admin_edits_a_policy(as_user, admin, policy):
+    response = as_user(admin).post(url("policy-detail", policy.id), policy_data(name="Renamed"))
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.name == "Renamed" and policy.repeat == 2
+
+
+def test_policy_page_names_the_targets(as_user, viewer, policy):
+    body = as_user(viewer).get(url("policy-detail", policy.id)).content.decode()
+    assert "Member alice" in body and "Everyone on the team" in body
+    assert "Add step" not in body
+
+
+def step_data(*targets, **overrides):
+    return {"wait_0": "15", "wait_1": "minutes", "targets": list(targets)} | overrides
+
+
+def test_admin_adds_a_step_with_htmx(as_user, admin, policy, team):
+    chat = make_channel(team)
+    response = as_user(admin).post(
+        url("step-add", policy.id), step_data(f"channel:{chat.id}"), HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="steps"') and "Channel ops-chat" in body
+    step = policy.steps.last()
+    assert (step.order, step.targets, step.wait) == (
+        2,
+        [{"kind": "channel", "id": chat.id}],
+        timedelta(minutes=15),
+    )
+
+
+@pytest.mark.parametrize(
+    "targets",
+    [[], ["user:abc"], ["user:999999"], ["nonsense"], [HOSTILE]],
+    ids=["none", "not-a-number", "unknown-user", "malformed", "hostile"],
+)
+def test_bad_step_targets_are_refused(as_user, admin, policy, targets):
+    response = as_user(admin).post(url("step-add", policy.id), step_data(*targets))
+    assert response.status_code == 400
+    assert policy.steps.count() == 2
+
+
+def test_another_teams_member_or_channel_cannot_be_a_target(
+    as_user, admin, policy, outsider, other_team
+):
+    theirs = make_channel(other_team, name="their-chat")
+    for target in (f"user:{outsider.id}", f"channel:{theirs.id}"):
+        response = as_user(admin).post(url("step-add", policy.id), step_data(target))
+        assert response.status_code == 400
+        assert "not one of the available choices" in response.content.decode()
+    assert policy.steps.count() == 2
+
+
+def test_steps_move_and_are_removed(as_user, admin, policy):
+    client = as_user(admin)
+    first, second = policy.steps.all()
+    client.post(url("step-change", policy.id, second.id, "up"))
+    assert list(policy.steps.values_list("id", flat=True)) == [second.id, first.id]
+    client.post(url("step-change", policy.id, second.id, "up"))  # already first: no change
+    assert list(policy.steps.values_list("id", "order")) == [(second.id, 0), (first.id, 1)]
+    client.post(url("step-change", policy.id, second.id, "remove"))
+    assert list(policy.steps.values_list("id", "order")) == [(first.id, 0)]
+    response = client.post(url("step-change", policy.id, first.id, "explode"))
+    assert response.status_code == 404
+
+
+def test_members_cannot_change_steps(as_user, member, policy):
+    step = policy.steps.first()
+    assert as_user(member).post(url("step-change", policy.id, step.id, "remove")).status_code == 403
+    assert policy.steps.count() == 2
+
+
+# --- rotations ------------------------------------------------------------------------------
+
+
+def rotation_data(**overrides):
+    return {
+        "name": "Primary on-call",
+        "timezone": "Europe/Riga",
+        "cadence": "weekly",
+        "handoff_time": "09:00",
+        "start_date": "2026-11-02",
+        "members": "alice, bob",
+    } | overrides
+
+
+def test_admin_creates_a_rotation_with_members_in_order(as_user, admin, owner, member):
+    response = as_user(admin).post(url("rotation-create"), rotation_data(members="bob, alice"))
+    rotation = Rotation.objects.get()
+    assert response.status_code == 302
+    assert [m.user for m in rotation.members.all()] == [member, owner]
+    page = as_user(admin).get(url("rotation-detail", rotation.id))
+    assert page.status_code == 200 and "On call now" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"members": ""}, "required"),
+        ({"members": "alice, mallory"}, "not a member of this team"),
+        ({"members": "charlie"}, "not a member of this team"),
+        ({"timezone": "Mars/Olympus"}, "not a timezone"),
+        ({"handoff_time": "25:99"}, "Enter a valid time"),
+        ({"cadence": "hourly"}, "not one of the available choices"),
+        ({"start_date": "yesterday"}, "Enter a valid date"),
+        ({"name": HOSTILE * 10}, "at most 100"),
+    ],
+    ids=["no-members", "unknown", "other-team", "timezone", "time", "cadence", "date", "long"],
+)
+def test_bad_rotation_input_is_refused(as_user, admin, outsider, data, message):
+    response = as_user(admin).post(url("rotation-create"), rotation_data(**data))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Rotation.objects.exists()
+
+
+@pytest.fixture
+def rotation(team, owner):
+    rotation = Rotation.objects.create(
+        team=team, name="R", handoff_time="09:00", start_date="2026-11-01"
+    )
+    rotation.members.create(user=owner)
+    return rotation
+
+
+def test_override_is_added_and_removed(as_user, admin, member, rotation):
+    client = as_user(admin)
+    data = {"user": str(member.id), "starts_at": "2036-01-01T09:00", "ends_at": "2036-01-02T09:00"}
+    assert client.post(url("override-add", rotation.id), data).status_code == 302
+    override = RotationOverride.objects.get()
+    assert override.user == member and override.starts_at.hour == 9
+    client.post(url("override-delete", rotation.id, override.id))
+    assert not RotationOverride.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"starts_at": "2036-01-02T09:00", "ends_at": "2036-01-01T09:00"},
+        {"starts_at": "soon", "ends_at": "2036-01-01T09:00"},
+        {"starts_at": "", "ends_at": ""},
+        {"user": "charlie"},
+    ],
+    ids=["backwards", "malformed", "missing", "bad-user"],
+)
+def test_bad_override_is_refused(as_user, admin, member, rotation, data):
+    base = {"user": str(member.id), "starts_at": "2036-01-01T09:00", "ends_at": "2036-01-02T09:00"}
+    response = as_user(admin).post(url("override-add", rotation.id), base | data)
+    assert response.status_code == 400
+    assert not RotationOverride.objects.exists()
+
+
+def test_override_for_another_teams_user_is_refused(as_user, admin, outsider, rotation):
+    data = {"user": str(outsider.id), "starts_at": "2036-01-01T09:00", "ends_at": "2036-01-02"}
+    assert as_user(admin).post(url("override-add", rotation.id), data).status_code == 400
+
+
+# --- silences -------------------------------------------------------------------------------
+
+
+def silence_data(**overrides):
+    return {"tags": "backup", "comment": "restoring the db", "duration_0": "2"} | {
+        "duration_1": "hours",
+        **overrides,
+    }
+
+
+def test_member_silences_with_a_duration(as_user, member, team, check):
+    response = as_user(member).post(url("silence-list"), silence_data())
+    assert response.status_code == 302
+    silence = Silence.objects.get()
+    assert silence.team == team and silence.created_by == member
+    assert silence.matchers["tags"] == ["backup"]
+    assert silence.ends_at - silence.starts_at == timedelta(hours=2)
+    page = as_user(member).get(url("silence-list")).content.decode()
+    assert "restoring the db" in page and "nightly-backup" in page  # listed, and silenced now
+
+
+def test_silence_of_chosen_checks_until_a_time(as_user, member, check):
+    until = (timezone.now() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    data = {
+        "checks": [str(check.id)],
+        "comment": "deploy",
+        "ends_at": until,
+        "duration_1": "hours",
+    }
+    assert as_user(member).post(url("silence-list"), data).status_code == 302
+    assert Silence.objects.get().matchers["check_ids"] == [str(check.id)]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"comment": ""}, "comment is required"),
+        ({"comment": "   "}, "comment is required"),
+        ({"comment": "x" * 1001}, "at most 1000"),
+        ({"tags": ""}, "Choose what to silence"),
+        ({"duration_0": ""}, "end time or a duration"),
+        ({"ends_at": "2099-01-01T00:00"}, "not both"),
+        ({"duration_0": "", "ends_at": "2001-01-01T00:00"}, "in the past"),
+        ({"duration_0": "", "ends_at": "never"}, "like 2026-11-02T03:00"),
+        ({"duration_0": "91", "duration_1": "days"}, "at most 90 days"),
+        ({"checks": ["not-a-check"]}, "not one of the available choices"),
+        (
+            {"starts_at": "2099-01-02T00:00", "duration_0": "", "ends_at": "2099-01-01T00:00"},
+            "after the start",
+        ),
+    ],
+    ids=[
+        "no-comment",
+        "blank-comment",
+        "long-comment",
+        "no-matcher",
+        "no-end",
+        "both-ends",
+        "past",
+        "malformed-end",
+        "too-long",
+        "bad-check",
+        "backwards",
+    ],
+)
+def test_bad_silence_input_is_refused(as_user, member, check, data, message):
+    response = as_user(member).post(url("silence-list"), silence_data(**data))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Silence.objects.exists()
+
+
+def test_silence_cannot_name_another_teams_check(as_user, member, other_team):
+    theirs = CheckFactory(team=other_team)
+    response = as_user(member).post(
+        url("silence-list"), silence_data(tags="", checks=[str(theirs.id)])
+    )
+    assert response.status_code == 400
+    assert not Silence.objects.exists()
+
+
+def test_preview_lists_what_a_silence_would_match(as_user, viewer, team, check, other_team):
+    CheckFactory(team=team, name="etl", slug="etl", tags="etl", environment="staging")
+    CheckFactory(team=other_team, name="their-backup", slug="their-backup", tags="backup")
+    client = as_user(viewer)
+    body = client.get(url("silence-preview"), {"tags": "backup"}).content.decode()
+    assert "nightly-backup" in body and "etl" not in body and "their-backup" not in body
+    body = client.get(url("silence-preview"), {"environment": "staging"}).content.decode()
+    assert "etl" in body and "nightly-backup" not in body
+    body = client.get(url("silence-preview"), {"checks": "garbage"}).content.decode()
+    assert "Matches no check" in body
+
+
+def test_member_expires_a_silence_early(as_user, member, owner, team, t0):
+    silence = Silence.objects.create(
+        team=team,
+        starts_at=t0,
+        ends_at=t0 + timedelta(days=3650),
+        matchers={"whole_team": True},
+        created_by=owner,
+        comment="x",
+        created_at=t0,
+    )
+    assert as_user(member).post(url("silence-expire", silence.id)).status_code == 302
+    silence.refresh_from_db()
+    assert silence.expired_at is not None and silence.expired_by == member
+
+
+def test_viewer_cannot_expire_a_silence(as_user, viewer, owner, team, t0):
+    silence = Silence.objects.create(
+        team=team,
+        starts_at=t0,
+        ends_at=t0 + timedelta(days=3650),
+        matchers={"whole_team": True},
+        created_by=owner,
+        comment="x",
+        created_at=t0,
+    )
+    assert as_user(viewer).post(url("silence-expire", silence.id)).status_code == 403
+    silence.refresh_from_db()
+    assert silence.expired_at is None
+
+
+# --- maintenance windows --------------------------------------------------------------------
+
+
+def window_data(**overrides):
+    return {
+        "name": "Sunday patching",
+        "cron": "0 2 * * 0",
+        "duration_0": "2",
+        "duration_1": "hours",
+        "timezone": "Europe/Riga",
+        "environment": "production",
+        "comment": "vendor patches",
+    } | overrides
+
+
+def test_admin_creates_a_maintenance_window(as_user, admin, team):
+    response = as_user(admin).post(url("maintenance-list"), window_data())
+    assert response.status_code == 302
+    window = MaintenanceWindow.objects.get()
+    assert (window.team, window.cron, window.timezone) == (team, "0 2 * * 0", "Europe/Riga")
+    assert window.matchers["environment"] == "production"
+    page = as_user(admin).get(url("maintenance-list")).content.decode()
+    assert "Sunday patching" in page
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"cron": "every sunday"}, "Not a cron expression"),
+        ({"cron": "61 2 * * *"}, "Not a cron expression"),
+        ({"timezone": "Nowhere/Land"}, "not a timezone"),
+        ({"duration_0": "8", "duration_1": "days"}, "at most 7 days"),
+        ({"duration_0": ""}, "required"),
+        ({"comment": ""}, "comment is required"),
+        ({"environment": "", "whole_team": ""}, "Choose what to silence"),
+    ],
+    ids=["cron-words", "cron-range", "timezone", "too-long", "no-duration", "no-comment", "none"],
+)
+def test_bad_maintenance_window_input_is_refused(as_user, admin, data, message):
+    response = as_user(admin).post(url("maintenance-list"), window_data(**data))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not MaintenanceWindow.objects.exists()
