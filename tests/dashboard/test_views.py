@@ -232,7 +232,12 @@ def test_list_shows_status_as_text_in_each_pill_and_counts(owner_client, check):
         '<span class="pill pill-new" data-status="new">New</span>', response.content.decode()
     )
     assertContains(response, 'aria-label="Checks per status"')
-    assertInHTML('<li><span class="pill pill-new">New</span> 1</li>', response.content.decode())
+    # Each count is also a link that filters the list by its status.
+    assertInHTML(
+        '<li><a id="count-new" href="?status=new" title="Show only the new checks">'
+        '<span class="pill pill-new">New</span> 1</a></li>',
+        response.content.decode(),
+    )
 
 
 def test_list_partial_alone_when_htmx_asks_and_it_keeps_polling(owner_client, check):
@@ -259,7 +264,7 @@ def test_list_partial_reflects_a_ping_and_a_sweep(owner_client, check, t0):
     sweep_due_checks(now=t0 + MIN)
     body = owner_client.get(LIST, **HTMX).content.decode()
     assertInHTML('<span class="pill pill-up" data-status="up">Up</span>', body)
-    assertInHTML('<li><span class="pill pill-up">Up</span> 1</li>', body)
+    assert re.search(r'<span class="pill pill-up">Up</span> 1</a>', body)
 
 
 def test_focusable_links_in_the_polled_table_have_stable_ids(owner_client, check):
