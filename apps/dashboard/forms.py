@@ -5,7 +5,7 @@ from django import forms
 from django.core.validators import MaxValueValidator
 from django.db import IntegrityError, transaction
 from django.db.models import Case, CharField, F, Value, When
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, Lower
 from django.urls import reverse_lazy
 from django.utils.text import slugify
 
@@ -473,4 +473,6 @@ class CheckFilterForm(forms.Form):
                 field.desc(nulls_last=True) if sort.startswith("-") else field.asc(nulls_last=True),
                 "name",
             ]
-        return [sort, "id"]
+        # Case-insensitive, whatever the database's collation: "cleanup" before "Weekly".
+        name = Lower("name")
+        return [name.desc() if sort == "-name" else name.asc(), "id"]

@@ -5,6 +5,7 @@ static files the pages need (served by the app itself, no CDN)."""
 import re
 import shutil
 import subprocess
+import sys
 from datetime import timedelta
 from html import unescape
 
@@ -852,3 +853,21 @@ def test_wrapper_snippet_reports_success_for_exit_status_zero(shell_snippets, ch
         ("start", None),
         ("success", 0),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_snippet_pings_the_check(shell_snippets, check):
+    result = subprocess.run(
+        [sys.executable, "-c", shell_snippets["python"]], capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(check.pings.values_list("kind", flat=True)) == ["success"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wget_snippet_pings_the_check(shell_snippets, check):
+    if not shutil.which("wget"):
+        pytest.skip("wget is not installed")
+    result = run_shell(shell_snippets["wget"])
+    assert result.returncode == 0, result.stderr
+    assert list(check.pings.values_list("kind", flat=True)) == ["success"]
