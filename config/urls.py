@@ -12,6 +12,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("apps.teams.account_urls")),
+    path("", include("apps.teams.urls")),
     path("admin/", admin.site.urls),
     path("", include("apps.incidents.urls")),
     path("escalation/", include("apps.escalation.urls")),

@@ -1,6 +1,7 @@
 """Changes a person makes to a check (pause, resume), applied through the same state machine
 and the same writes as the sweeper."""
 
+import uuid
 from dataclasses import replace
 from datetime import datetime
 
@@ -51,3 +52,20 @@ def resume_check(*, check_id, now: datetime) -> Check:
 
     step.effects.append(StatusChanged(Status.PAUSED, resumed.status, now, Reason.RESUMED))
     return _save_step(check, step, now=now)
+
+
+@transaction.atomic
+def regenerate_ping_token(*, check_id) -> Check:
+    """Give the check a new random ping URL; the old one answers 404 from now on (for a URL
+    that leaked). The slug URL (team ping key + slug) is unchanged."""
+    check = Check.objects.select_for_update().get(id=check_id)
+    check.ping_token = uuid.uuid4()
+    check.save(update_fields=["ping_token"])
+    return check
+
+
+@transaction.atomic
+def delete_check(*, check_id) -> None:
+    """Delete the check with its pings, flips, runs and incidents (cascade). Notifications
+    already queued for its incidents go with them."""
+    Check.objects.filter(id=check_id).delete()

@@ -10,7 +10,11 @@ urlpatterns = [
     path("checks/new/", views.check_create, name="check-create"),
     path("checks/schedule-preview/", views.schedule_preview, name="schedule-preview"),
     path("checks/<uuid:check_id>/", views.check_detail, name="check-detail"),
+    path("checks/<uuid:check_id>/regenerate/", views.check_regenerate, name="check-regenerate"),
+    path("checks/<uuid:check_id>/delete/", views.check_delete, name="check-delete"),
+    path("checks/<uuid:check_id>/<str:action>/", views.check_action, name="check-action"),
     path("checks/<uuid:check_id>/pings/<int:n>/body", views.ping_body, name="ping-body"),
+    path("incidents/", views.incident_list, name="incident-list"),
     path("incidents/<int:incident_id>/", views.incident_detail, name="incident-detail"),
     path(
         "incidents/<int:incident_id>/<str:action>/",

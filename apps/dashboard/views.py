@@ -1,7 +1,7 @@
 """The HTMX dashboard. Views stay thin: find the object through a team-scoped helper, call one
 service, render (a partial when htmx asks)."""
 
-from datetime import UTC
+from datetime import UTC, timedelta
 from functools import wraps
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -21,14 +22,18 @@ from django_htmx.http import HttpResponseClientRedirect
 from apps.checks.clock import database_now
 from apps.checks.models import Check, Ping
 from apps.checks.schedule import ScheduleError, ScheduleKind
+from apps.checks.services import delete_check, pause_check, regenerate_ping_token, resume_check
 from apps.incidents.models import Incident
 from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
 from apps.teams.access import require_role
 from apps.teams.models import Membership
 
 from . import health
+from .charts import duration_chart
 from .current_team import choose_team, current_membership
-from .forms import CheckForm, SchedulePreviewForm, TeamSwitchForm
+from .forms import CheckFilterForm, CheckForm, SchedulePreviewForm, TeamSwitchForm
+from .templatetags.dashboard import duration
+from .uptime import uptime_ratio
 
 INCIDENT_ACTIONS = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}
 
@@ -49,12 +54,13 @@ def dashboard_login_required(view):
     return wrapper
 
 
-def get_check_for_user(user, check_id) -> tuple[Check, Membership]:
-    """The check if the user is in its team, else 404 (whether or not it exists)."""
+def get_check_for_user(user, check_id, minimum=Membership.Role.VIEWER) -> tuple[Check, Membership]:
+    """The check if the user is in its team (404 otherwise, whether or not it exists), and
+    the user's membership; 403 without the `minimum` role."""
     check = Check.objects.select_related("team").filter(id=check_id).first()
     if check is None:
         raise Http404("No such check")
-    return check, require_role(user, check.team_id, Membership.Role.VIEWER)
+    return check, require_role(user, check.team_id, minimum)
 
 
 def get_incident_for_user(user, incident_id, minimum=Membership.Role.VIEWER):
@@ -62,24 +68,43 @@ def get_incident_for_user(user, incident_id, minimum=Membership.Role.VIEWER):
     return incident, require_role(user, incident.owner.team_id, minimum)
 
 
+def wants_partial(request) -> bool:
+    """An htmx swap gets the named partial; an htmx history restore (back button after a
+    pushed filter URL) needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
 @dashboard_login_required
 @require_GET
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def check_list(request):
     membership = current_membership(request)
-    checks = Check.objects.filter(team=membership.team).order_by("name")
-    counts = dict(checks.values_list("status").annotate(n=Count("id")).order_by())
+    team_checks = Check.objects.filter(team=membership.team)
+    counts = dict(team_checks.values_list("status").annotate(n=Count("id")).order_by())
+    tags = sorted(
+        {tag for tags in team_checks.values_list("tags", flat=True) for tag in tags.split()}
+    )
+    environments = (
+        team_checks.exclude(environment="")
+        .values_list("environment", flat=True)
+        .distinct()
+        .order_by("environment")
+    )
+    filters = CheckFilterForm(request.GET, tags=tags, environments=environments)
     context = {
         "membership": membership,
         "team": membership.team,
-        "checks": checks,
+        "filters": filters,
+        "checks": filters.apply(team_checks),
+        "is_filtered": bool(filters.filters().keys() - {"sort"}),
+        "total": sum(counts.values()),
         "counts": [
             (status, label, counts.get(status, 0)) for status, label in Check.Status.choices
         ],
         "can_edit": membership.has_role(Membership.Role.ADMIN),
     }
     template = "dashboard/check_list.html"
-    if request.htmx:
+    if wants_partial(request):
         template += "#check-table"
     return render(request, template, context)
 
@@ -123,25 +148,141 @@ def schedule_preview(request):
     return render(request, "dashboard/_schedule_preview.html", context)
 
 
-@dashboard_login_required
-@require_GET
-@vary_on_headers("HX-Request")
-def check_detail(request, check_id):
-    check, membership = get_check_for_user(request.user, check_id)
-    context = {
+def _check_page_context(check, membership, now):
+    runs = list(check.runs.all()[:20])
+    return {
         "check": check,
         "membership": membership,
         "ping_url": f"{settings.SITE_URL}/ping/{check.ping_token}",
         "slug_url": f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}",
         "pings": check.pings.all()[:50],
         "flips": check.flips.all()[:20],
-        "runs": check.runs.all()[:20],
+        "runs": runs,
+        "chart": duration_chart(runs, describe=describe_run),
+        "uptimes": [(days, check_uptime(check, days=days, now=now)) for days in (7, 30)],
         "incidents": check.incidents.select_related("acknowledged_by", "resolved_by")[:20],
         "can_act": membership.has_role(Membership.Role.MEMBER),
+        "can_edit": membership.has_role(Membership.Role.ADMIN),
     }
+
+
+def describe_run(run) -> str:
+    started = run.started_at.strftime("%Y-%m-%d %H:%M UTC") if run.started_at else "no start"
+    return f"{started}: {duration(run.duration)}, {run.get_outcome_display().lower()}"
+
+
+def check_uptime(check, *, days: int, now) -> float | None:
+    """Uptime over the last `days` from the check's flips (apps/dashboard/uptime.py)."""
+    since = now - timedelta(days=days)
+    before = check.flips.filter(happened_at__lt=since).order_by("-happened_at", "-id").first()
+    flips = check.flips.filter(happened_at__gte=since, happened_at__lt=now)
+    return uptime_ratio(
+        flips.values_list("happened_at", "to_status"),
+        status_before=before.to_status if before else Check.Status.NEW,
+        since=since,
+        now=now,
+    )
+
+
+@dashboard_login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def check_detail(request, check_id):
+    check, membership = get_check_for_user(request.user, check_id)
+    context = _check_page_context(check, membership, database_now())
     template = "dashboard/check_detail.html"
     if request.htmx:
         template += "#check-status"
+    return render(request, template, context)
+
+
+CHECK_ACTIONS = {"pause": pause_check, "resume": resume_check}
+
+
+@dashboard_login_required
+@require_POST
+def check_action(request, check_id, action):
+    """Pause or resume (admins and owners). htmx gets the status region back, with the
+    buttons that now apply; a plain form post goes back to the check page."""
+    check, membership = get_check_for_user(request.user, check_id, Membership.Role.ADMIN)
+    service = CHECK_ACTIONS.get(action)
+    if service is None:
+        raise Http404("No such action")
+    check = service(check_id=check.id, now=database_now())
+    if request.htmx:
+        context = _check_page_context(check, membership, database_now())
+        return render(request, "dashboard/check_detail.html#check-status", context)
+    return redirect("dashboard:check-detail", check.id)
+
+
+@dashboard_login_required
+@require_POST
+def check_regenerate(request, check_id):
+    check, _ = get_check_for_user(request.user, check_id, Membership.Role.ADMIN)
+    regenerate_ping_token(check_id=check.id)
+    messages.success(request, "The check has a new ping URL; the old one no longer works.")
+    return redirect_anyhow(request, "dashboard:check-detail", check.id)
+
+
+@dashboard_login_required
+@require_POST
+def check_delete(request, check_id):
+    check, _ = get_check_for_user(request.user, check_id, Membership.Role.ADMIN)
+    if request.POST.get("confirm_name", "").strip() != check.name:
+        messages.error(request, "Nothing was deleted: type the check's name exactly to confirm.")
+        return redirect_anyhow(request, "dashboard:check-detail", check.id)
+    delete_check(check_id=check.id)
+    messages.success(request, f"Deleted the check “{check.name}”.")
+    return redirect_anyhow(request, "dashboard:check-list")
+
+
+def redirect_anyhow(request, to, *args):
+    """A redirect that htmx follows with a full page load (so messages and every region of
+    the new page show), and a plain redirect for a form posted without JavaScript."""
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse(to, args=args))
+    return redirect(to, *args)
+
+
+INCIDENT_LISTS = {
+    "open": ("Open", [Incident.State.TRIGGERED]),
+    "acknowledged": ("Acknowledged", [Incident.State.ACKNOWLEDGED]),
+    "resolved": ("Resolved", [Incident.State.RESOLVED]),
+}
+INCIDENT_LIST_LIMIT = 100
+
+
+@dashboard_login_required
+@require_GET
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
+def incident_list(request):
+    membership = current_membership(request)
+    shown = request.GET.get("state", "open")
+    if shown not in INCIDENT_LISTS:
+        messages.error(request, "Unknown list; showing open incidents.")
+        shown = "open"
+    team_incidents = Incident.objects.filter(owner__team=membership.team)
+    counts = dict(team_incidents.values_list("state").annotate(n=Count("id")).order_by())
+    incidents = (
+        team_incidents.filter(state__in=INCIDENT_LISTS[shown][1])
+        .select_related("owner", "acknowledged_by", "resolved_by")
+        .order_by("-opened_at", "-id")[:INCIDENT_LIST_LIMIT]
+    )
+    context = {
+        "team": membership.team,
+        "shown": shown,
+        "lists": [
+            (key, label, sum(counts.get(state, 0) for state in states))
+            for key, (label, states) in INCIDENT_LISTS.items()
+        ],
+        "incidents": incidents,
+        "limit": INCIDENT_LIST_LIMIT,
+        "can_act": membership.has_role(Membership.Role.MEMBER),
+        "show_check": True,
+    }
+    template = "dashboard/incident_list.html"
+    if wants_partial(request):
+        template += "#incident-table"
     return render(request, template, context)
 
 
@@ -163,6 +304,7 @@ def incident_detail(request, incident_id):
     incident, membership = get_incident_for_user(request.user, incident_id)
     context = {
         "incident": incident,
+        "events": incident.events.all(),
         "notifications": incident.notifications.order_by("created_at"),
         "can_act": membership.has_role(Membership.Role.MEMBER),
     }
@@ -185,7 +327,13 @@ def incident_action(request, incident_id, action):
         error = str(exc)
         incident.refresh_from_db()
     if request.htmx:
-        context = {"incident": incident, "can_act": True, "error": error, "after_action": True}
+        context = {
+            "incident": incident,
+            "can_act": True,
+            "error": error,
+            "after_action": True,
+            "show_check": request.POST.get("show_check") == "1",
+        }
         status = 409 if error else 200
         return render(request, "dashboard/_incident_row.html", context, status=status)
     if error:

@@ -94,4 +94,6 @@ def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    # Shown with -s, and in the captured output of a failing test: where to look.
+    print(f"screenshot: {path}")
     return path

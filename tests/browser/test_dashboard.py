@@ -4,95 +4,30 @@ the incident with a click (and with the keyboard), a viewer's view and a direct 
 sized pages, and screenshots of each main page in test-artifacts/screenshots/."""
 
 import re
-import urllib.request
-from urllib.error import HTTPError
 
 import pytest
 from playwright.sync_api import expect
 
 from apps.checks.clock import database_now
 from apps.checks.models import Check
-from apps.checks.sweeper import sweep_due_checks
 from apps.incidents.models import Incident
 from apps.incidents.services import acknowledge_incident
 from apps.teams.models import Membership
 from tests.factories import CheckFactory, MembershipFactory, TeamFactory
 
 from .conftest import PHONE, screenshot
+from .helpers import (
+    PASSWORD,
+    assert_accessible_basics,
+    assert_fits_horizontally,
+    assert_same_document,
+    http,
+    make_down,
+    mark_page,
+    sweep,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "correct horse battery"
-
-
-def http(url: str, body: bytes | None = None) -> tuple[int, str]:
-    """A job's ping: a real HTTP request from outside the browser."""
-    try:
-        with urllib.request.urlopen(url, data=body, timeout=10) as response:  # noqa: S310
-            return response.status, response.read().decode()
-    except HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def sweep():
-    return sweep_due_checks(now=database_now())
-
-
-def mark_page(page):
-    """Set a marker that only survives as long as the document does: no reload, no navigation."""
-    page.evaluate("window.tocsinMarker = 'same document'")
-
-
-def assert_same_document(page):
-    assert page.evaluate("window.tocsinMarker") == "same document"
-
-
-WIDEST_ELEMENTS = """
-[...document.querySelectorAll('body *')]
-  .filter(e => e.getBoundingClientRect().right > innerWidth + 1 || e.scrollWidth > innerWidth)
-  .slice(0, 5)
-  .map(e => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)
-"""
-
-
-def assert_fits_horizontally(page, what: str):
-    widths = page.evaluate(
-        "({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})"
-    )
-    if widths["scroll"] > widths["inner"]:
-        culprits = page.evaluate(WIDEST_ELEMENTS)
-        pytest.fail(f"{what} overflows: {widths}, widest: {culprits}")
-
-
-UNLABELLED_CONTROLS = """
-[...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')]
-  .filter(e => e.offsetParent !== null || e.closest('details'))
-  .filter(e => {
-    const named = (e.labels && e.labels.length) || e.getAttribute('aria-label')
-      || e.getAttribute('aria-labelledby') || (e.textContent || '').trim();
-    return !named;
-  })
-  .map(e => e.outerHTML.slice(0, 120))
-"""
-
-
-def assert_accessible_basics(page, what: str):
-    """Every visible control has a name, and every status pill says its status in words."""
-    assert page.evaluate(UNLABELLED_CONTROLS) == [], f"{what}: controls without a label"
-    pills = page.locator(".pill").all_inner_texts()
-    assert all(text.strip() for text in pills), f"{what}: a status pill without text"
-
-
-def make_down(site, check) -> Incident:
-    """Drive `check` over HTTP to up, then down by a failed run with a log; the open incident."""
-    assert http(f"{site}/ping/{check.ping_token}") == (200, "OK")
-    sweep()
-    body = b"starting backup\nerror: disk full\n"
-    assert http(f"{site}/ping/{check.ping_token}/fail", body) == (200, "OK")
-    sweep()
-    check.refresh_from_db()
-    assert check.status == Check.Status.DOWN
-    return Incident.objects.get(owner=check)
 
 
 def test_log_in_create_a_check_and_see_it_go_up_without_a_reload(new_page, site, owner):

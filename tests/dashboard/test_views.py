@@ -5,6 +5,7 @@ static files the pages need (served by the app itself, no CDN)."""
 import re
 import shutil
 import subprocess
+import sys
 from datetime import timedelta
 from html import unescape
 
@@ -232,7 +233,12 @@ def test_list_shows_status_as_text_in_each_pill_and_counts(owner_client, check):
         '<span class="pill pill-new" data-status="new">New</span>', response.content.decode()
     )
     assertContains(response, 'aria-label="Checks per status"')
-    assertInHTML('<li><span class="pill pill-new">New</span> 1</li>', response.content.decode())
+    # Each count is also a link that filters the list by its status.
+    assertInHTML(
+        '<li><a id="count-new" href="?status=new" title="Show only the new checks">'
+        '<span class="pill pill-new">New</span> 1</a></li>',
+        response.content.decode(),
+    )
 
 
 def test_list_partial_alone_when_htmx_asks_and_it_keeps_polling(owner_client, check):
@@ -259,7 +265,7 @@ def test_list_partial_reflects_a_ping_and_a_sweep(owner_client, check, t0):
     sweep_due_checks(now=t0 + MIN)
     body = owner_client.get(LIST, **HTMX).content.decode()
     assertInHTML('<span class="pill pill-up" data-status="up">Up</span>', body)
-    assertInHTML('<li><span class="pill pill-up">Up</span> 1</li>', body)
+    assert re.search(r'<span class="pill pill-up">Up</span> 1</a>', body)
 
 
 def test_focusable_links_in_the_polled_table_have_stable_ids(owner_client, check):
@@ -847,3 +853,21 @@ def test_wrapper_snippet_reports_success_for_exit_status_zero(shell_snippets, ch
         ("start", None),
         ("success", 0),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_snippet_pings_the_check(shell_snippets, check):
+    result = subprocess.run(
+        [sys.executable, "-c", shell_snippets["python"]], capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(check.pings.values_list("kind", flat=True)) == ["success"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wget_snippet_pings_the_check(shell_snippets, check):
+    if not shutil.which("wget"):
+        pytest.skip("wget is not installed")
+    result = run_shell(shell_snippets["wget"])
+    assert result.returncode == 0, result.stderr
+    assert list(check.pings.values_list("kind", flat=True)) == ["success"]

@@ -1,8 +1,10 @@
 """Template helpers of the dashboard: the team switcher and human durations."""
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from django import template
+from django.core.exceptions import PermissionDenied
 
 from ..current_team import current_membership, memberships_of
 
@@ -56,3 +58,25 @@ def team_switcher(context):
         "current_team_id": current_membership(request).team_id,
         "csrf_token": context.get("csrf_token"),
     }
+
+
+@register.simple_tag(takes_context=True)
+def current_team_membership(context):
+    """The membership the dashboard shows (for the top bar's links), or None."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    try:
+        return current_membership(request)
+    except PermissionDenied:
+        return None
+
+
+@register.filter
+def percent(ratio: float | None) -> str:
+    """0.99996 -> "99.99 %": rounded down, so that anything short of perfect never shows 100."""
+    if ratio is None:
+        return ""
+    hundredths = math.floor(ratio * 10000)
+    return f"{hundredths // 100}.{hundredths % 100:02d} %" if hundredths < 10000 else "100 %"

@@ -1,0 +1,198 @@
+"""Accounts and team management: sign up, password reset (Django's views with our templates
+and our SITE_URL in the link), members and roles, invitations by email link.
+
+Owners manage the team; every member may see who else is in it. Lookups go through
+apps/teams/access.py: another team is a 404, too low a role a 403."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.core.mail import send_mail
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from apps.checks.clock import database_now
+from apps.dashboard.current_team import SESSION_KEY
+from apps.dashboard.views import dashboard_login_required
+
+from . import services
+from .access import require_role
+from .forms import AccountForm, InviteForm, RoleForm, SignUpForm
+from .invitations import InvalidInvitation, make_invitation_token, read_invitation_token
+from .models import Invitation, Membership
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("dashboard:check-list")
+    form = SignUpForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        membership = services.sign_up(
+            username=data["username"],
+            email=data["email"],
+            password=data["password1"],
+            team_name=data["team_name"],
+        )
+        login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+        request.session[SESSION_KEY] = membership.team_id
+        messages.success(request, f"Welcome! You own the team “{membership.team.name}”.")
+        return redirect("dashboard:check-list")
+    status = 400 if form.errors else 200
+    return render(request, "registration/signup.html", {"form": form}, status=status)
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset view; the emailed link starts with SITE_URL, never with the request's
+    Host header (which an attacker could set to their own domain)."""
+
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form):
+        self.extra_email_context = {"site_url": settings.SITE_URL}
+        return super().form_valid(form)
+
+
+def _members_context(membership, invite_form=None):
+    team = membership.team
+    return {
+        "team": team,
+        "membership": membership,
+        "is_owner": membership.has_role(Membership.Role.OWNER),
+        "memberships": team.memberships.select_related("user").order_by("user__username"),
+        "invitations": [i for i in team.invitations.select_related("invited_by") if i.is_pending],
+        "invite_form": invite_form or InviteForm(),
+        "roles": Membership.Role.choices,
+    }
+
+
+@dashboard_login_required
+def members(request, team_id):
+    membership = require_role(request.user, team_id, Membership.Role.VIEWER)
+    return render(request, "teams/members.html", _members_context(membership))
+
+
+@dashboard_login_required
+@require_POST
+def change_role(request, team_id, membership_id):
+    owner = require_role(request.user, team_id, Membership.Role.OWNER)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, form.errors["role"][0])
+        return redirect("teams:members", team_id)
+    try:
+        changed = services.change_role(
+            team=owner.team, membership_id=membership_id, role=form.cleaned_data["role"]
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member") from None
+    except services.TeamRuleError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{changed.user.username} is now {changed.get_role_display()}.")
+    return redirect("teams:members", team_id)
+
+
+@dashboard_login_required
+@require_POST
+def remove_member(request, team_id, membership_id):
+    owner = require_role(request.user, team_id, Membership.Role.OWNER)
+    try:
+        removed = services.remove_member(team=owner.team, membership_id=membership_id)
+    except Membership.DoesNotExist:
+        raise Http404("No such member") from None
+    except services.TeamRuleError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{removed.user.username} was removed from the team.")
+        if removed.user_id == request.user.id:
+            return redirect("dashboard:check-list")
+    return redirect("teams:members", team_id)
+
+
+def invitation_url(invitation: Invitation) -> str:
+    path = reverse("teams:accept-invitation", args=[make_invitation_token(invitation.id)])
+    return f"{settings.SITE_URL}{path}"
+
+
+def _send_invitation(invitation: Invitation) -> None:
+    context = {"invitation": invitation, "url": invitation_url(invitation)}
+    send_mail(
+        subject=render_to_string("emails/invitation_subject.txt", context).strip(),
+        message=render_to_string("emails/invitation.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+@dashboard_login_required
+@require_POST
+def invite(request, team_id):
+    owner = require_role(request.user, team_id, Membership.Role.OWNER)
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        context = _members_context(owner, invite_form=form)
+        return render(request, "teams/members.html", context, status=400)
+    invitation = services.invite_member(
+        team=owner.team,
+        email=form.cleaned_data["email"],
+        role=form.cleaned_data["role"],
+        invited_by=request.user,
+        now=database_now(),
+    )
+    transaction.on_commit(lambda: _send_invitation(invitation))
+    messages.success(request, f"Invitation sent to {invitation.email}.")
+    return redirect("teams:members", team_id)
+
+
+@dashboard_login_required
+@require_POST
+def revoke_invitation(request, team_id, invitation_id):
+    owner = require_role(request.user, team_id, Membership.Role.OWNER)
+    try:
+        services.revoke_invitation(team=owner.team, invitation_id=invitation_id, now=database_now())
+    except Invitation.DoesNotExist:
+        raise Http404("No such invitation") from None
+    messages.success(request, "Invitation withdrawn.")
+    return redirect("teams:members", team_id)
+
+
+def accept_invitation(request, token):
+    """GET shows the invitation; POST accepts it as the signed-in user, or, for a visitor,
+    creates an account for the invited address first. A bad link is a 400 with the reason."""
+    try:
+        invitation = services.pending_invitation(read_invitation_token(token))
+    except InvalidInvitation as exc:
+        return render(request, "teams/invitation.html", {"problem": str(exc)}, status=400)
+    form = None
+    if not request.user.is_authenticated:
+        form = AccountForm(request.POST if request.method == "POST" else None)
+    context = {"invitation": invitation, "form": form}
+    if request.method != "POST":
+        return render(request, "teams/invitation.html", context)
+    try:
+        if form is None:
+            membership = services.accept_invitation(
+                invitation_id=invitation.id, user=request.user, now=database_now()
+            )
+        elif form.is_valid():
+            membership = services.sign_up_and_accept(
+                invitation_id=invitation.id,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                now=database_now(),
+            )
+            login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+        else:
+            return render(request, "teams/invitation.html", context, status=400)
+    except InvalidInvitation as exc:
+        return render(request, "teams/invitation.html", {"problem": str(exc)}, status=400)
+    request.session[SESSION_KEY] = membership.team_id
+    messages.success(request, f"You joined “{membership.team.name}” as {membership.role}.")
+    return redirect("dashboard:check-list")
