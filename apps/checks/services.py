@@ -51,3 +51,10 @@ def resume_check(*, check_id, now: datetime) -> Check:
 
     step.effects.append(StatusChanged(Status.PAUSED, resumed.status, now, Reason.RESUMED))
     return _save_step(check, step, now=now)
+
+
+def refresh_deadline(*, check_id, now: datetime) -> None:
+    """After a check's settings changed: make it due at `now`, so that the sweeper recomputes
+    its deadline under the new rules (the ping path does the same). A check the sweeper does
+    not watch (new, paused, down) stays unwatched. Safe to repeat."""
+    Check.objects.filter(id=check_id, alert_after__isnull=False).update(alert_after=now)

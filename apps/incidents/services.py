@@ -65,6 +65,12 @@ def failure_details(check: Check, failure: Failure | None) -> dict:
     return details
 
 
+def _person(actor):
+    """The user to store in acknowledged_by / resolved_by: None for an actor that is not a
+    person (an API key acting for its team); the timeline still names it."""
+    return actor if isinstance(actor, get_user_model()) else None
+
+
 def record_event(incident: Incident, event: str, at: datetime, **detail) -> IncidentEvent:
     return IncidentEvent.objects.create(incident=incident, kind=event, at=at, detail=detail)
 
@@ -135,7 +141,7 @@ def _resolve(
 ) -> Incident:
     incident.state = Incident.State.RESOLVED
     incident.resolved_at = resolved_at
-    incident.resolved_by = user
+    incident.resolved_by = _person(user)
     incident.resolution = resolution
     incident.severity_raise_at = None
     incident.save(
@@ -184,7 +190,7 @@ def acknowledge_incident(*, incident_id: int, user, now: datetime) -> Incident:
         raise IncidentActionError("This incident is already acknowledged.")
     incident.state = Incident.State.ACKNOWLEDGED
     incident.acknowledged_at = now
-    incident.acknowledged_by = user
+    incident.acknowledged_by = _person(user)
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by"])
     record_event(incident, IncidentEvent.Kind.ACKNOWLEDGED, now, by=user.get_username())
     return incident
