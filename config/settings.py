@@ -5,6 +5,7 @@ file) and kombu's filesystem transport as the Celery broker. `DATABASE_URL` and 
 to PostgreSQL and Redis.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "apps.dashboard",
     "apps.api",
+    "apps.badges",
 ]
 
 MIDDLEWARE = [
@@ -253,9 +255,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # The API's views set their own authentication, throttling and error handling
-    # (apps/api/base.py); this is the rate of its per-key throttle.
-    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="600/minute")},
+    # (apps/api/base.py).
 }
+# Requests one API key may make: "<number>/<second|minute|hour|day>".
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/minute")
+if not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"API_THROTTLE_RATE must look like 600/minute, got {API_THROTTLE_RATE!r}."
+    )
 # Bytes of JSON an API request may send.
 API_MAX_BODY_BYTES = _positive_int("API_MAX_BODY_BYTES", 64 * 1024)
 SPECTACULAR_SETTINGS = {

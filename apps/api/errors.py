@@ -24,16 +24,22 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def _messages(detail):
+def _messages(detail, prefix: str = "") -> list[str]:
+    """Every message under `detail` as a flat list; a nested error (an item of a list field,
+    a key of an object) is prefixed with where it is, e.g. "[2]: A tag has no spaces"."""
     if isinstance(detail, dict):
-        return {str(key): _messages(value) for key, value in detail.items()}
-    if isinstance(detail, list):
         flat = []
-        for item in detail:
-            value = _messages(item)
-            flat.extend(value if isinstance(value, list) else [value])
+        for key, value in detail.items():
+            where = f"[{key}]" if str(key).isdigit() else f".{key}"
+            flat.extend(_messages(value, prefix + where))
         return flat
-    return str(detail)
+    if isinstance(detail, list):
+        return [message for item in detail for message in _messages(item, prefix)]
+    return [f"{prefix.lstrip('.')}: {detail}" if prefix else str(detail)]
+
+
+def _field_messages(detail: dict) -> dict[str, list[str]]:
+    return {str(name): _messages(value) for name, value in detail.items()}
 
 
 def error_body(message: str, code: str, fields: dict | None = None) -> dict:
@@ -51,7 +57,7 @@ def api_exception_handler(exc, context):
         detail = exc.detail
         if not isinstance(detail, dict):
             detail = {"non_field_errors": detail}
-        response.data = error_body("Invalid input.", "invalid", _messages(detail))
+        response.data = error_body("Invalid input.", "invalid", _field_messages(detail))
     else:
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")

@@ -69,7 +69,7 @@ def _seconds(**kwargs):
 
 
 class CheckInputSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=100)
+    name = StrictCharField(max_length=100, allow_blank=True)  # the form says why blank is bad
     slug = StrictCharField(
         max_length=100,
         required=False,

@@ -1,5 +1,6 @@
 import logging
 
+from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from .authentication import TeamKey
@@ -13,6 +14,16 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     scope = "api_key"
 
+    def get_rate(self):
+        # Read per request (not at import, as DRF does), so that tests and settings overrides
+        # take effect.
+        return settings.API_THROTTLE_RATE
+
+    def allow_request(self, request, view):
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return self._allow(request, view)
+
     def get_cache_key(self, request, view):
         if isinstance(request.user, TeamKey):
             ident = f"key-{request.user.api_key.id}"
@@ -20,7 +31,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
             ident = f"addr-{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
-    def allow_request(self, request, view):
+    def _allow(self, request, view):
         # The cache is a convenience, not a dependency: when Redis is down the API keeps
         # answering (unthrottled) rather than failing every request.
         try:
