@@ -11,6 +11,7 @@ urlpatterns = [
     re_path(r"^ping/(?P<rest>.*)$", ping, name="ping"),
     path("healthz", healthz, name="healthz"),
     path("api/", include("apps.api.urls")),
+    path("", include("apps.badges.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
