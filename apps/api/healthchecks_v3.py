@@ -26,6 +26,7 @@ from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings
 from .checks import tag_filter
 from .errors import Conflict
+from .parsers import AnyContentTypeJSONParser, LimitedJSONParser
 from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 
 # Healthchecks has no "late" or "unknown": late is its "grace"; unknown (Tocsin could not see,
@@ -218,6 +219,7 @@ def _save(team, changes, check=None) -> Check:
 
 class V3Mixin(TeamApiMixin):
     pagination_class = None
+    parser_classes = [LimitedJSONParser, AnyContentTypeJSONParser]
 
     def find_check(self, code: str) -> Check:
         return get_object_or_404(Check.objects.select_related("team"), team=self.team, id=code)

@@ -26,3 +26,11 @@ class LimitedJSONParser(JSONParser):
         if len(body) > limit:
             raise PayloadTooLarge(f"The request body must be at most {limit} bytes.")
         return super().parse(BytesIO(body), media_type, parser_context)
+
+
+class AnyContentTypeJSONParser(LimitedJSONParser):
+    """Healthchecks reads its API bodies as JSON whatever the Content-Type (its documented
+    examples use `curl --data`, which sends application/x-www-form-urlencoded), so /api/v3/
+    does too."""
+
+    media_type = "*/*"

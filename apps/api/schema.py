@@ -37,6 +37,10 @@ def document_errors(result, generator, request, public):
             if operation.get("security"):
                 # Either header will do; one requirement object would demand both.
                 operation["security"] = [{"BearerKey": []}, {"ApiKeyHeader": []}]
+            content = operation.get("requestBody", {}).get("content", {})
+            if len(content) > 1:
+                # /api/v3/ also reads JSON sent with any Content-Type; documented as JSON.
+                content.pop("*/*", None)
             errors = dict(ALWAYS)
             if method != "get":
                 errors.update(WRITES)
