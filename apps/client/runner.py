@@ -2,10 +2,11 @@
 signals forwarded, an optional timeout, and periodic heartbeats while it runs.
 
 The command runs in its own process group. A signal the wrapper receives (SIGTERM from
-systemd or `kill`, SIGINT from a terminal's Ctrl-C, SIGHUP, SIGQUIT) is forwarded once to that
-group, so that a shell script and the programs it started all receive it, exactly once. The
-timeout also stops the whole group: SIGTERM first, then SIGKILL if it is still running after
-KILL_AFTER seconds.
+systemd or `kill`, SIGINT, SIGHUP, SIGQUIT) is forwarded once to that group, so that a shell
+script and the programs it started all receive it, exactly once. The timeout also stops the
+whole group: SIGTERM first, then SIGKILL if it is still running after KILL_AFTER seconds. In
+an interactive terminal the command's group is made the foreground one while it runs, so that
+it can read the terminal and a Ctrl-C reaches it directly.
 
 Exit statuses follow the shell's conventions: a command killed by signal N ends with 128+N,
 a command that cannot be found with 127, one that cannot be executed with 126, and a timeout
@@ -176,6 +177,11 @@ def run_command(
             return _not_started(EXIT_CANNOT_EXECUTE, message, stderr_fd)
         for signum in pending:
             _kill_group(proc, signum)
+        terminal = _foreground_terminal() if previous else None
+        if terminal is not None:
+            _hand_terminal_to(terminal, proc.pid)
+            # It may have tried to read the terminal before it was its own, and been stopped.
+            _kill_group(proc, signal.SIGCONT)
         pumps = [
             threading.Thread(target=_pump, args=(proc.stdout, stdout_fd, tail), daemon=True),
             threading.Thread(target=_pump, args=(proc.stderr, stderr_fd, tail), daemon=True),
@@ -187,6 +193,8 @@ def run_command(
             heartbeat = _Heartbeat(progress_every, on_progress)
         timed_out = _wait(proc, timeout, kill_after)
         duration = time.monotonic() - started
+        if terminal is not None:
+            _hand_terminal_to(terminal, os.getpgrp())
         if heartbeat:
             heartbeat.stop()
         drain_deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -197,6 +205,31 @@ def run_command(
             signal.signal(signum, handler)
 
     return _describe(proc.returncode, duration, tail, timed_out, timeout, received)
+
+
+def _foreground_terminal() -> int | None:
+    """stdin's file descriptor when it is a terminal whose foreground is our process group,
+    i.e. an interactive run; None under cron, systemd or a pipe."""
+    try:
+        if os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp():
+            return 0
+    except OSError:
+        pass
+    return None
+
+
+def _hand_terminal_to(fd: int, pgid: int) -> None:
+    """Make `pgid` the terminal's foreground group: the command in its own group can then
+    read the terminal (a background group would be stopped by SIGTTIN), and a Ctrl-C there
+    reaches the command directly, once. SIGTTOU is ignored meanwhile: taking the terminal
+    back from the background would otherwise stop the wrapper itself."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgid)
+    except OSError:
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
 
 
 def _wait(proc: subprocess.Popen, timeout: float | None, kill_after: float) -> bool:

@@ -4,6 +4,8 @@ database: Ping rows as they arrived, then Runs, the check's status and the incid
 sweep."""
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -421,3 +423,61 @@ def test_console_script_is_installed_and_runs_the_wrapper(url, live_check):
 
     assert result.returncode == 0, result.stderr
     assert [p.kind for p in pings_of(live_check)] == ["start", "success"]
+
+
+def _run_in_terminal(args: list[str], keystrokes: list[tuple[bytes, bytes]], timeout=30):
+    """Run the wrapper as the foreground job of a new pseudo-terminal, as in an interactive
+    shell; for each (prompt, keys), wait for `prompt` on the terminal and type `keys`.
+    Returns (exit status, everything the terminal showed)."""
+    pid, master = pty.fork()
+    if pid == 0:  # the child: becomes the wrapper
+        os.chdir(ROOT)
+        os.execv(PYTHON, tocsin_argv(*args))  # noqa: S606
+    shown, deadline = b"", time.monotonic() + timeout
+    pending = list(keystrokes)
+    try:
+        while time.monotonic() < deadline:
+            if pending and pending[0][0] in shown:
+                os.write(master, pending.pop(0)[1])
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:  # EIO: the terminal's last user is gone
+                    break
+                if not data:
+                    break
+                shown += data
+        else:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+    return os.waitstatus_to_exitcode(status), shown
+
+
+def test_interactive_command_can_read_the_terminal(url, live_check):
+    ask = "print(input('passphrase? ')[::-1])"
+
+    status, shown = _run_in_terminal(
+        ["run", "--url", url, "--", *python_command(ask)], [(b"passphrase? ", b"secret\n")]
+    )
+
+    assert status == 0, shown
+    assert b"terces" in shown
+    assert [p.kind for p in pings_of(live_check)] == ["start", "success"]
+
+
+def test_ctrl_c_in_the_terminal_reaches_the_command_once(url, live_check):
+    sleeper = "import time; print('ready', flush=True); time.sleep(60)"
+
+    status, shown = _run_in_terminal(
+        ["run", "--url", url, "--", *python_command(sleeper)], [(b"ready", b"\x03")]
+    )
+
+    assert status == 130, shown
+    finish = pings_of(live_check)[-1]
+    assert finish.exit_status == 130
+    # The terminal signalled the command's group directly; the wrapper was not involved.
+    assert b"[tocsin] killed by SIGINT after " in bytes(finish.body)
+    assert b"the wrapper received" not in bytes(finish.body)
