@@ -53,6 +53,7 @@ def test_successful_command_reports_start_and_success_with_one_run_id(url, live_
     assert start.run_id == finish.run_id is not None
     assert start.method == finish.method == "POST"
     assert finish.user_agent.startswith("tocsin-cli/")
+    assert finish.sent_at is not None  # X-Tocsin-Sent-At: the job host's clock
     body = bytes(finish.body)
     assert body.startswith(b"backed up 12 files\n")
     assert b"[tocsin] exited with status 0 after " in body
@@ -408,6 +409,13 @@ def test_ping_key_and_slug_urls_work_too(live_app_url, live_check):
     url = f"{live_app_url}/ping/{live_check.team.ping_key}/{live_check.slug}"
 
     result = run_tocsin("run", "--url", url + "/", "--", "true")
+
+    assert result.returncode == 0
+    assert [p.kind for p in pings_of(live_check)] == ["start", "success"]
+
+
+def test_url_can_come_from_the_environment(url, live_check):
+    result = run_tocsin("run", "--", "true", env={**os.environ, "TOCSIN_URL": url})
 
     assert result.returncode == 0
     assert [p.kind for p in pings_of(live_check)] == ["start", "success"]
