@@ -8,6 +8,8 @@ A 4xx answer (unknown check, malformed ping) is permanent and is not retried.
 Standard library only: this module runs on job hosts where Django is not installed.
 """
 
+import http.client
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -85,6 +87,29 @@ def _attempt(url: str, body: bytes, timeout: float) -> tuple[int, str]:
             return error.code, error.read(200).decode("utf-8", "replace")
 
 
+def _attempt_within(url: str, body: bytes, seconds: float) -> tuple[int, str]:
+    """`_attempt` cut off after `seconds` in all cases. The socket timeout alone does not
+    bound an attempt: it applies to each network operation, so a server that drips a byte at
+    a time keeps it going, and name resolution ignores it. The attempt runs on a daemon
+    thread that is abandoned when it overruns (and dies with the process)."""
+    outcome: list = []
+
+    def target():
+        try:
+            outcome.append(_attempt(url, body, seconds))
+        except BaseException as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=target, name="tocsin-ping", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise TimeoutError(f"no complete answer within {seconds:.1f} s")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 def send_ping(
     url: str,
     body: bytes = b"",
@@ -96,8 +121,8 @@ def send_ping(
 ) -> PingOutcome:
     """POST `body` to `url`, retrying transient failures until `budget` seconds have passed.
 
-    Never raises for network or server trouble, and returns within about `budget` seconds
-    (plus the time to resolve the host name, which the standard library cannot bound)."""
+    Never raises for network or server trouble, and returns within about `budget` seconds,
+    however the network or the server misbehaves."""
     deadline = clock() + max(budget, 0.1)
     backoff, attempts, detail = FIRST_BACKOFF, 0, ""
     while True:
@@ -106,9 +131,10 @@ def send_ping(
             return PingOutcome(False, attempts, detail or "no time left")
         attempts += 1
         try:
-            status, text = _attempt(url, body, min(attempt_timeout, remaining))
-        except (OSError, ValueError) as error:
+            status, text = _attempt_within(url, body, min(attempt_timeout, remaining))
+        except (OSError, ValueError, http.client.HTTPException) as error:
             # ValueError: http.client rejects some malformed URLs only when sending.
+            # HTTPException: something answered, but not HTTP (a bad status line, a cut body).
             detail = _describe(error)
         else:
             detail = f"{status} {text.strip().splitlines()[0] if text.strip() else ''}".strip()

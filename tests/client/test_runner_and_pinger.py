@@ -2,6 +2,7 @@
 the output tail, URL building, and the retry loop against a real local HTTP server that
 answers what a struggling Tocsin would."""
 
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -176,3 +177,63 @@ def test_retries_stop_when_the_budget_is_spent(flaky_server):
     assert outcome.detail == "503 unavailable: try again"
     assert 2 <= outcome.attempts <= 4
     assert time.monotonic() - started < 1.5
+
+
+@pytest.fixture
+def misbehaving_server():
+    """A local TCP server whose behaviour the test picks: "drip" sends a valid status line and
+    then one header byte every 0.2 s forever; "garbage" answers something that is not HTTP."""
+    mode = {"value": "drip"}
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+
+    def serve(conn):
+        with conn:
+            conn.recv(65536)
+            if mode["value"] == "garbage":
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.wait(0.2):
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    return
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/ping/x", mode
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_server_that_drips_bytes_cannot_hold_a_ping_past_its_budget(misbehaving_server):
+    url, _ = misbehaving_server
+    started = time.monotonic()
+
+    outcome = send_ping(url, budget=1.0)
+
+    assert not outcome.delivered
+    assert "no complete answer" in outcome.detail
+    assert time.monotonic() - started < 1.5
+
+
+def test_an_answer_that_is_not_http_is_retried_then_given_up(misbehaving_server):
+    url, mode = misbehaving_server
+    mode["value"] = "garbage"
+
+    outcome = send_ping(url, budget=1.0)
+
+    assert not outcome.delivered
+    assert outcome.attempts >= 2
+    assert "BadStatusLine" in outcome.detail
