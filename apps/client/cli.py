@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from .pinger import DEFAULT_BUDGET, BadPingUrl, check_ping_url, ping_url, send_ping
 from .reporter import RunReporter
-from .runner import run_command
+from .runner import Completed, run_command
 
 # Above this a --body-file is cut to its last bytes: Tocsin stores at most PING_BODY_LIMIT.
 BODY_FILE_LIMIT = 100 * 1024
@@ -121,13 +121,17 @@ def run(args) -> int:
         on_progress=reporter.progress if reporter else None,
     )
     if reporter:
-        trailer = (
-            f"\n[tocsin] {completed.summary} after {completed.duration:.3f} s\n"
-            if completed.output_tail
-            else f"[tocsin] {completed.summary} after {completed.duration:.3f} s\n"
-        )
-        reporter.finish(str(completed.exit_status), completed.output_tail + trailer.encode())
+        reporter.finish(str(completed.exit_status), finish_body(completed))
     return completed.exit_status
+
+
+def finish_body(completed: Completed) -> bytes:
+    """The output's tail, then one line saying how the command ended, for whoever reads the
+    alert (Tocsin quotes the body's last lines)."""
+    tail = completed.output_tail
+    separator = b"" if not tail or tail.endswith(b"\n") else b"\n"
+    line = f"[tocsin] {completed.summary} after {completed.duration:.3f} s\n"
+    return tail + separator + line.encode()
 
 
 def _read_body(name: str | None) -> bytes:

@@ -55,8 +55,8 @@ def test_successful_command_reports_start_and_success_with_one_run_id(url, live_
     assert finish.user_agent.startswith("tocsin-cli/")
     assert finish.sent_at is not None  # X-Tocsin-Sent-At: the job host's clock
     body = bytes(finish.body)
-    assert body.startswith(b"backed up 12 files\n")
-    assert b"[tocsin] exited with status 0 after " in body
+    assert body.startswith(b"backed up 12 files\n[tocsin] exited with status 0 after ")
+    assert body.endswith(b" s\n")
 
     sweep_after_pings(live_check)
     live_check.refresh_from_db()
