@@ -5,6 +5,7 @@ file) and kombu's filesystem transport as the Celery broker. `DATABASE_URL` and 
 to PostgreSQL and Redis.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -112,12 +113,16 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "apps.teams",
     "apps.checks",
     "apps.incidents",
     "apps.notifications",
     "apps.escalation",
     "apps.dashboard",
+    "apps.api",
+    "apps.badges",
 ]
 
 MIDDLEWARE = [
@@ -282,7 +287,59 @@ SECURE_PROXY_SSL_HEADER = (
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The API's views set their own authentication, throttling and error handling
+    # (apps/api/base.py).
 }
+# Requests one API key may make: "<number>/<second|minute|hour|day>".
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="600/minute")
+if not re.fullmatch(r"[1-9][0-9]*/(second|minute|hour|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"API_THROTTLE_RATE must look like 600/minute, got {API_THROTTLE_RATE!r}."
+    )
+# Bytes of JSON an API request may send.
+API_MAX_BODY_BYTES = _positive_int("API_MAX_BODY_BYTES", 64 * 1024)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tocsin API",
+    "DESCRIPTION": (
+        "Checks, their pings, runs and flips, incidents and metrics of one team, addressed with "
+        "a team API key (`Authorization: Bearer <key>` or `X-Api-Key: <key>`). Under /api/v3/, "
+        "the Healthchecks Management API v3."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "ENUM_NAME_OVERRIDES": {
+        "CheckStatusEnum": "apps.checks.models.Check.Status",
+        "SeverityEnum": "apps.checks.models.Check.Severity",
+        "ScheduleKindEnum": "apps.checks.models.Check.ScheduleKind",
+        "PingKindEnum": "apps.checks.models.Ping.Kind",
+        "IncidentStateEnum": "apps.incidents.models.Incident.State",
+        "IncidentKindEnum": "apps.incidents.models.Incident.Kind",
+        "IncidentEventKindEnum": "apps.incidents.models.IncidentEvent.Kind",
+        "HealthchecksStatusEnum": "apps.api.healthchecks_v3.V3_STATUSES",
+    },
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.api.schema.document_errors",
+    ],
+    # Swagger UI and Redoc come from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# The API's throttle counts requests here: Redis when REDIS_URL is set, so that every web
+# process shares the count; otherwise memory of the one process.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "tocsin",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 
 LOGGING = {
     "version": 1,

@@ -10,6 +10,8 @@ urlpatterns = [
     # route serves the same protocol everywhere else.
     re_path(r"^ping/(?P<rest>.*)$", ping, name="ping"),
     path("healthz", healthz, name="healthz"),
+    path("api/", include("apps.api.urls")),
+    path("", include("apps.badges.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("apps.teams.account_urls")),

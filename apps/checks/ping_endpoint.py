@@ -1,13 +1,14 @@
 """The ping protocol, compatible with Healthchecks' ping URLs:
 
     /ping/<uuid>[/start|/fail|/log|/progress|/<exit-status 0..255>]
-    /ping/<team ping key>/<slug>[/start|/fail|/log|/progress|/<exit-status>]
+    /ping/<team ping key>/<slug>[/start|/fail|/log|/progress|/<exit-status>][?create=1]
 
 with GET, HEAD or POST, an optional `?rid=<uuid>` and, on POST, a body kept up to
 PING_BODY_LIMIT bytes. Tocsin's own additions, all optional query parameters: `attempt` and
 `max_attempts` (retry-aware failures), `processed` and `failed` (partial success), `done` and
 `total` (progress), and `ts` (the job's send time in Unix seconds; also the header
-X-Tocsin-Sent-At) for clock-skew tracking.
+X-Tocsin-Sent-At) for clock-skew tracking. `?create=1` on a slug URL creates the check when
+the team has none with that slug (auto-provisioning, as in Healthchecks).
 
 `handle_ping` is framework-free so that both the Django view and the WSGI fast path
 (config/wsgi.py) serve the exact same protocol.
@@ -26,6 +27,7 @@ from apps.teams.models import Team
 
 from .models import Check, Ping
 from .pings import PingData, record_ping
+from .services import provision_check
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ _UUID_SHAPE = re.compile(
 )
 _EXIT_STATUS_SHAPE = re.compile(r"^-?[0-9]{1,6}\Z")
 _COUNT_SHAPE = re.compile(r"^[0-9]{1,20}\Z")
+_SLUG_SHAPE = re.compile(r"^[-a-zA-Z0-9_]+\Z")
 _SLUG_MAX = Check._meta.get_field("slug").max_length
 _PING_KEY_MAX = Team._meta.get_field("ping_key").max_length
 _ACTIONS = {
@@ -175,11 +178,22 @@ def handle_ping(
     )
     try:
         found = record_ping(ping=ping, **target)
+        if not found and "slug" in target and _wants_create(query_string):
+            # Only the miss path pays for auto-provisioning; a known check's ping is still the
+            # one statement above.
+            if not _SLUG_SHAPE.match(target["slug"]):
+                return PingResponse(400, "invalid slug: use letters, digits, - and _")
+            if provision_check(ping_key=target["ping_key"], slug=target["slug"]):
+                found = record_ping(ping=ping, **target)
     except DatabaseError:
         # The job's curl retries on 5xx; answering quickly beats hanging the job.
         logger.exception("could not record ping")
         return PingResponse(503, "unavailable: try again")
     return OK if found else NOT_FOUND
+
+
+def _wants_create(query_string: str) -> bool:
+    return "create=1" in query_string.split("&")
 
 
 def read_limited(stream, content_length: int | None, limit: int) -> tuple[bytes, bool]:

@@ -6,7 +6,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
+
+from apps.teams.models import Team
 
 from .models import Check
 from .state import Status, Step, next_deadline, pause, state_to_json
@@ -69,3 +71,26 @@ def delete_check(*, check_id) -> None:
     """Delete the check with its pings, flips, runs and incidents (cascade). Notifications
     already queued for its incidents go with them."""
     Check.objects.filter(id=check_id).delete()
+
+
+def refresh_deadline(*, check_id, now: datetime) -> None:
+    """After a check's settings changed: make it due at `now`, so that the sweeper recomputes
+    its deadline under the new rules (the ping path does the same). A check the sweeper does
+    not watch (new, paused, down) stays unwatched. Safe to repeat."""
+    Check.objects.filter(id=check_id, alert_after__isnull=False).update(alert_after=now)
+
+
+def provision_check(*, ping_key: str, slug: str) -> bool:
+    """Create the check `slug` in the team with `ping_key`, with the default settings, for a
+    ping to /ping/<ping key>/<slug>?create=1. Returns False when no team has that key. A check
+    created meanwhile by a concurrent ping is fine (the unique slug constraint decides); safe to
+    repeat."""
+    team = Team.objects.filter(ping_key=ping_key).first()
+    if team is None:
+        return False
+    try:
+        with transaction.atomic():
+            Check.objects.create(team=team, name=slug, slug=slug)
+    except IntegrityError:
+        pass  # another ping created it first
+    return True

@@ -86,6 +86,12 @@ def failure_details(check: Check, failure: Failure | None) -> dict:
     return details
 
 
+def _person(actor):
+    """The user to store in acknowledged_by / resolved_by: None for an actor that is not a
+    person (an API key acting for its team); the timeline still names it."""
+    return actor if isinstance(actor, get_user_model()) else None
+
+
 def record_event(incident: Incident, event: str, at: datetime, **detail) -> IncidentEvent:
     return IncidentEvent.objects.create(incident=incident, kind=event, at=at, detail=detail)
 
@@ -163,7 +169,7 @@ def _resolve(
 ) -> Incident:
     incident.state = Incident.State.RESOLVED
     incident.resolved_at = resolved_at
-    incident.resolved_by = user
+    incident.resolved_by = _person(user)
     incident.resolution = resolution
     incident.severity_raise_at = None
     incident.save(
@@ -221,7 +227,7 @@ def acknowledge_incident(
         raise IncidentActionError("This incident is already acknowledged.")
     incident.state = Incident.State.ACKNOWLEDGED
     incident.acknowledged_at = now
-    incident.acknowledged_by = user
+    incident.acknowledged_by = _person(user)
     incident.save(update_fields=["state", "acknowledged_at", "acknowledged_by"])
     record_event(
         incident,

@@ -1,0 +1,42 @@
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from . import healthchecks_v3 as v3
+from .checks import UUID_PATTERN, CheckBySlugViewSet, CheckViewSet
+from .errors import json_not_found
+from .incidents import IncidentViewSet
+from .metrics_view import MetricsView
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("checks/by-slug", CheckBySlugViewSet, basename="check-by-slug")
+router.register("checks", CheckViewSet, basename="check")
+router.register("incidents", IncidentViewSet, basename="incident")
+
+# Healthchecks writes /api/v3/checks/<uuid> without a trailing slash and /pings/ with one;
+# both spellings are accepted everywhere.
+V3_CODE = rf"(?P<code>{UUID_PATTERN})"
+v3_patterns = [
+    re_path(r"^checks/?$", v3.V3CheckList.as_view(), name="v3-checks"),
+    re_path(
+        rf"^checks/(?P<code>{UUID_PATTERN}|[0-9a-fA-F]{{40}})/?$",
+        v3.V3CheckDetail.as_view(),
+        name="v3-check",
+    ),
+    re_path(rf"^checks/{V3_CODE}/pause/?$", v3.V3Pause.as_view(), name="v3-pause"),
+    re_path(rf"^checks/{V3_CODE}/resume/?$", v3.V3Resume.as_view(), name="v3-resume"),
+    re_path(rf"^checks/{V3_CODE}/pings/?$", v3.V3PingList.as_view(), name="v3-pings"),
+    re_path(rf"^checks/{V3_CODE}/flips/?$", v3.V3FlipList.as_view(), name="v3-flips"),
+]
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("v1/metrics/", MetricsView.as_view(), name="metrics"),
+    path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("v1/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("v1/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("v3/", include(v3_patterns)),
+    re_path(r"^.*$", json_not_found),
+]

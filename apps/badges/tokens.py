@@ -1,0 +1,61 @@
+"""Badge URLs: unguessable without a login, and stable, so that a README can embed them.
+
+A badge token is a signed, non-expiring description of what the badge shows: one check
+(`{"c": "<check uuid>"}`) or one tag of one team (`{"t": <team id>, "g": "<tag>"}`). The
+HMAC (SECRET_KEY, with a salt used for nothing else) makes the URL unguessable and
+untamperable; the payload is readable but holds only ids. Django's Signer without a timestamp
+gives the same token on every call, so the URL shown on the check page never changes.
+Rotating SECRET_KEY (with SECRET_KEY_FALLBACKS for a transition) invalidates every badge URL.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from django.core import signing
+
+SALT = "tocsin.badges"
+
+
+@dataclass(frozen=True)
+class CheckBadgeClaim:
+    check_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class TagBadgeClaim:
+    team_id: int
+    tag: str
+
+
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=SALT)
+
+
+def make_check_badge_token(check_id: uuid.UUID) -> str:
+    return _signer().sign_object({"c": check_id.hex}, compress=False)
+
+
+def make_tag_badge_token(team_id: int, tag: str) -> str:
+    return _signer().sign_object({"t": team_id, "g": tag}, compress=False)
+
+
+def read_badge_token(token: str) -> CheckBadgeClaim | TagBadgeClaim | None:
+    """What the token shows, or None when it is tampered with or malformed."""
+    try:
+        payload = _signer().unsign_object(token)
+    except (signing.BadSignature, ValueError):
+        # ValueError: base64 or JSON that does not decode (only reachable with a valid
+        # signature over garbage, i.e. never from our own tokens; kept as a safety net).
+        return None
+    if not isinstance(payload, dict):
+        return None
+    if set(payload) == {"c"} and isinstance(payload["c"], str):
+        try:
+            return CheckBadgeClaim(uuid.UUID(hex=payload["c"]))
+        except ValueError:
+            return None
+    if set(payload) == {"t", "g"}:
+        team_id, tag = payload["t"], payload["g"]
+        if isinstance(team_id, int) and not isinstance(team_id, bool) and isinstance(tag, str):
+            return TagBadgeClaim(team_id, tag)
+    return None

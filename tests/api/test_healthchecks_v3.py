@@ -1,0 +1,224 @@
+"""/api/v3/: requests shaped as the Healthchecks Management API documents them (curl with
+--data and an X-Api-Key header, paths without a trailing slash), answers in its field names."""
+
+import hashlib
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+
+from apps.checks.models import Check
+from apps.checks.pings import PingData, record_ping
+from apps.checks.sweeper import sweep_due_checks
+from tests.factories import CheckFactory
+
+
+class Curl:
+    """What `curl --header "X-Api-Key: ..." [--data '{...}'] URL` sends: a form content type
+    around a JSON body."""
+
+    def __init__(self, key):
+        self.client = Client()
+        self.headers = {"X-Api-Key": key} if key else {}
+
+    def __call__(self, method, path, data=None):
+        kwargs = {"headers": self.headers}
+        if data is not None:
+            kwargs["data"] = json.dumps(data) if not isinstance(data, bytes) else data
+            kwargs["content_type"] = "application/x-www-form-urlencoded"
+        return getattr(self.client, method.lower())(path, **kwargs)
+
+
+@pytest.fixture
+def curl(rw_key):
+    return Curl(rw_key)
+
+
+@pytest.fixture
+def ro_curl(ro_key):
+    return Curl(ro_key)
+
+
+def test_create_as_documented(curl, team):
+    response = curl(
+        "POST",
+        "/api/v3/checks/",
+        {"name": "Backups", "tags": "prod www", "timeout": 3600, "grace": 60},
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    check = Check.objects.get()
+    assert (check.name, check.tags, check.period, check.grace) == (
+        "Backups",
+        "prod www",
+        timedelta(hours=1),
+        timedelta(minutes=1),
+    )
+    assert body["uuid"] == str(check.id)
+    assert body["ping_url"] == f"https://tocsin.example/ping/{check.ping_token}"
+    assert body["update_url"] == f"https://tocsin.example/api/v3/checks/{check.id}"
+    assert body["pause_url"] == body["update_url"] + "/pause"
+    assert body["resume_url"] == body["update_url"] + "/resume"
+    assert (body["name"], body["tags"], body["timeout"], body["grace"]) == (
+        "Backups",
+        "prod www",
+        3600,
+        60,
+    )
+    assert (body["status"], body["n_pings"], body["last_ping"], body["next_ping"]) == (
+        "new",
+        0,
+        None,
+        None,
+    )
+    assert body["desc"] == "" and body["methods"] == "" and body["manual_resume"] is False
+    assert "schedule" not in body
+
+
+def test_create_a_cron_check_with_schedule_and_tz(curl):
+    response = curl(
+        "POST",
+        "/api/v3/checks/",
+        {"name": "Nightly", "schedule": "15 5 * * *", "tz": "Europe/Riga", "grace": 600},
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["schedule"], body["tz"]) == ("15 5 * * *", "Europe/Riga")
+    assert "timeout" not in body
+    check = Check.objects.get()
+    assert (check.schedule_kind, check.schedule_expression) == ("cron", "15 5 * * *")
+
+
+def test_an_oncalendar_schedule_is_recognised(curl):
+    response = curl("POST", "/api/v3/checks/", {"name": "x", "schedule": "Mon..Fri 03:00"})
+    assert response.status_code == 201, response.json()
+    assert Check.objects.get().schedule_kind == "oncalendar"
+
+
+def test_create_with_unique_returns_and_updates_the_existing_check(curl):
+    first = curl("POST", "/api/v3/checks/", {"name": "Backups", "unique": ["name"]})
+    assert first.status_code == 201
+    again = curl(
+        "POST", "/api/v3/checks/", {"name": "Backups", "timeout": 7200, "unique": ["name"]}
+    )
+    assert again.status_code == 200
+    assert again.json()["uuid"] == first.json()["uuid"]
+    assert again.json()["timeout"] == 7200
+    assert Check.objects.count() == 1
+
+
+def test_create_refuses_bad_input_in_healthchecks_error_shape(curl):
+    response = curl("POST", "/api/v3/checks/", {"name": "x", "timeout": 30})
+    assert response.status_code == 400
+    assert response.json()["error"] == "Invalid input."
+    assert "period" in response.json()["fields"]
+    response = curl("POST", "/api/v3/checks/", b"{not json")
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["error"]
+    response = curl("POST", "/api/v3/checks/", {"unique": ["colour"]})
+    assert response.status_code == 400
+    assert not Check.objects.exists()
+
+
+def test_list_with_tag_and_slug_filters(curl, team):
+    CheckFactory(team=team, name="a", slug="a", tags="prod www")
+    CheckFactory(team=team, name="b", slug="b", tags="prod db")
+    names = lambda path: [c["name"] for c in curl("GET", path).json()["checks"]]  # noqa: E731
+    assert names("/api/v3/checks/") == ["a", "b"]
+    assert names("/api/v3/checks/?tag=prod") == ["a", "b"]
+    assert names("/api/v3/checks/?tag=prod&tag=db") == ["b"]
+    assert names("/api/v3/checks/?slug=a") == ["a"]
+
+
+def test_read_only_keys_see_unique_key_instead_of_uuid_and_urls(ro_curl, check):
+    body = ro_curl("GET", "/api/v3/checks/").json()["checks"][0]
+    expected = hashlib.sha1(check.id.hex.encode(), usedforsecurity=False).hexdigest()
+    assert body["unique_key"] == expected
+    for secret in ("uuid", "ping_url", "update_url", "pause_url", "resume_url"):
+        assert secret not in body
+    assert ro_curl("GET", f"/api/v3/checks/{expected}").json()["name"] == check.name
+
+
+def test_read_update_pause_resume_delete(curl, check):
+    path = f"/api/v3/checks/{check.id}"
+    assert curl("GET", path).json()["uuid"] == str(check.id)
+
+    response = curl("POST", path, {"desc": "Nightly dump", "methods": "POST"})
+    assert response.status_code == 200
+    check.refresh_from_db()
+    assert (check.description, check.post_only, check.name) == (
+        "Nightly dump",
+        True,
+        "nightly-backup",
+    )
+
+    assert curl("POST", f"{path}/resume").status_code == 409
+    assert curl("POST", f"{path}/pause").json()["status"] == "paused"
+    assert curl("POST", f"{path}/resume").json()["status"] == "new"
+
+    response = curl("DELETE", path)
+    assert response.status_code == 200
+    assert response.json()["name"] == "nightly-backup"
+    assert not Check.objects.exists()
+
+
+def test_pings_and_flips(curl, check, t0):
+    rid = uuid.uuid4()
+    record_ping(
+        ping=PingData(kind="start", method="GET", run_id=rid, user_agent="curl/8"),
+        token=check.ping_token,
+        now=t0,
+    )
+    record_ping(
+        ping=PingData(kind="fail", method="POST", run_id=rid, exit_status=3),
+        token=check.ping_token,
+        now=t0 + timedelta(seconds=12),
+    )
+    sweep_due_checks(now=t0 + timedelta(minutes=1))
+    record_ping(
+        ping=PingData(kind="success", method="POST"),
+        token=check.ping_token,
+        now=t0 + timedelta(minutes=2),
+    )
+    sweep_due_checks(now=t0 + timedelta(minutes=3))
+
+    pings = curl("GET", f"/api/v3/checks/{check.id}/pings/").json()["pings"]
+    assert [(p["n"], p["type"]) for p in pings] == [(3, "success"), (2, "fail"), (1, "start")]
+    assert pings[1]["exitstatus"] == 3 and pings[1]["duration"] == 12.0
+    assert pings[2]["ua"] == "curl/8" and pings[2]["rid"] == str(rid)
+
+    flips = curl("GET", f"/api/v3/checks/{check.id}/flips/").json()
+    assert [f["up"] for f in flips] == [0, 1]
+    assert curl("GET", f"/api/v3/checks/{check.id}/flips/?seconds=abc").status_code == 400
+
+
+ENDPOINTS = [
+    ("GET", "/api/v3/checks/{id}"),
+    ("POST", "/api/v3/checks/{id}"),
+    ("DELETE", "/api/v3/checks/{id}"),
+    ("POST", "/api/v3/checks/{id}/pause"),
+    ("POST", "/api/v3/checks/{id}/resume"),
+    ("GET", "/api/v3/checks/{id}/pings/"),
+    ("GET", "/api/v3/checks/{id}/flips/"),
+]
+
+
+@pytest.mark.parametrize("method, path", ENDPOINTS)
+def test_another_teams_key_gets_404(other_key, check, method, path):
+    response = Curl(other_key)(method, path.format(id=check.id))
+    assert response.status_code == 404
+    assert Check.objects.filter(id=check.id, status="new").exists()
+
+
+@pytest.mark.parametrize("method, path", [e for e in ENDPOINTS if e[0] != "GET"])
+def test_read_only_key_gets_403_on_writes(ro_curl, check, method, path):
+    assert ro_curl(method, path.format(id=check.id)).status_code == 403
+    assert ro_curl("POST", "/api/v3/checks/", {"name": "x"}).status_code == 403
+    assert Check.objects.count() == 1
+
+
+@pytest.mark.parametrize("method, path", [*ENDPOINTS, ("GET", "/api/v3/checks/")])
+def test_no_key_gets_401(check, method, path):
+    assert Curl(None)(method, path.format(id=check.id)).status_code == 401
