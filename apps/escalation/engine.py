@@ -190,35 +190,53 @@ def covering_silence(check: Check, now: datetime, *, silences=None, windows=None
 
 
 def _recipients(incident: Incident, targets, now: datetime):
-    """The dispatch recipients for a step's targets at `now`: rotations resolve to whoever is
-    on call now. Targets of another team (a stale snapshot) are dropped here; dispatch drops
-    members who left and disabled channels."""
+    """The dispatch recipients for a step's targets at `now`, and labels for the timeline:
+    rotations resolve to whoever is on call now. Targets of another team (a stale snapshot)
+    are dropped here; dispatch drops members who left and disabled channels."""
     from apps.notifications.dispatch import Recipient
 
     team_id = incident.owner.team_id
-    recipients, described = {}, []
+    members = dict(
+        Membership.objects.filter(team_id=team_id).values_list("user_id", "user__username")
+    )
+    recipients, labels = {}, []
+
+    def add_user(user_id: int) -> None:
+        recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
+
     for target in targets:
         if target.kind == TargetKind.USER:
-            recipients[f"user:{target.id}"] = Recipient(user_id=target.id)
-            described.append(f"user:{target.id}")
+            add_user(target.id)
+            labels.append(members.get(target.id, f"user #{target.id} (not in the team)"))
         elif target.kind == TargetKind.CHANNEL:
             recipients[f"channel:{target.id}"] = Recipient(channel_id=target.id)
-            described.append(f"channel:{target.id}")
+            labels.append(f"channel {_channel_name(target.id, team_id)}")
         elif target.kind == TargetKind.TEAM and target.id == team_id:
-            for user_id in Membership.objects.filter(team_id=team_id).values_list(
-                "user_id", flat=True
-            ):
-                recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
-            described.append("team")
+            for user_id in members:
+                add_user(user_id)
+            labels.append("everyone on the team")
         elif target.kind == TargetKind.ROTATION:
             rotation = Rotation.objects.filter(id=target.id, team_id=team_id).first()
             user_id = on_call(rotation.spec(), now) if rotation else None
             if user_id is None:
-                _record(incident, IncidentEvent.Kind.NOBODY_ON_CALL, now, rotation=target.id)
+                _record(
+                    incident,
+                    IncidentEvent.Kind.NOBODY_ON_CALL,
+                    now,
+                    rotation=target.id,
+                    name=rotation.name if rotation else None,
+                )
                 continue
-            recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
-            described.append(f"rotation:{target.id}=user:{user_id}")
-    return list(recipients.values()), described
+            add_user(user_id)
+            labels.append(f"{members.get(user_id, user_id)} (on call in {rotation.name})")
+    return list(recipients.values()), labels
+
+
+def _channel_name(channel_id: int, team_id: int) -> str:
+    from apps.notifications.models import Channel
+
+    channel = Channel.objects.filter(id=channel_id, team_id=team_id).first()
+    return channel.name if channel else f"#{channel_id} (deleted)"
 
 
 def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: _State, now) -> None:
