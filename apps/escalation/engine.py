@@ -446,6 +446,9 @@ def after_severity_raised(incident: Incident, *, now: datetime) -> None:
 # --- the beat-driven sweep -----------------------------------------------------------------------
 
 
+MAX_BATCHES_PER_SWEEP = 100
+
+
 @dataclass
 class EscalationSweepResult:
     processed: int = 0
@@ -463,7 +466,9 @@ def escalate_due_incidents(*, now: datetime, batch_size: int = 200) -> Escalatio
     pushed back and logged rather than blocking the rest. Safe to run at any time, any number
     of times."""
     result = EscalationSweepResult()
-    while True:
+    # Every processed incident's next_escalation_at moves past `now` (or to NULL), so the loop
+    # ends when a batch comes back short; the bound only guards against a bug looping forever.
+    for _ in range(MAX_BATCHES_PER_SWEEP):
         with transaction.atomic():
             batch = list(
                 Incident.objects.select_for_update(skip_locked=True, of=("self",))
@@ -487,7 +492,8 @@ def escalate_due_incidents(*, now: datetime, batch_size: int = 200) -> Escalatio
                         next_escalation_at=now + timedelta(minutes=5)
                     )
         if len(batch) < batch_size:
-            return result
+            break
+    return result
 
 
 # --- actions people take -------------------------------------------------------------------------
