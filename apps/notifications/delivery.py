@@ -28,10 +28,12 @@ Status = Delivery.Status
 
 
 def claim(delivery_id: int, now: datetime) -> bool:
-    """Compare-and-set pending (and due) -> sending; only one worker wins an attempt."""
+    """Compare-and-set pending (and due) -> sending; only one worker wins an attempt. A first
+    attempt is always due (the flush that made the delivery may have run with a `now` ahead of
+    this worker's clock); a retry waits for its next_attempt_at."""
     return bool(
         Delivery.objects.filter(id=delivery_id, status=Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(attempts=0) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .update(status=Status.SENDING, attempts=F("attempts") + 1, updated_at=now)
     )
 

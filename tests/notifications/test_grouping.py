@@ -60,6 +60,12 @@ def test_group_due_at(oldest, last_message, due):
     assert group_due_at(oldest_pending_at=oldest, last_message_at=last_message, rules=RULES) == due
 
 
+def test_a_zero_interval_turns_follow_up_batching_off():
+    rules = GroupingRules("team", group_wait=timedelta(0), group_interval=timedelta(0))
+    # Even a last message "after" the pending one (clocks that disagree) holds nothing back.
+    assert group_due_at(oldest_pending_at=T, last_message_at=T + MINUTE, rules=rules) == T
+
+
 @pytest.mark.parametrize(
     ("failures", "jitter", "delay"),
     [

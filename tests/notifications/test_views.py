@@ -379,6 +379,7 @@ def test_the_deliveries_region_refreshes_alone(client, member, hook):
 
 def test_members_see_grouping_but_cannot_change_it(client, member, team, settings):
     settings.NOTIFICATION_GROUP_WAIT = timedelta(seconds=30)
+    settings.NOTIFICATION_GROUP_INTERVAL = timedelta(minutes=5)
     login(client, member)
     page = client.get(reverse("notifications:grouping")).content.decode()
     assert "30 s" in page and "300 s" in page
