@@ -45,7 +45,7 @@ def flush_due_groups(
         pending = (
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=Status.PENDING, delivery__isnull=True)
-            .select_related("incident__owner")
+            .select_related("incident__owner", "channel")
             .order_by("created_at", "id")
         )
         if team_id is not None:
@@ -102,6 +102,13 @@ def _still_needed(rows: list[Notification]) -> tuple[list[Notification], list[No
     keep, skip = [], []
     for row in rows:
         incident = row.incident
+        if row.target.startswith("channel:") and (
+            row.channel is None or not row.channel.is_enabled
+        ):
+            # Disabled or deleted since the row was written: the admins did that on purpose,
+            # so it is not a delivery failure to report.
+            skip.append(row)
+            continue
         if row.event in ALERTING_EVENTS:
             needed = incident.state == Incident.State.TRIGGERED
         elif row.event == Notification.Event.RESOLVED:

@@ -255,3 +255,18 @@ def test_resolved_goes_only_to_those_who_were_told(grouping, team, member, owner
         "[Tocsin] RESOLVED nightly (production)",
     ]
     assert not Notification.objects.filter(channel=untold).exists()
+
+
+def test_a_channel_disabled_before_its_group_goes_out_is_skipped_not_failed(
+    grouping, team, receiver, mailoutbox
+):
+    check = CheckFactory(team=team, name="nightly")
+    channel = make_channel(team, "webhook", url=receiver.url())
+    fail([check], T)
+    tell_channel_about_everything(channel, T)
+    channel.is_enabled = False
+    channel.save()
+    send_due(T + MINUTE)
+    assert Notification.objects.get(channel=channel).status == "skipped"
+    assert not Delivery.objects.exists()
+    assert receiver.requests == [] and mailoutbox == []
