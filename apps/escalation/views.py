@@ -115,7 +115,10 @@ def _steps_response(request, policy, step_form, *, status=200):
     }
     template = "escalation/policy_detail.html"
     if request.htmx:
+        # htmx swaps 2xx answers only (base.html's responseHandling): the refused form comes
+        # back as a 200 partial that shows its errors in place.
         template += "#steps"
+        status = 200
     elif status == 200:
         return redirect("escalation:policy-detail", policy.id)
     return render(

@@ -93,13 +93,53 @@ def test_another_teams_step_is_404_even_through_own_policy(as_user, owner, polic
     assert EscalationStep.objects.filter(id=theirs.id).exists()
 
 
-@pytest.mark.parametrize(("name", "needs"), [("rotation-detail", "get"), ("override-add", "post")])
+@pytest.mark.parametrize(
+    ("name", "needs"),
+    [
+        ("rotation-detail", "get"),
+        ("rotation-detail", "post"),
+        ("override-add", "post"),
+        ("rotation-delete", "post"),
+    ],
+)
 def test_another_teams_rotation_is_404(as_user, owner, other_team, name, needs):
     rotation = Rotation.objects.create(
         team=other_team, name="Theirs", handoff_time="09:00", start_date="2026-11-01"
     )
     response = getattr(as_user(owner), needs)(url(name, rotation.id))
     assert response.status_code == 404
+    assert Rotation.objects.filter(id=rotation.id, name="Theirs").exists()
+
+
+def test_another_teams_override_is_404(as_user, owner, team, outsider, other_team, t0):
+    rotation = Rotation.objects.create(
+        team=other_team, name="Theirs", handoff_time="09:00", start_date="2026-11-01"
+    )
+    override = RotationOverride.objects.create(
+        rotation=rotation, user=outsider, starts_at=t0, ends_at=t0 + timedelta(days=1)
+    )
+    mine = Rotation.objects.create(
+        team=team, name="Mine", handoff_time="09:00", start_date="2026-11-01"
+    )
+    client = as_user(owner)
+    assert client.post(url("override-delete", rotation.id, override.id)).status_code == 404
+    # Through one's own rotation, another rotation's override is not found either.
+    assert client.post(url("override-delete", mine.id, override.id)).status_code == 404
+    assert RotationOverride.objects.filter(id=override.id).exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["policy-delete", "step-add", "rotation-delete", "silence-expire", "maintenance-delete"],
+)
+def test_action_endpoints_refuse_get(as_user, owner, name):
+    assert as_user(owner).get(url(name, 1)).status_code == 405
+
+
+def test_preview_never_reaches_into_another_team(as_user, outsider, check):
+    # The outsider's own team has no checks; the preview shows none of this team's.
+    body = as_user(outsider).get(url("silence-preview"), {"whole_team": "on"}).content.decode()
+    assert "nightly-backup" not in body and "Matches no check" in body
 
 
 def test_another_teams_silence_cannot_be_expired(as_user, owner, other_team, outsider, t0):
