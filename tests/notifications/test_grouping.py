@@ -270,3 +270,27 @@ def test_a_channel_disabled_before_its_group_goes_out_is_skipped_not_failed(
     assert Notification.objects.get(channel=channel).status == "skipped"
     assert not Delivery.objects.exists()
     assert receiver.requests == [] and mailoutbox == []
+
+
+def test_a_big_group_fits_slack_and_mattermost_limits(grouping, team, receiver):
+    checks = [CheckFactory(team=team, name=f"job-{n:02}", environment="") for n in range(40)]
+    channel = make_channel(team, "slack", url=receiver.url())
+    for check in checks:
+        record_ping(
+            ping=PingData(kind="fail", method="POST", exit_status=1, body=b"x" * 5000 + b"\n"),
+            token=check.ping_token,
+            now=T,
+        )
+    sweep_due_checks(now=T)
+    tell_channel_about_everything(channel, T)
+    send_due(T + 30 * SECOND)
+    (request,) = receiver.requests
+    payload = request.json()
+    assert len(payload["blocks"]) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in payload["blocks"] if "text" in b)
+    assert len(payload["text"]) <= 15_000
+    assert payload["text"].startswith("*40 checks down: job-00, job-01")
+    # Nine in detail, the others listed as links in a last section, cut between links.
+    assert payload["blocks"][-1]["text"]["text"].startswith("…and 31 more: <https://")
+    for check in checks:
+        assert f"|{check.name}>" in request.body.decode()
