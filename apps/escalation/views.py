@@ -21,6 +21,7 @@ from .forms import (
     MaintenanceWindowForm,
     MatchersForm,
     OverrideForm,
+    PolicyChecksForm,
     PolicyForm,
     RotationForm,
     SilenceForm,
@@ -87,6 +88,7 @@ def policy_detail(request, pk):
         "steps": described_steps(policy),
         "form": form,
         "step_form": StepForm(team=policy.team),
+        "checks_form": PolicyChecksForm(team=policy.team, policy=policy),
         "can_edit": membership.has_role(ADMIN),
     }
     return render(
@@ -159,6 +161,19 @@ def step_change(request, pk, step_id, operation):
         raise Http404("No such operation")
     services.change_step(step=step, operation=operation)
     return _steps_response(request, policy, StepForm(team=policy.team))
+
+
+@dashboard_login_required
+@require_POST
+def policy_checks(request, pk):
+    policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
+    form = PolicyChecksForm(request.POST, team=policy.team, policy=policy)
+    if not form.is_valid():
+        messages.error(request, "Choose checks of this team.")
+        return redirect("escalation:policy-detail", policy.id)
+    services.assign_policy(policy=policy, check_ids=form.cleaned_data["checks"])
+    messages.success(request, "Checks updated. Incidents already open keep their policy.")
+    return redirect("escalation:policy-detail", policy.id)
 
 
 @dashboard_login_required

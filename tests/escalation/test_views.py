@@ -594,3 +594,54 @@ def test_bad_maintenance_window_input_is_refused(as_user, admin, data, message):
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not MaintenanceWindow.objects.exists()
+
+
+# --- checks using a policy ------------------------------------------------------------------
+
+
+def test_admin_assigns_existing_checks_to_a_policy(as_user, admin, team, policy, check):
+    other = CheckFactory(team=team, name="other", slug="other")
+    kept_elsewhere = CheckFactory(team=team, name="elsewhere", slug="elsewhere")
+    second = make_policy(team, [(5, [("team", team.id)])], name="Second")
+    kept_elsewhere.escalation_policy = second
+    kept_elsewhere.save()
+    other.escalation_policy = policy
+    other.save()
+    client = as_user(admin)
+    response = client.post(url("policy-checks", policy.id), {"checks": [str(check.id)]})
+    assert response.status_code == 302
+    check.refresh_from_db()
+    other.refresh_from_db()
+    kept_elsewhere.refresh_from_db()
+    assert check.escalation_policy == policy
+    assert other.escalation_policy is None  # unticked: back to the team default
+    assert kept_elsewhere.escalation_policy == second  # not this policy's to change
+    page = client.get(url("policy-detail", policy.id)).content.decode()
+    assert "elsewhere (now Second)" in page
+
+
+def test_another_teams_check_cannot_be_assigned(as_user, admin, policy, other_team):
+    theirs = CheckFactory(team=other_team)
+    response = as_user(admin).post(url("policy-checks", policy.id), {"checks": [str(theirs.id)]})
+    assert response.status_code == 302
+    theirs.refresh_from_db()
+    assert theirs.escalation_policy is None
+
+
+def test_members_cannot_assign_checks_and_outsiders_get_404(
+    as_user, member, outsider, policy, check
+):
+    assert (
+        as_user(member)
+        .post(url("policy-checks", policy.id), {"checks": [str(check.id)]})
+        .status_code
+        == 403
+    )
+    assert (
+        as_user(outsider)
+        .post(url("policy-checks", policy.id), {"checks": [str(check.id)]})
+        .status_code
+        == 404
+    )
+    check.refresh_from_db()
+    assert check.escalation_policy is None
