@@ -15,7 +15,7 @@ from apps.dashboard.views import dashboard_login_required
 from apps.teams.access import require_role
 from apps.teams.models import Membership
 
-from . import engine, services
+from . import actions, holds, services
 from .forms import (
     MAX_STEPS,
     MaintenanceWindowForm,
@@ -281,7 +281,7 @@ def silence_list(request):
     if request.method == "POST":
         require_role(request.user, team.id, MEMBER)
         if form.is_valid():
-            engine.create_silence(
+            actions.create_silence(
                 team_id=team.id,
                 starts_at=form.cleaned_data["starts_at"],
                 ends_at=form.cleaned_data["ends_at"],
@@ -298,7 +298,7 @@ def silence_list(request):
         "form": form,
         "active": silences.active_at(now),
         "upcoming": silences.upcoming(now),
-        "silenced_now": engine.silenced_now(team.id, now),
+        "silenced_now": holds.silenced_now(team.id, now),
         "can_silence": membership.has_role(MEMBER),
     }
     return render(request, "escalation/silences.html", context, status=400 if form.errors else 200)
@@ -312,7 +312,7 @@ def silence_preview(request):
     form = MatchersForm(request.GET, team=membership.team)
     form.is_valid()  # the comment may be missing here; the matchers are what counts
     matchers = form.matchers() if hasattr(form, "cleaned_data") else {}
-    checks = engine.matching_checks(membership.team_id, matchers)
+    checks = holds.matching_checks(membership.team_id, matchers)
     return render(request, "escalation/_silence_preview.html", {"checks": checks})
 
 
@@ -320,7 +320,7 @@ def silence_preview(request):
 @require_POST
 def silence_expire(request, pk):
     silence, _ = scoped(request, Silence, pk, MEMBER)
-    engine.expire_silence(silence=silence, user=request.user, now=database_now())
+    actions.expire_silence(silence=silence, user=request.user, now=database_now())
     messages.success(request, "Silence expired: still-failing incidents are notified now.")
     return redirect("escalation:silence-list")
 

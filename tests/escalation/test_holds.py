@@ -10,13 +10,9 @@ import pytest
 from django.core import mail
 from django.db import connection, connections
 
-from apps.escalation.engine import (
-    create_silence,
-    escalate_due_incidents,
-    expire_silence,
-    matching_checks,
-    silenced_now,
-)
+from apps.escalation.actions import create_silence, expire_silence
+from apps.escalation.engine import escalate_due_incidents
+from apps.escalation.holds import matching_checks, silenced_now
 from apps.escalation.hygiene import remind_expiring_silences
 from apps.escalation.models import MaintenanceWindow, Silence
 from apps.incidents.models import Incident, IncidentEvent

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from apps.escalation.engine import create_silence, escalate_due_incidents
+from apps.escalation.actions import create_silence
+from apps.escalation.engine import escalate_due_incidents
 from apps.incidents.models import IncidentEvent
 from apps.incidents.services import acknowledge_incident, resolve_open_incident
 from apps.incidents.timeline import DESCRIBE, describe_event
