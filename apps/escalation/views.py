@@ -35,6 +35,11 @@ ADMIN, MEMBER, VIEWER = Membership.Role.ADMIN, Membership.Role.MEMBER, Membershi
 STEP_OPERATIONS = ("remove", "up", "down")
 
 
+def _submitted(request):
+    """The POST data, or None on GET: an empty POST is still a submission, to be refused."""
+    return request.POST if request.method == "POST" else None
+
+
 def scoped(request, model, pk, minimum=VIEWER, **lookup):
     """The object if the user is in its team with the role, else 404 (or 403 inside the team)."""
     obj = get_object_or_404(model.objects.select_related("team"), pk=pk, **lookup)
@@ -64,7 +69,7 @@ def overview(request):
 @require_http_methods(["GET", "POST"])
 def policy_create(request):
     membership = team_membership(request, ADMIN)
-    form = PolicyForm(request.POST or None, team=membership.team)
+    form = PolicyForm(_submitted(request), team=membership.team)
     if request.method == "POST" and form.is_valid():
         return redirect("escalation:policy-detail", form.save().id)
     status = 400 if form.errors else 200
@@ -78,7 +83,7 @@ def policy_detail(request, pk):
     policy, membership = scoped(request, EscalationPolicy, pk)
     if request.method == "POST":
         require_role(request.user, policy.team_id, ADMIN)
-    form = PolicyForm(request.POST or None, instance=policy, team=policy.team)
+    form = PolicyForm(_submitted(request), instance=policy, team=policy.team)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Policy saved. Incidents already open keep the old copy.")
@@ -189,7 +194,7 @@ def policy_delete(request, pk):
 @require_http_methods(["GET", "POST"])
 def rotation_create(request):
     membership = team_membership(request, ADMIN)
-    form = RotationForm(request.POST or None, team=membership.team)
+    form = RotationForm(_submitted(request), team=membership.team)
     if request.method == "POST" and form.is_valid():
         return redirect("escalation:rotation-detail", form.save().id)
     context = {"form": form, "team": membership.team}
@@ -204,7 +209,7 @@ def rotation_detail(request, pk):
     rotation, membership = scoped(request, Rotation, pk)
     if request.method == "POST":
         require_role(request.user, rotation.team_id, ADMIN)
-    form = RotationForm(request.POST or None, instance=rotation, team=rotation.team)
+    form = RotationForm(_submitted(request), instance=rotation, team=rotation.team)
     if request.method == "POST" and form.is_valid():
         form.save()
         return redirect("escalation:rotation-detail", rotation.id)
@@ -277,7 +282,7 @@ def rotation_delete(request, pk):
 def silence_list(request):
     membership = team_membership(request)
     team, now = membership.team, database_now()
-    form = SilenceForm(request.POST or None, team=team, now=now)
+    form = SilenceForm(_submitted(request), team=team, now=now)
     if request.method == "POST":
         require_role(request.user, team.id, MEMBER)
         if form.is_valid():
@@ -330,7 +335,7 @@ def silence_expire(request, pk):
 def maintenance_list(request):
     membership = team_membership(request)
     team, now = membership.team, database_now()
-    form = MaintenanceWindowForm(request.POST or None, team=team)
+    form = MaintenanceWindowForm(_submitted(request), team=team)
     if request.method == "POST":
         require_role(request.user, team.id, ADMIN)
         if form.is_valid():

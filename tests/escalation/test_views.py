@@ -645,3 +645,16 @@ def test_members_cannot_assign_checks_and_outsiders_get_404(
     )
     check.refresh_from_db()
     assert check.escalation_policy is None
+
+
+@pytest.mark.parametrize("name", ["policy-create", "rotation-create", "maintenance-list"])
+def test_an_empty_post_is_refused_not_ignored(as_user, admin, name):
+    response = as_user(admin).post(url(name), {})
+    assert response.status_code == 400
+    assert "required" in response.content.decode()
+
+
+def test_an_empty_silence_post_is_refused(as_user, member):
+    response = as_user(member).post(url("silence-list"), {})
+    assert response.status_code == 400
+    assert not Silence.objects.exists()
