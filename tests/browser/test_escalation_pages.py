@@ -5,9 +5,8 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.escalation.models import Silence
+from tests.escalation.helpers import make_channel, make_policy
 from tests.factories import CheckFactory
-
-from .helpers import make_channel, make_policy
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
