@@ -143,21 +143,33 @@ def test_missed_heartbeat_webhook_gives_expected_and_last_ping_times(receiver, t
     from apps.checks.sweeper import sweep_due_checks
     from apps.incidents.models import Incident
 
-    channel = make_channel(team, "webhook", url=receiver.url())
+    channel = make_channel(team, "webhook", url=receiver.url("/hook"))
+    chat = make_channel(team, "slack", url=receiver.url("/chat"))
+    push = make_channel(team, "ntfy", url=receiver.url("/push"))
     record_ping(ping=PingData(kind="success", method="GET"), token=check.ping_token, now=t0)
     sweep_due_checks(now=t0 + MINUTE)
     later = t0 + check.period + check.grace + HOUR
     sweep_due_checks(now=t0 + check.period + MINUTE)
     sweep_due_checks(now=later)
     incident = Incident.objects.get(owner=check)
-    tell(incident, to_channel(channel), now=later)
+    tell(incident, to_channel(channel), to_channel(chat), to_channel(push), now=later)
     send_due(later)
+    received = {r.path: r for r in receiver.requests}
+    expected_at = (t0 + check.period).isoformat()
 
-    (item,) = receiver.requests[0].json()["incidents"]
+    (item,) = received["/hook"].json()["incidents"]
     assert item["incident"]["kind"] == "missed_heartbeat"
-    assert item["expected_at"] == (t0 + check.period).isoformat()
+    assert item["expected_at"] == expected_at
     assert item["last_ping_at"] == t0.isoformat()
     assert item["exit_status"] is None
+    slack_text = received["/chat"].json()["text"]
+    assert "Missed heartbeat: no ping came in time." in slack_text
+    assert f"*Expected at:* {expected_at}" in slack_text
+    assert f"*Last ping at:* {t0.isoformat()}" in slack_text
+    assert "Exit status" not in slack_text
+    push_body = received["/push"].body.decode()
+    assert f"Expected at: {expected_at}" in push_body
+    assert f"Last ping at: {t0.isoformat()}" in push_body
 
 
 def test_receiver_answering_500_twice_then_200_gets_exactly_one_notification(
