@@ -131,7 +131,11 @@ def _steps_response(request, policy, step_form, *, status=200):
     return render(
         request,
         template,
-        context | {"form": PolicyForm(instance=policy, team=policy.team)},
+        context
+        | {
+            "form": PolicyForm(instance=policy, team=policy.team),
+            "checks_form": PolicyChecksForm(team=policy.team, policy=policy),
+        },
         status=status,
     )
 
