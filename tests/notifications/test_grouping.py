@@ -1,10 +1,12 @@
 """Grouping (the thundering herd): the rules as a table, then bursts of failing checks walked
 through the real sweep, notify, flush and delivery with injected time."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
 
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
@@ -294,3 +296,34 @@ def test_a_big_group_fits_slack_and_mattermost_limits(grouping, team, receiver):
     assert payload["blocks"][-1]["text"]["text"].startswith("…and 31 more: <https://")
     for check in checks:
         assert f"|{check.name}>" in request.body.decode()
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="needs concurrent transactions (PostgreSQL)"
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_flushes_put_each_notification_into_one_message(grouping, team, member):
+    checks = [CheckFactory(team=team, name=f"job-{n:02}") for n in range(50)]
+    fail(checks, T)
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def flush():
+        try:
+            barrier.wait()
+            results.append(flush_due_groups(now=T + MINUTE))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=flush) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sum(len(r.deliveries) for r in results) == 1
+    (delivery,) = Delivery.objects.all()
+    assert delivery.notifications.count() == 50
+    assert not Notification.objects.filter(delivery__isnull=True).exists()
