@@ -18,8 +18,9 @@ from apps.teams.models import Membership
 from .grouping import GroupingRules, group_key_for
 from .models import Channel, Notification, TeamNotificationSettings
 
+# What notify() accepts: every one of them alerts someone to an incident that needs them.
+# "resolved" and "acknowledged" are follow-ups, with functions of their own below.
 EVENTS = frozenset({"down", "escalation", "reminder", "retriggered", "unsilenced"})
-# Events that tell someone about an incident that needs them (not the follow-ups).
 ALERTING_EVENTS = EVENTS
 
 
