@@ -96,3 +96,13 @@ def test_every_event_kind_has_words_and_survives_missing_details(kind):
 
 def test_unknown_kind_falls_back_to_its_name():
     assert describe_event(IncidentEvent(kind="something_new", detail={})) == "Something new"
+
+
+def test_check_page_marks_a_held_incident(owner_client, team, owner, t0):
+    parent = CheckFactory(team=team, name="db-health", slug="db-health")
+    child = CheckFactory(team=team, name="nightly-report", slug="nightly-report")
+    child.depends_on.add(parent)
+    open_for(parent, t0)
+    open_for(child, t0 + MIN)
+    body = owner_client.get(f"/checks/{child.id}/").content.decode()
+    assert 'data-hold="suppressed">held: caused by db-health' in body
