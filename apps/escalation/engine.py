@@ -229,6 +229,14 @@ def reconsider(incident: Incident, *, now: datetime) -> None:
         record(incident, IncidentEvent.Kind.RELEASED, now, **_parent_detail(incident.suppressed_by))
         state.position = replace(start(policy, now), epoch=state.position.epoch)
 
+    elif incident.state == Incident.State.TRIGGERED and not incident.hold and not state.notified:
+        # Nobody was told yet (a dependent waiting for its parents to settle): a parent that
+        # went down meanwhile holds it back.
+        parent = open_parent_incident(incident.owner)
+        if parent is not None:
+            _suppress(incident, parent, now=now)
+            return
+
     if incident.state == Incident.State.ACKNOWLEDGED:
         if incident.acknowledged_at is None or not acknowledgment_expired(
             policy, incident.acknowledged_at, now
@@ -322,14 +330,29 @@ def start_escalation(incident: Incident, *, now: datetime) -> None:
     incident.escalation_position = EscalationState(position=start(policy, now)).dump()
     parent = open_parent_incident(check)
     if parent is not None:
-        incident.hold = Incident.Hold.SUPPRESSED
-        incident.suppressed_by = parent
-        incident.next_escalation_at = None
-        record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
+        _suppress(incident, parent, now=now)
+    elif check.depends_on.exists():
+        # The parent may go down in this same sweep, a moment after this check (the sweep
+        # takes checks in deadline order): wait for the next escalation sweeps before telling
+        # anyone, so that a herd of dependents failing with their parent stays quiet.
+        incident.next_escalation_at = now + dependency_settle_delay()
     else:
         reconsider(incident, now=now)
     save_state(incident)
     _suppress_dependents(incident, now=now)
+
+
+def dependency_settle_delay() -> timedelta:
+    """How long a new incident of a check with dependencies waits for a parent to go down too:
+    two escalation sweeps."""
+    return timedelta(seconds=2 * settings.SWEEP_INTERVAL)
+
+
+def _suppress(incident: Incident, parent: Incident, *, now: datetime) -> None:
+    incident.hold = Incident.Hold.SUPPRESSED
+    incident.suppressed_by = parent
+    incident.next_escalation_at = None
+    record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
 
 
 def _suppress_dependents(parent: Incident, *, now: datetime) -> None:
@@ -342,10 +365,7 @@ def _suppress_dependents(parent: Incident, *, now: datetime) -> None:
         .exclude(hold=Incident.Hold.SUPPRESSED)
     )
     for incident in dependents:
-        incident.hold = Incident.Hold.SUPPRESSED
-        incident.suppressed_by = parent
-        incident.next_escalation_at = None
-        record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
+        _suppress(incident, parent, now=now)
         save_state(incident)
 
 
