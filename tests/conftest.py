@@ -25,9 +25,10 @@ def _test_settings(settings, tmp_path):
     # Tests walk time in jumps that would look like sweeper outages; the tests of that rule
     # switch it back on.
     settings.BLIND_WINDOW_DETECTION = False
-    # Most tests are about what a notification says, not when: no grouping wait unless a test
-    # sets one (tests/notifications/test_grouping.py walks the 30 s default).
+    # Most tests are about what a notification says, not when: no grouping window unless a
+    # test sets one (tests/notifications/test_grouping.py walks the 30 s / 5 min defaults).
     settings.NOTIFICATION_GROUP_WAIT = timedelta(0)
+    settings.NOTIFICATION_GROUP_INTERVAL = timedelta(0)
     settings.STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -162,6 +162,10 @@ def test_missed_heartbeat_alert_acknowledge_and_recovery(
     again = fetch(live_app_url, "POST", path_of(acknowledge_url), body=b"")
     assert again.status == 409
     assert "already been used" in again.text
+    # Alice, who was told too, hears that bob has it; bob is not told about himself.
+    celery_worker.wait_for(delivered("acknowledged", 1), what="one ACKNOWLEDGED email sent")
+    assert Notification.objects.get(event="acknowledged").address == alice.email
+    assert "bob" in mail.outbox[-1].body and mail.outbox[-1].to == [alice.email]
 
     # The job runs again and succeeds; the beat task on the worker resolves the incident and
     # the recovery emails go out from the same worker.
@@ -176,7 +180,7 @@ def test_missed_heartbeat_alert_acknowledge_and_recovery(
     assert incident.state == Incident.State.RESOLVED
     assert incident.resolution == Incident.Resolution.RECOVERED
     assert incident.acknowledged_by == bob
-    assert len(mail.outbox) == 4
+    assert len(mail.outbox) == 5
     resolved = mail_to(bob.email, "[Tocsin] RESOLVED")
     assert resolved.subject == "[Tocsin] RESOLVED nightly-backup (production)"
     assert "is resolved: The check recovered." in resolved.body

@@ -13,6 +13,10 @@ from apps.checks import schedule
 from apps.checks.clock import database_now
 from apps.checks.models import Check, parse_exit_statuses
 from apps.checks.schedule import Schedule, ScheduleError, ScheduleKind
+from apps.escalation.models import EscalationPolicy
+
+# A check may depend on at most this many others (each is looked at when its incident opens).
+MAX_DEPENDENCIES = 20
 
 UNIT_CHOICES = [("minutes", "minutes"), ("hours", "hours"), ("days", "days")]
 UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -116,6 +120,7 @@ FIELDSETS = [
         ],
     ),
     ("Severity", ["severity", "severity_raise_after", "severity_raise_to"]),
+    ("Escalation", ["escalation_policy", "depends_on"]),
 ]
 # Settings with a model default: left out of a submission (an older client, the API), or left
 # empty, they take that default instead of failing as required.
@@ -192,6 +197,7 @@ class CheckForm(forms.ModelForm):
             "recovery_threshold": "Successes before recovering",
             "flap_threshold": "Flapping above this many changes",
             "severity_raise_to": "Raise severity to",
+            "depends_on": "Depends on",
         }
         help_texts = {
             "slug": "Used in /ping/<ping key>/<slug> URLs. Leave blank to derive it from the name.",
@@ -211,6 +217,9 @@ class CheckForm(forms.ModelForm):
             "failure_threshold": "From 1 to 100 failures in a row.",
             "recovery_threshold": "From 1 to 100 successes in a row.",
             "flap_threshold": "Up/down changes within the flap window; 0 turns detection off.",
+            "escalation_policy": "Who is notified, and when. Empty: the team's default policy.",
+            "depends_on": "While one of these is down, this check's alerts are held back "
+            "(“caused by”); if it still fails after they recover, it alerts then.",
         }
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
@@ -239,6 +248,18 @@ class CheckForm(forms.ModelForm):
         failed.widget.attrs.update(min=0, max=10**9)
         for name in SCHEDULE_FIELDS:
             self.fields[name].widget.attrs.update(PREVIEW_ATTRS)
+        # Choices come from this team only: another team's policy or check is an invalid
+        # choice, never a reference across teams.
+        policy = self.fields["escalation_policy"]
+        policy.queryset = EscalationPolicy.objects.filter(team=team).order_by("name")
+        policy.empty_label = "Team default"
+        policy.error_messages["invalid_choice"] = "Choose one of this team's policies."
+        parents = self.fields["depends_on"]
+        parents.queryset = Check.objects.filter(team=team).order_by("name")
+        if self.instance.pk:
+            parents.queryset = parents.queryset.exclude(pk=self.instance.pk)
+        parents.error_messages["invalid_choice"] = "Choose checks of this team."
+        parents.error_messages["invalid_pk_value"] = "Choose checks of this team."
 
     @staticmethod
     def _count_validator(label, low, high):
@@ -299,6 +320,19 @@ class CheckForm(forms.ModelForm):
 
     def clean_severity_raise_after(self):
         return self._clean_optional_interval("severity_raise_after")
+
+    def clean_depends_on(self):
+        parents = list(self.cleaned_data.get("depends_on") or [])
+        if len(parents) > MAX_DEPENDENCIES:
+            raise forms.ValidationError(f"A check may depend on at most {MAX_DEPENDENCIES}.")
+        if self.instance.pk:
+            cycle = dependency_cycle(self.instance.pk, [p.pk for p in parents])
+            if cycle:
+                raise forms.ValidationError(
+                    f"“{cycle}” already depends on this check (directly or through others): "
+                    "a check cannot depend on itself."
+                )
+        return parents
 
     def clean_partial_max_ratio(self):
         ratio = self.cleaned_data.get("partial_max_ratio")
@@ -364,12 +398,33 @@ class CheckForm(forms.ModelForm):
         try:
             with transaction.atomic():
                 check.save()
+                self.save_m2m()
         except IntegrityError:
             self.add_error(
                 "slug", f"Another check of this team already uses the slug “{check.slug}”."
             )
             return None
         return check
+
+
+def dependency_cycle(check_id, parent_ids) -> str | None:
+    """The name of a chosen parent that (transitively) depends on `check_id`, else None."""
+    through = Check.depends_on.through
+    for parent_id in parent_ids:
+        seen, frontier = set(), {parent_id}
+        while frontier:
+            if check_id in frontier:
+                return Check.objects.get(pk=parent_id).name
+            seen |= frontier
+            frontier = (
+                set(
+                    through.objects.filter(from_check_id__in=frontier).values_list(
+                        "to_check_id", flat=True
+                    )
+                )
+                - seen
+            )
+    return None
 
 
 class SchedulePreviewForm(forms.Form):

@@ -14,7 +14,8 @@ event, round, step and target), so a retried or concurrent sweep never sends twi
 
 `Incident.next_escalation_at` says when the beat-driven sweep must look at an incident again;
 `Incident.hold` says why notifications are held back (`suppressed_by` / `silenced_by` say by
-what). Nothing here sleeps or schedules a task.
+what; holds.py finds them). Nothing here sleeps or schedules a task. What people do (not me,
+silences) is in actions.py.
 """
 
 import logging
@@ -28,7 +29,8 @@ from apps.checks.models import Check
 from apps.incidents.models import Incident, IncidentEvent
 from apps.teams.models import Membership
 
-from .models import EscalationPolicy, MaintenanceWindow, Rotation, Silence, matchers_from_json
+from .holds import covering_silence, open_parent_incident
+from .models import EscalationPolicy, Rotation
 from .policy import (
     Firing,
     PolicySnapshot,
@@ -38,7 +40,6 @@ from .policy import (
     TargetKind,
     acknowledgment_expired,
     advance,
-    escalate_now,
     next_wakeup,
     position_from_json,
     position_to_json,
@@ -47,16 +48,11 @@ from .policy import (
     start,
 )
 from .rotation import on_call
-from .silencing import CheckFacts
 
 logger = logging.getLogger(__name__)
 
 
-class EscalationActionError(Exception):
-    """The action does not apply to the incident now; the message says why (for the page)."""
-
-
-def _record(incident: Incident, kind: str, at: datetime, **detail) -> None:
+def record(incident: Incident, kind: str, at: datetime, **detail) -> None:
     IncidentEvent.objects.create(incident=incident, kind=kind, at=at, detail=detail)
 
 
@@ -87,7 +83,7 @@ def policy_for_check(check: Check) -> tuple[PolicySnapshot, str]:
 
 
 @dataclass
-class _State:
+class EscalationState:
     """The incident's escalation JSON, unpacked: the position of policy.py, plus which event
     the first notification of the current run carries and whether it went out."""
 
@@ -97,7 +93,7 @@ class _State:
     skipped_recorded: bool = False
 
     @classmethod
-    def load(cls, incident: Incident) -> "_State":
+    def load(cls, incident: Incident) -> "EscalationState":
         data = incident.escalation_position or {}
         return cls(
             position=position_from_json(data),
@@ -114,7 +110,7 @@ class _State:
         }
 
 
-def _policy(incident: Incident) -> PolicySnapshot:
+def frozen_policy(incident: Incident) -> PolicySnapshot:
     return snapshot_from_json(incident.policy_snapshot or {"steps": []})
 
 
@@ -132,96 +128,60 @@ SAVED_FIELDS = [
 ]
 
 
-# --- holds: dependencies and silences ----------------------------------------------------------
-
-
-def open_parent_incident(check: Check) -> Incident | None:
-    """An open incident of a check that `check` depends on (the oldest), or None."""
-    return (
-        Incident.objects.select_related("owner")
-        .filter(owner__in=check.depends_on.all())
-        .exclude(state=Incident.State.RESOLVED)
-        .order_by("opened_at", "id")
-        .first()
-    )
-
-
-def check_facts(check: Check) -> CheckFacts:
-    return CheckFacts(
-        id=str(check.id), tags=frozenset(check.tag_list), environment=check.environment
-    )
-
-
-@dataclass(frozen=True)
-class Cover:
-    """What silences a check at a moment, and until when."""
-
-    until: datetime
-    silence: Silence | None = None
-    window: MaintenanceWindow | None = None
-
-    def describe(self) -> dict:
-        if self.silence is not None:
-            return {"silence": self.silence.id, "comment": self.silence.comment}
-        return {"maintenance_window": self.window.id, "name": self.window.name}
-
-
-def covering_silence(check: Check, now: datetime, *, silences=None, windows=None) -> Cover | None:
-    """The silence or maintenance window covering `check` at `now` that lasts longest. Pass the
-    team's active silences and windows when asking about many checks."""
-    facts = check_facts(check)
-    if silences is None:
-        silences = Silence.objects.filter(team_id=check.team_id).active_at(now)
-    if windows is None:
-        windows = MaintenanceWindow.objects.filter(team_id=check.team_id)
-    covers = [
-        Cover(until=s.effective_end, silence=s) for s in silences if s.spec().covers(facts, now)
-    ]
-    for window in windows:
-        spec = window.spec()
-        if spec.matchers.matches(facts):
-            opening = spec.window_at(now)
-            if opening is not None:
-                covers.append(Cover(until=opening[1], window=window))
-    return max(covers, key=lambda c: c.until, default=None)
-
-
 # --- firing ------------------------------------------------------------------------------------
 
 
 def _recipients(incident: Incident, targets, now: datetime):
-    """The dispatch recipients for a step's targets at `now`: rotations resolve to whoever is
-    on call now. Targets of another team (a stale snapshot) are dropped here; dispatch drops
-    members who left and disabled channels."""
+    """The dispatch recipients for a step's targets at `now`, and labels for the timeline:
+    rotations resolve to whoever is on call now. Targets of another team (a stale snapshot)
+    are dropped here; dispatch drops members who left and disabled channels."""
     from apps.notifications.dispatch import Recipient
 
     team_id = incident.owner.team_id
-    recipients, described = {}, []
+    members = dict(
+        Membership.objects.filter(team_id=team_id).values_list("user_id", "user__username")
+    )
+    recipients, labels = {}, []
+
+    def add_user(user_id: int) -> None:
+        recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
+
     for target in targets:
         if target.kind == TargetKind.USER:
-            recipients[f"user:{target.id}"] = Recipient(user_id=target.id)
-            described.append(f"user:{target.id}")
+            add_user(target.id)
+            labels.append(members.get(target.id, f"user #{target.id} (not in the team)"))
         elif target.kind == TargetKind.CHANNEL:
             recipients[f"channel:{target.id}"] = Recipient(channel_id=target.id)
-            described.append(f"channel:{target.id}")
+            labels.append(f"channel {_channel_name(target.id, team_id)}")
         elif target.kind == TargetKind.TEAM and target.id == team_id:
-            for user_id in Membership.objects.filter(team_id=team_id).values_list(
-                "user_id", flat=True
-            ):
-                recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
-            described.append("team")
+            for user_id in members:
+                add_user(user_id)
+            labels.append("everyone on the team")
         elif target.kind == TargetKind.ROTATION:
             rotation = Rotation.objects.filter(id=target.id, team_id=team_id).first()
             user_id = on_call(rotation.spec(), now) if rotation else None
             if user_id is None:
-                _record(incident, IncidentEvent.Kind.NOBODY_ON_CALL, now, rotation=target.id)
+                record(
+                    incident,
+                    IncidentEvent.Kind.NOBODY_ON_CALL,
+                    now,
+                    rotation=target.id,
+                    name=rotation.name if rotation else None,
+                )
                 continue
-            recipients[f"user:{user_id}"] = Recipient(user_id=user_id)
-            described.append(f"rotation:{target.id}=user:{user_id}")
-    return list(recipients.values()), described
+            add_user(user_id)
+            labels.append(f"{members.get(user_id, user_id)} (on call in {rotation.name})")
+    return list(recipients.values()), labels
 
 
-def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: _State, now) -> None:
+def _channel_name(channel_id: int, team_id: int) -> str:
+    from apps.notifications.models import Channel
+
+    channel = Channel.objects.filter(id=channel_id, team_id=team_id).first()
+    return channel.name if channel else f"#{channel_id} (deleted)"
+
+
+def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: EscalationState, now) -> None:
     from apps.notifications.dispatch import notify
 
     recipients, described = _recipients(incident, firing.targets, now)
@@ -229,12 +189,12 @@ def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: _State, no
     if firing.is_reminder:
         # Reminders of one run are numbered; the run (epoch) keeps runs apart.
         event, round_, step = "reminder", epoch, firing.reminder
-        _record(incident, IncidentEvent.Kind.REMINDED, now, reminder=firing.reminder)
+        record(incident, IncidentEvent.Kind.REMINDED, now, reminder=firing.reminder)
     else:
         event = "escalation" if state.notified else state.start_event
         round_ = epoch * (policy.repeat + 1) + firing.round
         step = firing.step
-        _record(
+        record(
             incident,
             IncidentEvent.Kind.ESCALATED,
             now,
@@ -249,24 +209,33 @@ def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: _State, no
     incident.last_notified_at = now
 
 
-def _escalate(incident: Incident, *, now: datetime) -> None:
-    """The heart of it: decide holds, then fire what is due and store when to look again."""
-    policy = _policy(incident)
-    state = _State.load(incident)
+def reconsider(incident: Incident, *, now: datetime) -> None:
+    """The heart of it: decide the holds (dependency, acknowledgment, silence), fire what is
+    due by `now`, and set when to look again. Changes the incident in memory; the caller holds
+    its row lock and saves it with `save_state`. Calling it again at the same `now` fires
+    nothing twice."""
+    policy = frozen_policy(incident)
+    state = EscalationState.load(incident)
 
     if incident.hold == Incident.Hold.SUPPRESSED:
         parent = open_parent_incident(incident.owner)
         if parent is not None:
             if parent.id != incident.suppressed_by_id:
                 incident.suppressed_by = parent
-                _record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
+                record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
             incident.next_escalation_at = None
             return
         incident.hold = ""
-        _record(
-            incident, IncidentEvent.Kind.RELEASED, now, **_parent_detail(incident.suppressed_by)
-        )
+        record(incident, IncidentEvent.Kind.RELEASED, now, **_parent_detail(incident.suppressed_by))
         state.position = replace(start(policy, now), epoch=state.position.epoch)
+
+    elif incident.state == Incident.State.TRIGGERED and not incident.hold and not state.notified:
+        # Nobody was told yet (a dependent waiting for its parents to settle): a parent that
+        # went down meanwhile holds it back.
+        parent = open_parent_incident(incident.owner)
+        if parent is not None:
+            _suppress(incident, parent, now=now)
+            return
 
     if incident.state == Incident.State.ACKNOWLEDGED:
         if incident.acknowledged_at is None or not acknowledgment_expired(
@@ -278,14 +247,14 @@ def _escalate(incident: Incident, *, now: datetime) -> None:
             incident.escalation_position = state.dump()
             return
         incident.state = Incident.State.TRIGGERED
-        _record(
+        record(
             incident,
             IncidentEvent.Kind.RETRIGGERED,
             now,
             acknowledged_at=incident.acknowledged_at.isoformat(),
             ack_timeout_seconds=policy.ack_timeout.total_seconds(),
         )
-        state = _State(
+        state = EscalationState(
             position=replace(start(policy, now), epoch=state.position.epoch + 1),
             start_event="retriggered",
         )
@@ -297,7 +266,7 @@ def _escalate(incident: Incident, *, now: datetime) -> None:
             or incident.silenced_by != cover.silence
             or incident.silenced_by_window != cover.window
         ):
-            _record(
+            record(
                 incident,
                 IncidentEvent.Kind.SILENCED,
                 now,
@@ -311,7 +280,7 @@ def _escalate(incident: Incident, *, now: datetime) -> None:
         return
     if incident.hold == Incident.Hold.SILENCED:
         incident.hold = ""
-        _record(incident, IncidentEvent.Kind.UNSILENCED, now, notified_before=state.notified)
+        record(incident, IncidentEvent.Kind.UNSILENCED, now, notified_before=state.notified)
         if not state.notified:
             state.start_event = "unsilenced"
         # Steps that fell due during the silence fire one at a time from now, not in a burst.
@@ -320,7 +289,7 @@ def _escalate(incident: Incident, *, now: datetime) -> None:
             state.position = replace(state.position, due_at=now)
 
     if not policy.applies_to(incident.severity) and not state.skipped_recorded:
-        _record(
+        record(
             incident,
             IncidentEvent.Kind.POLICY_SKIPPED,
             now,
@@ -342,7 +311,8 @@ def _parent_detail(parent: Incident | None) -> dict:
     return {"parent_incident": parent.id, "parent_check": parent.owner.name}
 
 
-def _save(incident: Incident) -> None:
+def save_state(incident: Incident) -> None:
+    """Write the escalation fields `reconsider` changed."""
     incident.save(update_fields=SAVED_FIELDS)
 
 
@@ -357,17 +327,32 @@ def start_escalation(incident: Incident, *, now: datetime) -> None:
     policy, name = policy_for_check(check)
     incident.policy_snapshot = snapshot_to_json(policy)
     incident.policy_name = name
-    incident.escalation_position = _State(position=start(policy, now)).dump()
+    incident.escalation_position = EscalationState(position=start(policy, now)).dump()
     parent = open_parent_incident(check)
     if parent is not None:
-        incident.hold = Incident.Hold.SUPPRESSED
-        incident.suppressed_by = parent
-        incident.next_escalation_at = None
-        _record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
+        _suppress(incident, parent, now=now)
+    elif check.depends_on.exists():
+        # The parent may go down in this same sweep, a moment after this check (the sweep
+        # takes checks in deadline order): wait for the next escalation sweeps before telling
+        # anyone, so that a herd of dependents failing with their parent stays quiet.
+        incident.next_escalation_at = now + dependency_settle_delay()
     else:
-        _escalate(incident, now=now)
-    _save(incident)
+        reconsider(incident, now=now)
+    save_state(incident)
     _suppress_dependents(incident, now=now)
+
+
+def dependency_settle_delay() -> timedelta:
+    """How long a new incident of a check with dependencies waits for a parent to go down too:
+    two escalation sweeps."""
+    return timedelta(seconds=2 * settings.SWEEP_INTERVAL)
+
+
+def _suppress(incident: Incident, parent: Incident, *, now: datetime) -> None:
+    incident.hold = Incident.Hold.SUPPRESSED
+    incident.suppressed_by = parent
+    incident.next_escalation_at = None
+    record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
 
 
 def _suppress_dependents(parent: Incident, *, now: datetime) -> None:
@@ -380,17 +365,14 @@ def _suppress_dependents(parent: Incident, *, now: datetime) -> None:
         .exclude(hold=Incident.Hold.SUPPRESSED)
     )
     for incident in dependents:
-        incident.hold = Incident.Hold.SUPPRESSED
-        incident.suppressed_by = parent
-        incident.next_escalation_at = None
-        _record(incident, IncidentEvent.Kind.SUPPRESSED, now, **_parent_detail(parent))
-        _save(incident)
+        _suppress(incident, parent, now=now)
+        save_state(incident)
 
 
 def after_acknowledged(incident: Incident, *, now: datetime) -> None:
     """Stop escalation and reminders; with an ack timeout, look again when it runs out."""
-    policy = _policy(incident)
-    state = _State.load(incident)
+    policy = frozen_policy(incident)
+    state = EscalationState.load(incident)
     incident.next_escalation_at = next_wakeup(policy, state.position, incident.acknowledged_at)
     incident.save(update_fields=["next_escalation_at"])
 
@@ -412,8 +394,8 @@ def after_resolved(incident: Incident, *, now: datetime) -> None:
 def after_severity_raised(incident: Incident, *, now: datetime) -> None:
     """A policy limited to severities the incident did not have: now that it has one, escalation
     starts. (Steps already passed that were limited to the new severity do not fire late.)"""
-    policy = _policy(incident)
-    state = _State.load(incident)
+    policy = frozen_policy(incident)
+    state = EscalationState.load(incident)
     if not policy.severities or not policy.applies_to(incident.severity):
         return
     if state.notified or not state.position.finished:
@@ -421,11 +403,14 @@ def after_severity_raised(incident: Incident, *, now: datetime) -> None:
     state.position = replace(start(policy, now), epoch=state.position.epoch)
     incident.escalation_position = state.dump()
     if incident.state == Incident.State.TRIGGERED and not incident.hold:
-        _escalate(incident, now=now)
-    _save(incident)
+        reconsider(incident, now=now)
+    save_state(incident)
 
 
 # --- the beat-driven sweep -----------------------------------------------------------------------
+
+
+MAX_BATCHES_PER_SWEEP = 100
 
 
 @dataclass
@@ -445,7 +430,9 @@ def escalate_due_incidents(*, now: datetime, batch_size: int = 200) -> Escalatio
     pushed back and logged rather than blocking the rest. Safe to run at any time, any number
     of times."""
     result = EscalationSweepResult()
-    while True:
+    # Every processed incident's next_escalation_at moves past `now` (or to NULL), so the loop
+    # ends when a batch comes back short; the bound only guards against a bug looping forever.
+    for _ in range(MAX_BATCHES_PER_SWEEP):
         with transaction.atomic():
             batch = list(
                 Incident.objects.select_for_update(skip_locked=True, of=("self",))
@@ -459,8 +446,8 @@ def escalate_due_incidents(*, now: datetime, batch_size: int = 200) -> Escalatio
                         if incident.state == Incident.State.RESOLVED:
                             incident.next_escalation_at = None
                         else:
-                            _escalate(incident, now=now)
-                        _save(incident)
+                            reconsider(incident, now=now)
+                        save_state(incident)
                     result.processed += 1
                 except Exception:
                     logger.exception("escalation of incident %s failed", incident.id)
@@ -469,147 +456,5 @@ def escalate_due_incidents(*, now: datetime, batch_size: int = 200) -> Escalatio
                         next_escalation_at=now + timedelta(minutes=5)
                     )
         if len(batch) < batch_size:
-            return result
-
-
-# --- actions people take -------------------------------------------------------------------------
-
-
-def _actor(user, via_channel: str | None) -> dict:
-    if user is not None:
-        return {"by": user.get_username()}
-    return {"via_channel": via_channel}
-
-
-def escalate_incident_now(
-    *, incident_id: int, user, now: datetime, via_channel: str | None = None
-) -> Incident:
-    """ "Not me — escalate now": the next step fires at once."""
-    with transaction.atomic():
-        incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
-        if incident.state == Incident.State.RESOLVED:
-            raise EscalationActionError("This incident is already resolved.")
-        if incident.state == Incident.State.ACKNOWLEDGED:
-            raise EscalationActionError("This incident is already acknowledged.")
-        if incident.hold:
-            raise EscalationActionError(
-                f"Notifications for this incident are held back ({incident.get_hold_display()})."
-            )
-        policy = _policy(incident)
-        state = _State.load(incident)
-        moved = escalate_now(policy, state.position, now=now)
-        if moved.finished or moved.due_at is None:
-            raise EscalationActionError("There is no further step to escalate to.")
-        state.position = moved
-        incident.escalation_position = state.dump()
-        _record(
-            incident,
-            IncidentEvent.Kind.ESCALATE_REQUESTED,
-            now,
-            next_step=moved.step + 1,
-            **_actor(user, via_channel),
-        )
-        _escalate(incident, now=now)
-        _save(incident)
-        return incident
-
-
-def silence_incident_check(
-    *, incident_id: int, duration: timedelta, user, now: datetime, via_channel: str | None = None
-) -> Incident:
-    """ "Silence this check for 1 h / 4 h / 24 h" from an alert: a silence matching the check
-    alone, from now; the incident is held until it ends."""
-    with transaction.atomic():
-        incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
-        if incident.state == Incident.State.RESOLVED:
-            raise EscalationActionError("This incident is already resolved.")
-        hours = round(duration.total_seconds() / 3600)
-        where = f" in channel {via_channel}" if via_channel else ""
-        create_silence(
-            team_id=incident.owner.team_id,
-            starts_at=now,
-            ends_at=now + duration,
-            matchers={"check_ids": [str(incident.owner_id)]},
-            user=user,
-            comment=f"Silenced for {hours} h from an alert about incident #{incident.id}{where}.",
-            now=now,
-        )
-        incident.refresh_from_db()
-        return incident
-
-
-# --- silences ----------------------------------------------------------------------------------
-
-
-def matching_checks(team_id: int, matchers: dict):
-    """The team's checks a silence with `matchers` would cover (the preview)."""
-    spec = matchers_from_json(matchers)
-    return [c for c in Check.objects.filter(team_id=team_id) if spec.matches(check_facts(c))]
-
-
-def create_silence(
-    *,
-    team_id: int,
-    starts_at: datetime,
-    ends_at: datetime,
-    matchers: dict,
-    user,
-    comment: str,
-    now: datetime,
-) -> Silence:
-    """Save a silence and hold, at once, the open incidents it covers now (those it covers later
-    are held when the sweep next looks at them)."""
-    with transaction.atomic():
-        silence = Silence.objects.create(
-            team_id=team_id,
-            starts_at=starts_at,
-            ends_at=ends_at,
-            matchers=matchers,
-            created_by=user,
-            comment=comment,
-            created_at=now,
-        )
-        if starts_at <= now < ends_at:
-            _wake_matching(team_id, matchers, now=now)
-    return silence
-
-
-def _wake_matching(team_id: int, matchers: dict, *, now: datetime) -> None:
-    ids = [c.id for c in matching_checks(team_id, matchers)]
-    incidents = (
-        Incident.objects.select_for_update()
-        .select_related("owner")
-        .filter(owner_id__in=ids, state=Incident.State.TRIGGERED)
-        .exclude(hold=Incident.Hold.SUPPRESSED)
-    )
-    for incident in incidents:
-        _escalate(incident, now=now)
-        _save(incident)
-
-
-def expire_silence(*, silence: Silence, user, now: datetime) -> Silence:
-    """End a silence early. The incidents it held are looked at by the next sweep: notified
-    then if still open, unacknowledged and not covered by another silence."""
-    with transaction.atomic():
-        updated = Silence.objects.filter(
-            id=silence.id, expired_at__isnull=True, ends_at__gt=now
-        ).update(expired_at=now, expired_by=user)
-        if updated:
-            Incident.objects.filter(silenced_by=silence, hold=Incident.Hold.SILENCED).exclude(
-                state=Incident.State.RESOLVED
-            ).update(next_escalation_at=now)
-    silence.refresh_from_db()
-    return silence
-
-
-def silenced_now(team_id: int, now: datetime) -> list[tuple[Check, Cover]]:
-    """The team's checks covered by a silence or maintenance window at `now` (the dashboard's
-    "silenced right now")."""
-    silences = list(Silence.objects.filter(team_id=team_id).active_at(now))
-    windows = list(MaintenanceWindow.objects.filter(team_id=team_id))
-    found = []
-    for check in Check.objects.filter(team_id=team_id).order_by("name"):
-        cover = covering_silence(check, now, silences=silences, windows=windows)
-        if cover is not None:
-            found.append((check, cover))
-    return found
+            break
+    return result

@@ -155,6 +155,31 @@ class StepForm(forms.Form):
         return found
 
 
+class PolicyChecksForm(forms.Form):
+    """Which of the team's checks use a policy (the check form sets it for new checks)."""
+
+    checks = forms.MultipleChoiceField(
+        choices=[], required=False, widget=forms.CheckboxSelectMultiple, label="Checks"
+    )
+
+    def __init__(self, *args, team, policy, **kwargs):
+        super().__init__(*args, **kwargs)
+        checks = Check.objects.filter(team=team).select_related("escalation_policy")
+        self.fields["checks"].choices = [
+            (
+                str(c.id),
+                c.name
+                + (
+                    f" (now {c.escalation_policy.name})"
+                    if c.escalation_policy_id and c.escalation_policy_id != policy.id
+                    else ""
+                ),
+            )
+            for c in checks.order_by("name")
+        ]
+        self.initial["checks"] = [str(c.id) for c in checks if c.escalation_policy_id == policy.id]
+
+
 class RotationForm(forms.ModelForm):
     members = forms.CharField(
         max_length=2000,

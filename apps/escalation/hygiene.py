@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from apps.incidents.models import Incident
 
-from .engine import matching_checks
+from .holds import matching_checks
 from .models import Silence
 
 logger = logging.getLogger(__name__)

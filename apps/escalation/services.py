@@ -46,6 +46,19 @@ def change_step(*, step: EscalationStep, operation: str) -> None:
             item.save(update_fields=["order"])
 
 
+@transaction.atomic
+def assign_policy(*, policy: EscalationPolicy, check_ids: list[str]) -> None:
+    """Exactly the given checks of the policy's team use it; the others that did fall back to
+    the team default."""
+    from apps.checks.models import Check
+
+    team_checks = Check.objects.filter(team_id=policy.team_id)
+    team_checks.filter(escalation_policy=policy).exclude(id__in=check_ids).update(
+        escalation_policy=None
+    )
+    team_checks.filter(id__in=check_ids).update(escalation_policy=policy)
+
+
 def add_override(*, rotation: Rotation, user_id: int, starts_at, ends_at) -> RotationOverride:
     return RotationOverride.objects.create(
         rotation=rotation, user_id=user_id, starts_at=starts_at, ends_at=ends_at

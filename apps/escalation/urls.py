@@ -9,6 +9,7 @@ urlpatterns = [
     path("policies/new/", views.policy_create, name="policy-create"),
     path("policies/<int:pk>/", views.policy_detail, name="policy-detail"),
     path("policies/<int:pk>/delete/", views.policy_delete, name="policy-delete"),
+    path("policies/<int:pk>/checks/", views.policy_checks, name="policy-checks"),
     path("policies/<int:pk>/steps/", views.step_add, name="step-add"),
     path(
         "policies/<int:pk>/steps/<int:step_id>/<str:operation>/",

@@ -15,12 +15,13 @@ from apps.dashboard.views import dashboard_login_required
 from apps.teams.access import require_role
 from apps.teams.models import Membership
 
-from . import engine, services
+from . import actions, holds, services
 from .forms import (
     MAX_STEPS,
     MaintenanceWindowForm,
     MatchersForm,
     OverrideForm,
+    PolicyChecksForm,
     PolicyForm,
     RotationForm,
     SilenceForm,
@@ -32,6 +33,11 @@ from .rotation import handoffs, on_call
 
 ADMIN, MEMBER, VIEWER = Membership.Role.ADMIN, Membership.Role.MEMBER, Membership.Role.VIEWER
 STEP_OPERATIONS = ("remove", "up", "down")
+
+
+def _submitted(request):
+    """The POST data, or None on GET: an empty POST is still a submission, to be refused."""
+    return request.POST if request.method == "POST" else None
 
 
 def scoped(request, model, pk, minimum=VIEWER, **lookup):
@@ -63,7 +69,7 @@ def overview(request):
 @require_http_methods(["GET", "POST"])
 def policy_create(request):
     membership = team_membership(request, ADMIN)
-    form = PolicyForm(request.POST or None, team=membership.team)
+    form = PolicyForm(_submitted(request), team=membership.team)
     if request.method == "POST" and form.is_valid():
         return redirect("escalation:policy-detail", form.save().id)
     status = 400 if form.errors else 200
@@ -77,7 +83,7 @@ def policy_detail(request, pk):
     policy, membership = scoped(request, EscalationPolicy, pk)
     if request.method == "POST":
         require_role(request.user, policy.team_id, ADMIN)
-    form = PolicyForm(request.POST or None, instance=policy, team=policy.team)
+    form = PolicyForm(_submitted(request), instance=policy, team=policy.team)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Policy saved. Incidents already open keep the old copy.")
@@ -87,6 +93,7 @@ def policy_detail(request, pk):
         "steps": described_steps(policy),
         "form": form,
         "step_form": StepForm(team=policy.team),
+        "checks_form": PolicyChecksForm(team=policy.team, policy=policy),
         "can_edit": membership.has_role(ADMIN),
     }
     return render(
@@ -115,13 +122,20 @@ def _steps_response(request, policy, step_form, *, status=200):
     }
     template = "escalation/policy_detail.html"
     if request.htmx:
+        # htmx swaps 2xx answers only (base.html's responseHandling): the refused form comes
+        # back as a 200 partial that shows its errors in place.
         template += "#steps"
+        status = 200
     elif status == 200:
         return redirect("escalation:policy-detail", policy.id)
     return render(
         request,
         template,
-        context | {"form": PolicyForm(instance=policy, team=policy.team)},
+        context
+        | {
+            "form": PolicyForm(instance=policy, team=policy.team),
+            "checks_form": PolicyChecksForm(team=policy.team, policy=policy),
+        },
         status=status,
     )
 
@@ -160,6 +174,19 @@ def step_change(request, pk, step_id, operation):
 
 @dashboard_login_required
 @require_POST
+def policy_checks(request, pk):
+    policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
+    form = PolicyChecksForm(request.POST, team=policy.team, policy=policy)
+    if not form.is_valid():
+        messages.error(request, "Choose checks of this team.")
+        return redirect("escalation:policy-detail", policy.id)
+    services.assign_policy(policy=policy, check_ids=form.cleaned_data["checks"])
+    messages.success(request, "Checks updated. Incidents already open keep their policy.")
+    return redirect("escalation:policy-detail", policy.id)
+
+
+@dashboard_login_required
+@require_POST
 def policy_delete(request, pk):
     policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
     policy.delete()
@@ -171,7 +198,7 @@ def policy_delete(request, pk):
 @require_http_methods(["GET", "POST"])
 def rotation_create(request):
     membership = team_membership(request, ADMIN)
-    form = RotationForm(request.POST or None, team=membership.team)
+    form = RotationForm(_submitted(request), team=membership.team)
     if request.method == "POST" and form.is_valid():
         return redirect("escalation:rotation-detail", form.save().id)
     context = {"form": form, "team": membership.team}
@@ -186,7 +213,7 @@ def rotation_detail(request, pk):
     rotation, membership = scoped(request, Rotation, pk)
     if request.method == "POST":
         require_role(request.user, rotation.team_id, ADMIN)
-    form = RotationForm(request.POST or None, instance=rotation, team=rotation.team)
+    form = RotationForm(_submitted(request), instance=rotation, team=rotation.team)
     if request.method == "POST" and form.is_valid():
         form.save()
         return redirect("escalation:rotation-detail", rotation.id)
@@ -259,11 +286,11 @@ def rotation_delete(request, pk):
 def silence_list(request):
     membership = team_membership(request)
     team, now = membership.team, database_now()
-    form = SilenceForm(request.POST or None, team=team, now=now)
+    form = SilenceForm(_submitted(request), team=team, now=now)
     if request.method == "POST":
         require_role(request.user, team.id, MEMBER)
         if form.is_valid():
-            engine.create_silence(
+            actions.create_silence(
                 team_id=team.id,
                 starts_at=form.cleaned_data["starts_at"],
                 ends_at=form.cleaned_data["ends_at"],
@@ -280,7 +307,7 @@ def silence_list(request):
         "form": form,
         "active": silences.active_at(now),
         "upcoming": silences.upcoming(now),
-        "silenced_now": engine.silenced_now(team.id, now),
+        "silenced_now": holds.silenced_now(team.id, now),
         "can_silence": membership.has_role(MEMBER),
     }
     return render(request, "escalation/silences.html", context, status=400 if form.errors else 200)
@@ -294,7 +321,7 @@ def silence_preview(request):
     form = MatchersForm(request.GET, team=membership.team)
     form.is_valid()  # the comment may be missing here; the matchers are what counts
     matchers = form.matchers() if hasattr(form, "cleaned_data") else {}
-    checks = engine.matching_checks(membership.team_id, matchers)
+    checks = holds.matching_checks(membership.team_id, matchers)
     return render(request, "escalation/_silence_preview.html", {"checks": checks})
 
 
@@ -302,7 +329,7 @@ def silence_preview(request):
 @require_POST
 def silence_expire(request, pk):
     silence, _ = scoped(request, Silence, pk, MEMBER)
-    engine.expire_silence(silence=silence, user=request.user, now=database_now())
+    actions.expire_silence(silence=silence, user=request.user, now=database_now())
     messages.success(request, "Silence expired: still-failing incidents are notified now.")
     return redirect("escalation:silence-list")
 
@@ -312,7 +339,7 @@ def silence_expire(request, pk):
 def maintenance_list(request):
     membership = team_membership(request)
     team, now = membership.team, database_now()
-    form = MaintenanceWindowForm(request.POST or None, team=team)
+    form = MaintenanceWindowForm(_submitted(request), team=team)
     if request.method == "POST":
         require_role(request.user, team.id, ADMIN)
         if form.is_valid():

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
-from apps.escalation import engine
+from apps.escalation import actions, engine
 from apps.teams.models import Membership
 
 from .models import Incident, IncidentEvent, UsedActionToken
@@ -316,15 +316,15 @@ def _carry_out(action: TokenAction, *, now: datetime) -> Incident:
         return resolve_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
     try:
         if name == "escalate":
-            return engine.escalate_incident_now(
+            return actions.escalate_incident_now(
                 incident_id=incident_id, user=user, now=now, via_channel=via
             )
-        return engine.silence_incident_check(
+        return actions.silence_incident_check(
             incident_id=incident_id,
             duration=SILENCE_ACTIONS[name],
             user=user,
             now=now,
             via_channel=via,
         )
-    except engine.EscalationActionError as exc:
+    except actions.EscalationActionError as exc:
         raise IncidentActionError(str(exc)) from None

@@ -28,10 +28,12 @@ Status = Delivery.Status
 
 
 def claim(delivery_id: int, now: datetime) -> bool:
-    """Compare-and-set pending (and due) -> sending; only one worker wins an attempt."""
+    """Compare-and-set pending (and due) -> sending; only one worker wins an attempt. A first
+    attempt is always due (the flush that made the delivery may have run with a `now` ahead of
+    this worker's clock); a retry waits for its next_attempt_at."""
     return bool(
         Delivery.objects.filter(id=delivery_id, status=Status.PENDING)
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .filter(Q(attempts=0) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
         .update(status=Status.SENDING, attempts=F("attempts") + 1, updated_at=now)
     )
 
@@ -94,8 +96,8 @@ def _record_failure(delivery: Delivery, exc: DeliveryError, *, now, jitter) -> s
     # A test notification is answered at once: its first failure is its result.
     final = exc.permanent or delivery.is_test or attempts >= settings.NOTIFICATION_MAX_ATTEMPTS
     logger.warning("delivery %s attempt %s failed: %s", delivery.id, attempts, error)
-    with transaction.atomic():
-        if final:
+    if final:
+        with transaction.atomic():
             Delivery.objects.filter(id=delivery.id).update(
                 status=Status.FAILED,
                 next_attempt_at=None,
@@ -105,18 +107,22 @@ def _record_failure(delivery: Delivery, exc: DeliveryError, *, now, jitter) -> s
             )
             _mirror(delivery, status=Notification.DeliveryStatus.FAILED, now=now, error=error)
             _record_on_timelines(delivery, "notify_failed", now, error=error)
-            if not delivery.is_test:
-                from .reports import report_failure
+        if not delivery.is_test:
+            from .reports import report_failure
 
-                report_failure(delivery, error=error, now=now)
-            return f"delivery {delivery.id}: failed for good"
-        delay = retry_delay(
-            attempts,
-            base=settings.NOTIFICATION_RETRY_BASE,
-            cap=settings.NOTIFICATION_RETRY_CAP,
-            jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
-        )
-        next_attempt_at = now + delay
+            # After the failure is committed: the report's own SMTP exchange must not hold
+            # the delivery's transaction open.
+            report_failure(delivery, error=error, now=now)
+        return f"delivery {delivery.id}: failed for good"
+
+    delay = retry_delay(
+        attempts,
+        base=settings.NOTIFICATION_RETRY_BASE,
+        cap=settings.NOTIFICATION_RETRY_CAP,
+        jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
+    )
+    next_attempt_at = now + delay
+    with transaction.atomic():
         Delivery.objects.filter(id=delivery.id).update(
             status=Status.PENDING,
             next_attempt_at=next_attempt_at,

@@ -18,8 +18,9 @@ from apps.teams.models import Membership
 from .grouping import GroupingRules, group_key_for
 from .models import Channel, Notification, TeamNotificationSettings
 
+# What notify() accepts: every one of them alerts someone to an incident that needs them.
+# "resolved" and "acknowledged" are follow-ups, with functions of their own below.
 EVENTS = frozenset({"down", "escalation", "reminder", "retriggered", "unsilenced"})
-# Events that tell someone about an incident that needs them (not the follow-ups).
 ALERTING_EVENTS = EVENTS
 
 
@@ -190,11 +191,11 @@ def _write_rows(*, incident, event, recipients, round, step, now) -> int:
         return 0
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     if rules.group_wait.total_seconds() <= 0:
-        flush_after_commit(team_id)
+        flush_after_commit(team_id, as_of=now)
     return len(rows)
 
 
-def flush_after_commit(team_id: int) -> None:
+def flush_after_commit(team_id: int, *, as_of: datetime) -> None:
     """With no grouping wait, the team's new rows are due at once: hand them to a worker right
     after commit instead of waiting for the next beat tick. A broker outage loses nothing: the
     beat's flush finds the rows."""
@@ -202,7 +203,7 @@ def flush_after_commit(team_id: int) -> None:
 
     def enqueue():
         try:
-            flush_notification_groups_task.delay(team_id=team_id)
+            flush_notification_groups_task.delay(team_id=team_id, as_of=as_of.isoformat())
         except Exception:
             import logging
 

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 
 from apps.incidents.models import Incident
@@ -39,13 +39,15 @@ def flush_due_groups(
     team, target and group key) and enqueue them after commit. Notifications whose incident
     no longer needs them (resolved, or acknowledged, before they went out) are skipped; so is
     a "resolved" for a target that never heard of the incident. Rows are claimed with SKIP
-    LOCKED, so concurrent flushes never put one notification into two messages."""
+    LOCKED, and flushes take turns (_one_flush_at_a_time), so a group is never split by a race
+    and no notification goes into two messages."""
     result = FlushResult()
     with transaction.atomic():
+        _one_flush_at_a_time()
         pending = (
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(status=Status.PENDING, delivery__isnull=True)
-            .select_related("incident__owner")
+            .select_related("incident__owner", "channel")
             .order_by("created_at", "id")
         )
         if team_id is not None:
@@ -98,10 +100,31 @@ def flush_due_groups(
     return result
 
 
+# Any fixed number: the key of the advisory lock that serialises flushes.
+FLUSH_LOCK_KEY = 7_054_021
+
+
+def _one_flush_at_a_time() -> None:
+    """Concurrent flushes (the beat's and one after a commit) would each SKIP LOCKED their way
+    through a burst and split one group into several messages. A transaction-level advisory
+    lock makes them take turns; a flush is short, and the second then finds the rows already
+    grouped. SQLite has one writer at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FLUSH_LOCK_KEY])
+
+
 def _still_needed(rows: list[Notification]) -> tuple[list[Notification], list[Notification]]:
     keep, skip = [], []
     for row in rows:
         incident = row.incident
+        if row.target.startswith("channel:") and (
+            row.channel is None or not row.channel.is_enabled
+        ):
+            # Disabled or deleted since the row was written: the admins did that on purpose,
+            # so it is not a delivery failure to report.
+            skip.append(row)
+            continue
         if row.event in ALERTING_EVENTS:
             needed = incident.state == Incident.State.TRIGGERED
         elif row.event == Notification.Event.RESOLVED:

@@ -42,7 +42,8 @@ def group_due_at(
     rules: GroupingRules,
 ) -> datetime:
     due = oldest_pending_at + rules.group_wait
-    if last_message_at is not None:
+    # An interval of zero turns follow-up batching off altogether.
+    if last_message_at is not None and rules.group_interval > timedelta(0):
         due = max(due, last_message_at + rules.group_interval)
     return due
 

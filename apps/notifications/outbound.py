@@ -7,10 +7,12 @@ the checked address (with the original Host header and TLS server name), so a DN
 changes between the check and the connection (DNS rebinding) cannot slip through.
 """
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -90,6 +92,30 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+class _Deadline:
+    """Shuts the connection's socket down once `seconds` have passed, unless cancelled."""
+
+    def __init__(self, connection: http.client.HTTPConnection, seconds: float):
+        self.connection = connection
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def start(self) -> None:
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self.connection.sock
+        if sock is not None:
+            # Already closed by the request finishing at the same moment: nothing to cut.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> Response:
     """POST `body` to `url`. Raises OutboundError on refusal, network failure or a non-2xx
     answer (4xx except 408/429 are permanent; 5xx, 408 and 429 may be retried)."""
@@ -102,18 +128,28 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> R
     connection = connection_class(parts.hostname, ip, port=port, timeout=timeout)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     all_headers = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
+    # The socket timeout bounds each network operation; a receiver that drips a byte at a time
+    # would pass every one of them. This deadline bounds the whole exchange: when it passes,
+    # the socket is shut down under the blocked read.
+    deadline = _Deadline(connection, timeout)
     try:
+        deadline.start()
         connection.request("POST", path, body=body, headers=all_headers)
         response = connection.getresponse()
         content = response.read(MAX_RESPONSE_BYTES)
     except (OSError, http.client.HTTPException) as exc:
+        if deadline.expired:
+            raise OutboundError(f"timed out: no complete answer within {timeout:g} s") from None
         raise OutboundError(f"{type(exc).__name__}: {exc}") from None
     except (ValueError, UnicodeError) as exc:
         # http.client refuses header names or values with CR/LF or non-Latin-1 characters:
         # the request would be refused again, so it is not retried.
         raise OutboundError(f"invalid request: {exc}", permanent=True) from None
     finally:
+        deadline.cancel()
         connection.close()
+    if deadline.expired:
+        raise OutboundError(f"timed out: no complete answer within {timeout:g} s")
     if 200 <= response.status < 300:
         return Response(response.status, content)
     retryable = response.status >= 500 or response.status in (408, 429)

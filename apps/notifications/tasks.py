@@ -3,6 +3,8 @@ or dead target holds one worker slot for at most OUTBOUND_TIMEOUT and never dela
 deliveries' tasks beyond that. Retries are not Celery retries: a failed attempt stores
 next_attempt_at and retry_due_deliveries_task (beat) hands it out when due."""
 
+from datetime import datetime
+
 from celery import shared_task
 
 from apps.checks.clock import database_now
@@ -17,8 +19,13 @@ def deliver_task(delivery_id: int) -> str:
 
 
 @shared_task
-def flush_notification_groups_task(team_id: int | None = None) -> str:
-    return str(flush_due_groups(now=database_now(), team_id=team_id))
+def flush_notification_groups_task(team_id: int | None = None, as_of: str | None = None) -> str:
+    """`as_of` is the `now` of the write that asked for this flush: its rows are due as of then,
+    even if this worker's clock reads earlier."""
+    now = database_now()
+    if as_of is not None:
+        now = max(now, datetime.fromisoformat(as_of))
+    return str(flush_due_groups(now=now, team_id=team_id))
 
 
 @shared_task

@@ -42,17 +42,31 @@ def pytest_collection_modifyitems(items):
             item.add_marker(skip)
 
 
+# One Playwright and one browser for the whole session, however many test folders import the
+# fixture into their own conftest (each import is a fixture of its own to pytest, and a second
+# sync_playwright() in the same thread refuses to start): the first user starts them, the last
+# one to finish stops them.
+_shared: dict = {"users": 0}
+
+
 @pytest.fixture(scope="session")
 def chromium():
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+    if _shared["users"] == 0:
+        _shared["playwright"] = sync_playwright().start()
+        _shared["browser"] = _shared["playwright"].chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
-        yield browser
-        browser.close()
+    _shared["users"] += 1
+    try:
+        yield _shared["browser"]
+    finally:
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            _shared.pop("browser").close()
+            _shared.pop("playwright").stop()
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from datetime import date, time, timedelta
 
 import pytest
 
-from apps.escalation.engine import EscalationActionError, escalate_due_incidents
-from apps.escalation.engine import escalate_incident_now as not_me
+from apps.escalation.actions import EscalationActionError
+from apps.escalation.actions import escalate_incident_now as not_me
+from apps.escalation.engine import escalate_due_incidents
 from apps.escalation.models import EscalationStep, Rotation, RotationMember, RotationOverride
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.services import (

@@ -10,13 +10,9 @@ import pytest
 from django.core import mail
 from django.db import connection, connections
 
-from apps.escalation.engine import (
-    create_silence,
-    escalate_due_incidents,
-    expire_silence,
-    matching_checks,
-    silenced_now,
-)
+from apps.escalation.actions import create_silence, expire_silence
+from apps.escalation.engine import escalate_due_incidents
+from apps.escalation.holds import matching_checks, silenced_now
 from apps.escalation.hygiene import remind_expiring_silences
 from apps.escalation.models import MaintenanceWindow, Silence
 from apps.incidents.models import Incident, IncidentEvent
@@ -105,12 +101,47 @@ def test_dependent_that_recovered_with_its_parent_is_never_notified(
     assert owed(child) == []
 
 
-def test_parent_going_down_second_holds_a_dependent_not_yet_acknowledged(
+def test_dependent_waits_for_its_parents_to_settle_before_anyone_is_told(
+    db_health, report, alice_policy, owner, settings, t0
+):
+    settings.SWEEP_INTERVAL = 5.0
+    child = open_for(report, t0)
+    assert owed(child) == [] and child.hold == ""
+    assert child.next_escalation_at == t0 + timedelta(seconds=10)
+    sweep(t0 + timedelta(seconds=9))
+    assert owed(child) == []
+    sweep(t0 + timedelta(seconds=10))
+    # Nothing else went down: the dependent is an ordinary incident, timed from its opening.
+    assert owed(child) == [("down", 0, 0, f"user:{owner.id}")]
+    child.refresh_from_db()
+    assert child.next_escalation_at == t0 + 10 * MIN
+
+
+def test_parent_down_in_the_same_sweep_after_its_dependents_keeps_them_quiet(
+    team, db_health, alice_policy, t0
+):
+    # The sweep takes checks in deadline order: fifty dependents first, then their parent.
+    dependents = [
+        CheckFactory(team=team, name=f"report-{i}", slug=f"report-{i}") for i in range(50)
+    ]
+    for check in dependents:
+        check.depends_on.add(db_health)
+    children = [open_for(check, t0) for check in dependents]
+    parent = open_for(db_health, t0 + timedelta(seconds=1))
+    sweep(t0 + timedelta(hours=2))
+    assert Notification.objects.exclude(incident=parent).count() == 0
+    for child in children:
+        child.refresh_from_db()
+        assert (child.hold, child.suppressed_by) == (Incident.Hold.SUPPRESSED, parent)
+
+
+def test_parent_going_down_later_holds_a_dependent_already_escalating(
     db_health, report, alice_policy, owner, t0
 ):
     child = open_for(report, t0)
+    sweep(t0 + MIN)
     assert owed(child) == [("down", 0, 0, f"user:{owner.id}")]
-    parent = open_for(db_health, t0 + MIN)
+    parent = open_for(db_health, t0 + 2 * MIN)
     child.refresh_from_db()
     assert child.hold == Incident.Hold.SUPPRESSED and child.suppressed_by == parent
     sweep(t0 + timedelta(hours=1))

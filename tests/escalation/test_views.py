@@ -93,13 +93,53 @@ def test_another_teams_step_is_404_even_through_own_policy(as_user, owner, polic
     assert EscalationStep.objects.filter(id=theirs.id).exists()
 
 
-@pytest.mark.parametrize(("name", "needs"), [("rotation-detail", "get"), ("override-add", "post")])
+@pytest.mark.parametrize(
+    ("name", "needs"),
+    [
+        ("rotation-detail", "get"),
+        ("rotation-detail", "post"),
+        ("override-add", "post"),
+        ("rotation-delete", "post"),
+    ],
+)
 def test_another_teams_rotation_is_404(as_user, owner, other_team, name, needs):
     rotation = Rotation.objects.create(
         team=other_team, name="Theirs", handoff_time="09:00", start_date="2026-11-01"
     )
     response = getattr(as_user(owner), needs)(url(name, rotation.id))
     assert response.status_code == 404
+    assert Rotation.objects.filter(id=rotation.id, name="Theirs").exists()
+
+
+def test_another_teams_override_is_404(as_user, owner, team, outsider, other_team, t0):
+    rotation = Rotation.objects.create(
+        team=other_team, name="Theirs", handoff_time="09:00", start_date="2026-11-01"
+    )
+    override = RotationOverride.objects.create(
+        rotation=rotation, user=outsider, starts_at=t0, ends_at=t0 + timedelta(days=1)
+    )
+    mine = Rotation.objects.create(
+        team=team, name="Mine", handoff_time="09:00", start_date="2026-11-01"
+    )
+    client = as_user(owner)
+    assert client.post(url("override-delete", rotation.id, override.id)).status_code == 404
+    # Through one's own rotation, another rotation's override is not found either.
+    assert client.post(url("override-delete", mine.id, override.id)).status_code == 404
+    assert RotationOverride.objects.filter(id=override.id).exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["policy-delete", "step-add", "rotation-delete", "silence-expire", "maintenance-delete"],
+)
+def test_action_endpoints_refuse_get(as_user, owner, name):
+    assert as_user(owner).get(url(name, 1)).status_code == 405
+
+
+def test_preview_never_reaches_into_another_team(as_user, outsider, check):
+    # The outsider's own team has no checks; the preview shows none of this team's.
+    body = as_user(outsider).get(url("silence-preview"), {"whole_team": "on"}).content.decode()
+    assert "nightly-backup" not in body and "Matches no check" in body
 
 
 def test_another_teams_silence_cannot_be_expired(as_user, owner, other_team, outsider, t0):
@@ -554,3 +594,67 @@ def test_bad_maintenance_window_input_is_refused(as_user, admin, data, message):
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not MaintenanceWindow.objects.exists()
+
+
+# --- checks using a policy ------------------------------------------------------------------
+
+
+def test_admin_assigns_existing_checks_to_a_policy(as_user, admin, team, policy, check):
+    other = CheckFactory(team=team, name="other", slug="other")
+    kept_elsewhere = CheckFactory(team=team, name="elsewhere", slug="elsewhere")
+    second = make_policy(team, [(5, [("team", team.id)])], name="Second")
+    kept_elsewhere.escalation_policy = second
+    kept_elsewhere.save()
+    other.escalation_policy = policy
+    other.save()
+    client = as_user(admin)
+    response = client.post(url("policy-checks", policy.id), {"checks": [str(check.id)]})
+    assert response.status_code == 302
+    check.refresh_from_db()
+    other.refresh_from_db()
+    kept_elsewhere.refresh_from_db()
+    assert check.escalation_policy == policy
+    assert other.escalation_policy is None  # unticked: back to the team default
+    assert kept_elsewhere.escalation_policy == second  # not this policy's to change
+    page = client.get(url("policy-detail", policy.id)).content.decode()
+    assert "elsewhere (now Second)" in page
+
+
+def test_another_teams_check_cannot_be_assigned(as_user, admin, policy, other_team):
+    theirs = CheckFactory(team=other_team)
+    response = as_user(admin).post(url("policy-checks", policy.id), {"checks": [str(theirs.id)]})
+    assert response.status_code == 302
+    theirs.refresh_from_db()
+    assert theirs.escalation_policy is None
+
+
+def test_members_cannot_assign_checks_and_outsiders_get_404(
+    as_user, member, outsider, policy, check
+):
+    assert (
+        as_user(member)
+        .post(url("policy-checks", policy.id), {"checks": [str(check.id)]})
+        .status_code
+        == 403
+    )
+    assert (
+        as_user(outsider)
+        .post(url("policy-checks", policy.id), {"checks": [str(check.id)]})
+        .status_code
+        == 404
+    )
+    check.refresh_from_db()
+    assert check.escalation_policy is None
+
+
+@pytest.mark.parametrize("name", ["policy-create", "rotation-create", "maintenance-list"])
+def test_an_empty_post_is_refused_not_ignored(as_user, admin, name):
+    response = as_user(admin).post(url(name), {})
+    assert response.status_code == 400
+    assert "required" in response.content.decode()
+
+
+def test_an_empty_silence_post_is_refused(as_user, member):
+    response = as_user(member).post(url("silence-list"), {})
+    assert response.status_code == 400
+    assert not Silence.objects.exists()

@@ -10,6 +10,7 @@ from apps.checks.sweeper import sweep_due_checks
 from apps.incidents.models import Incident
 from apps.notifications.dispatch import Recipient, notify
 from apps.notifications.models import Channel
+from tests.browser.conftest import chromium, new_page, site  # noqa: F401 (browser fixtures)
 
 from .receiver import Receiver, receiving
 

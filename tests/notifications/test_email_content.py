@@ -310,3 +310,33 @@ def test_every_email_has_plain_text_and_html(check, member, t0, event):
         "text/html",
     ]
     assert html_of(message).lstrip().startswith("<!doctype html>")
+
+
+def test_email_gives_severity_run_duration_and_every_action_link(check, member, t0):
+    run_id = uuid.uuid4()
+    ping(check, t0 - timedelta(seconds=95), kind="start", run_id=run_id)
+    incident = fail_a_run(check, t0, exit_status=5, run_id=run_id, body=b"boom\n")
+    message = email_to(member)
+    body = message.body
+    assert f"Severity: {incident.severity}\n" in body
+    assert "Exit status: 5\n" in body
+    assert "Run duration: 95 s\n" in body
+    assert f"Run id: {run_id}\n" in body
+    assert f"Last ping at: {t0.isoformat()}\n" in body
+    labels = {
+        "Acknowledge": "acknowledge",
+        "Resolve": "resolve",
+        "Silence 1 h": "silence_1h",
+        "Silence 4 h": "silence_4h",
+        "Silence 24 h": "silence_24h",
+        "Not me, escalate now": "escalate",
+    }
+    found = dict(re.findall(r"^([A-Za-z0-9 ,]+): (https://tocsin\.example/a/\S+)$", body, re.M))
+    assert set(found) == set(labels)
+    for label, action in labels.items():
+        token = found[label].removeprefix("https://tocsin.example/a/").rstrip("/")
+        claim = read_action_token(token)
+        assert (claim.incident_id, claim.action, claim.user_id) == (incident.id, action, member.id)
+        assert f'href="{found[label]}"' in html_of(message)
+    html = html_of(message)
+    assert "95 s" in html and incident.severity in html

@@ -1,10 +1,12 @@
 """Grouping (the thundering herd): the rules as a table, then bursts of failing checks walked
 through the real sweep, notify, flush and delivery with injected time."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
+from django.db import connection
 
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
@@ -58,6 +60,12 @@ def test_group_key(group_by, environment, tags, key):
 )
 def test_group_due_at(oldest, last_message, due):
     assert group_due_at(oldest_pending_at=oldest, last_message_at=last_message, rules=RULES) == due
+
+
+def test_a_zero_interval_turns_follow_up_batching_off():
+    rules = GroupingRules("team", group_wait=timedelta(0), group_interval=timedelta(0))
+    # Even a last message "after" the pending one (clocks that disagree) holds nothing back.
+    assert group_due_at(oldest_pending_at=T, last_message_at=T + MINUTE, rules=rules) == T
 
 
 @pytest.mark.parametrize(
@@ -249,3 +257,73 @@ def test_resolved_goes_only_to_those_who_were_told(grouping, team, member, owner
         "[Tocsin] RESOLVED nightly (production)",
     ]
     assert not Notification.objects.filter(channel=untold).exists()
+
+
+def test_a_channel_disabled_before_its_group_goes_out_is_skipped_not_failed(
+    grouping, team, receiver, mailoutbox
+):
+    check = CheckFactory(team=team, name="nightly")
+    channel = make_channel(team, "webhook", url=receiver.url())
+    fail([check], T)
+    tell_channel_about_everything(channel, T)
+    channel.is_enabled = False
+    channel.save()
+    send_due(T + MINUTE)
+    assert Notification.objects.get(channel=channel).status == "skipped"
+    assert not Delivery.objects.exists()
+    assert receiver.requests == [] and mailoutbox == []
+
+
+def test_a_big_group_fits_slack_and_mattermost_limits(grouping, team, receiver):
+    checks = [CheckFactory(team=team, name=f"job-{n:02}", environment="") for n in range(40)]
+    channel = make_channel(team, "slack", url=receiver.url())
+    for check in checks:
+        record_ping(
+            ping=PingData(kind="fail", method="POST", exit_status=1, body=b"x" * 5000 + b"\n"),
+            token=check.ping_token,
+            now=T,
+        )
+    sweep_due_checks(now=T)
+    tell_channel_about_everything(channel, T)
+    send_due(T + 30 * SECOND)
+    (request,) = receiver.requests
+    payload = request.json()
+    assert len(payload["blocks"]) <= 50
+    assert all(len(b["text"]["text"]) <= 3000 for b in payload["blocks"] if "text" in b)
+    assert len(payload["text"]) <= 15_000
+    assert payload["text"].startswith("*40 checks down: job-00, job-01")
+    # Nine in detail, the others listed as links in a last section, cut between links.
+    assert payload["blocks"][-1]["text"]["text"].startswith("…and 31 more: <https://")
+    for check in checks:
+        assert f"|{check.name}>" in request.body.decode()
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="needs concurrent transactions (PostgreSQL)"
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_flushes_put_each_notification_into_one_message(grouping, team, member):
+    checks = [CheckFactory(team=team, name=f"job-{n:02}") for n in range(50)]
+    fail(checks, T)
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def flush():
+        try:
+            barrier.wait()
+            results.append(flush_due_groups(now=T + MINUTE))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=flush) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sum(len(r.deliveries) for r in results) == 1
+    (delivery,) = Delivery.objects.all()
+    assert delivery.notifications.count() == 50
+    assert not Notification.objects.filter(delivery__isnull=True).exists()

@@ -111,3 +111,39 @@ def test_public_addresses_are_allowed(settings):
     assert address_allowed("93.184.216.34")
     assert address_allowed("2606:2800:220:1:248:1893:25c8:1946")
     assert not address_allowed("100.64.0.1")  # carrier-grade NAT is not public either
+
+
+class DripHandler(BaseHTTPRequestHandler):
+    """Answers one byte every 0.2 s: each read succeeds, the answer never completes."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+        self.wfile.flush()
+        for _ in range(50):
+            try:
+                self.wfile.write(b"X")
+                self.wfile.flush()
+            except OSError:
+                return
+            time.sleep(0.2)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(allow_loopback):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), DripHandler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(OutboundError) as raised:
+            post(f"http://127.0.0.1:{httpd.server_address[1]}/", body=b"{}", headers={}, timeout=1)
+        assert time.monotonic() - started < 2
+        assert "timed out" in str(raised.value)
+        assert not raised.value.permanent
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

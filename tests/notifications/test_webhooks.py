@@ -10,6 +10,7 @@ from email.header import decode_header, make_header
 
 import pytest
 from django.core import mail
+from django.db import transaction
 
 from apps.checks.clock import database_now
 from apps.incidents.models import IncidentEvent
@@ -19,7 +20,7 @@ from apps.notifications.flush import flush_due_groups
 from apps.notifications.models import Delivery, Notification
 
 from .conftest import beat_until, fail_a_run, make_channel, tell, to_channel
-from .receiver import HANG
+from .receiver import HANG, receiving
 
 SECOND, MINUTE, HOUR = timedelta(seconds=1), timedelta(minutes=1), timedelta(hours=1)
 ACTIONS = ["acknowledge", "resolve", "silence_1h", "silence_4h", "silence_24h", "escalate"]
@@ -142,21 +143,33 @@ def test_missed_heartbeat_webhook_gives_expected_and_last_ping_times(receiver, t
     from apps.checks.sweeper import sweep_due_checks
     from apps.incidents.models import Incident
 
-    channel = make_channel(team, "webhook", url=receiver.url())
+    channel = make_channel(team, "webhook", url=receiver.url("/hook"))
+    chat = make_channel(team, "slack", url=receiver.url("/chat"))
+    push = make_channel(team, "ntfy", url=receiver.url("/push"))
     record_ping(ping=PingData(kind="success", method="GET"), token=check.ping_token, now=t0)
     sweep_due_checks(now=t0 + MINUTE)
     later = t0 + check.period + check.grace + HOUR
     sweep_due_checks(now=t0 + check.period + MINUTE)
     sweep_due_checks(now=later)
     incident = Incident.objects.get(owner=check)
-    tell(incident, to_channel(channel), now=later)
+    tell(incident, to_channel(channel), to_channel(chat), to_channel(push), now=later)
     send_due(later)
+    received = {r.path: r for r in receiver.requests}
+    expected_at = (t0 + check.period).isoformat()
 
-    (item,) = receiver.requests[0].json()["incidents"]
+    (item,) = received["/hook"].json()["incidents"]
     assert item["incident"]["kind"] == "missed_heartbeat"
-    assert item["expected_at"] == (t0 + check.period).isoformat()
+    assert item["expected_at"] == expected_at
     assert item["last_ping_at"] == t0.isoformat()
     assert item["exit_status"] is None
+    slack_text = received["/chat"].json()["text"]
+    assert "Missed heartbeat: no ping came in time." in slack_text
+    assert f"*Expected at:* {expected_at}" in slack_text
+    assert f"*Last ping at:* {t0.isoformat()}" in slack_text
+    assert "Exit status" not in slack_text
+    push_body = received["/push"].body.decode()
+    assert f"Expected at: {expected_at}" in push_body
+    assert f"Last ping at: {t0.isoformat()}" in push_body
 
 
 def test_receiver_answering_500_twice_then_200_gets_exactly_one_notification(
@@ -234,8 +247,6 @@ def test_a_receiver_that_never_answers_is_failed_while_others_deliver_on_time(
 ):
     settings.OUTBOUND_TIMEOUT = 0.5
     settings.NOTIFICATION_MAX_ATTEMPTS = 3
-    from .receiver import receiving
-
     with receiving() as dead:
         dead.script = [HANG]
         dead_channel = make_channel(team, "webhook", name="dead", url=dead.url())
@@ -462,3 +473,53 @@ def test_a_real_worker_retries_500_500_200_into_exactly_one_notification(
     assert [name for name, _ in celery_worker.finished].count(
         "apps.notifications.tasks.deliver_task"
     ) >= 3
+
+
+def test_the_sweep_and_notify_never_wait_on_a_dead_receiver(receiver, team, check, t0):
+    receiver.script = [HANG]
+    channel = make_channel(team, "webhook", url=receiver.url())
+    started = time.monotonic()
+    with transaction.atomic():
+        incident = fail_a_run(check, t0)
+        tell(incident, to_channel(channel), now=t0)
+    assert time.monotonic() - started < 2
+    # The rows are owed; nothing touched the network.
+    assert receiver.requests == []
+    assert Notification.objects.get(channel=channel).status == "pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_receiver_of_one_team_does_not_hold_up_another_team(
+    celery_worker, receiver, team, other_team, settings
+):
+    from tests.factories import CheckFactory
+
+    settings.OUTBOUND_TIMEOUT = 1.0
+    with receiving() as dead:
+        dead.script = [HANG]
+        dead_channel = make_channel(team, "webhook", name="dead", url=dead.url())
+        good_channel = make_channel(other_team, "webhook", name="good", url=receiver.url())
+        their_check = CheckFactory(team=other_team, name="their-job")
+        our_check = CheckFactory(team=team, name="our-job")
+        with celery_worker.exclusive():
+            now = database_now()
+            ours = fail_a_run(our_check, now - 2 * SECOND)
+            theirs = fail_a_run(their_check, now - 2 * SECOND)
+            started = time.monotonic()
+            tell(ours, to_channel(dead_channel), now=now)
+            tell(theirs, to_channel(good_channel), now=now)
+        celery_worker.wait_for(
+            lambda: Delivery.objects.filter(channel=good_channel, status="sent").exists(),
+            what="the other team's webhook delivered",
+        )
+        # On time: at most one dead request's timeout behind, with a solo worker.
+        assert time.monotonic() - started < settings.OUTBOUND_TIMEOUT + 5
+        assert len(receiver.requests) == 1
+        celery_worker.wait_for(
+            lambda: Delivery.objects.filter(channel=dead_channel, attempts=1).exists(),
+            what="the dead receiver's first attempt recorded",
+        )
+        with celery_worker.exclusive():
+            dead_delivery = Delivery.objects.get(channel=dead_channel)
+            assert dead_delivery.status == "pending"
+            assert "timed out" in dead_delivery.last_error

@@ -12,8 +12,9 @@ from ..models import Channel, Delivery
 from . import SendOutcome
 from .http import post_payload
 
-MAX_ITEMS_WITH_BLOCKS = 12  # 4 blocks each; Slack allows 50 blocks per message
+MAX_ITEMS_WITH_BLOCKS = 9  # up to 5 blocks each; Slack allows 50 blocks per message
 MAX_BODY_TAIL = 1200
+MAX_TEXT = 15_000
 
 
 def escape(text: str) -> str:
@@ -104,6 +105,20 @@ def item_blocks(item: Item) -> list[dict]:
     return blocks
 
 
+def more_line(rest: list[Item], budget: int = 2900) -> str:
+    """ "…and 31 more: <link>, <link>, … and 12 others", cut between links, never inside one."""
+    links, used = [], 0
+    for item in rest:
+        piece = link(item.incident_url, item.label)
+        if used + len(piece) + 2 > budget:
+            break
+        links.append(piece)
+        used += len(piece) + 2
+    others = len(rest) - len(links)
+    tail = f" and {others} others" if others else ""
+    return f"…and {len(rest)} more: {', '.join(links)}{tail}"
+
+
 def payload(message: Message) -> dict:
     if message.is_test:
         text = f"Test notification from Tocsin for {escape(message.team_name)}: this channel works."
@@ -112,18 +127,20 @@ def payload(message: Message) -> dict:
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
         }
     summary = escape(message.summary)
-    text = "\n\n".join([f"*{summary}*", *(item_text(item) for item in message.items)])
+    detailed, rest = message.items[:MAX_ITEMS_WITH_BLOCKS], message.items[MAX_ITEMS_WITH_BLOCKS:]
+    parts = [f"*{summary}*", *(item_text(item) for item in detailed)]
+    if rest:
+        parts.append(more_line(rest))
+    # Mattermost splits posts longer than 16,383 characters and Slack cuts text at 40,000.
+    text = "\n\n".join(parts)[:MAX_TEXT]
     blocks: list[dict] = [
         {"type": "header", "text": {"type": "plain_text", "text": message.summary[:150]}}
     ]
     for item in message.items[:MAX_ITEMS_WITH_BLOCKS]:
         blocks.append({"type": "divider"})
         blocks.extend(item_blocks(item))
-    rest = message.items[MAX_ITEMS_WITH_BLOCKS:]
     if rest:
-        names = ", ".join(link(item.incident_url, item.label) for item in rest)
-        more = f"…and {len(rest)} more: {names}"[:3000]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": more}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": more_line(rest)}})
     return {"text": text, "blocks": blocks}
 
 
