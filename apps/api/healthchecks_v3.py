@@ -141,6 +141,16 @@ def check_as_v3(check: Check, *, read_only: bool) -> dict:
     return data
 
 
+V3_MIN_SECONDS, V3_MAX_SECONDS = 60, 365 * 86400
+_V3_RANGE_MESSAGES = {
+    name: {
+        "min_value": f"{name} is too small: at least {V3_MIN_SECONDS} seconds.",
+        "max_value": f"{name} is too large: at most {V3_MAX_SECONDS} seconds.",
+    }
+    for name in ("timeout", "grace")
+}
+
+
 class V3CheckInputSerializer(serializers.Serializer):
     """The fields Healthchecks' create and update accept."""
 
@@ -148,8 +158,20 @@ class V3CheckInputSerializer(serializers.Serializer):
     slug = StrictCharField(max_length=100, required=False, allow_blank=True)
     tags = StrictCharField(max_length=500, required=False, allow_blank=True)
     desc = StrictCharField(max_length=5000, required=False, allow_blank=True)
-    timeout = StrictIntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
-    grace = StrictIntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
+    # Healthchecks' documented range for both, in seconds: 60 (one minute) .. 31536000 (365
+    # days). Any whole second in it is accepted (Tocsin's grace may go lower through /api/v1/).
+    timeout = StrictIntegerField(
+        required=False,
+        min_value=V3_MIN_SECONDS,
+        max_value=V3_MAX_SECONDS,
+        error_messages=_V3_RANGE_MESSAGES["timeout"],
+    )
+    grace = StrictIntegerField(
+        required=False,
+        min_value=V3_MIN_SECONDS,
+        max_value=V3_MAX_SECONDS,
+        error_messages=_V3_RANGE_MESSAGES["grace"],
+    )
     schedule = StrictCharField(max_length=200, required=False)
     tz = StrictCharField(max_length=64, required=False)
     manual_resume = StrictBooleanField(required=False)

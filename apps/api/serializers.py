@@ -63,9 +63,7 @@ _TAG = RegexValidator(r"^[^\s,]+\Z", "A tag has no spaces or commas.")
 
 
 def _seconds(**kwargs):
-    return StrictIntegerField(
-        help_text="Seconds (a whole number of minutes).", **_SANE_INT, **kwargs
-    )
+    return StrictIntegerField(help_text="Seconds.", **_SANE_INT, **kwargs)
 
 
 class CheckInputSerializer(serializers.Serializer):

@@ -109,11 +109,51 @@ def test_create_with_unique_returns_and_updates_the_existing_check(curl):
     assert Check.objects.count() == 1
 
 
+def test_timeout_and_grace_take_any_whole_number_of_seconds(curl):
+    response = curl("POST", "/api/v3/checks/", {"name": "x", "timeout": 90, "grace": 75})
+    assert response.status_code == 201, response.json()
+    assert (response.json()["timeout"], response.json()["grace"]) == (90, 75)
+    check = Check.objects.get()
+    assert (check.period, check.grace) == (timedelta(seconds=90), timedelta(seconds=75))
+    code = response.json()["uuid"]
+    response = curl("POST", f"/api/v3/checks/{code}", {"timeout": 31536000, "grace": 61})
+    assert response.status_code == 200, response.json()
+    assert (response.json()["timeout"], response.json()["grace"]) == (31536000, 61)
+
+
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"timeout": 59}, "timeout", "timeout is too small: at least 60 seconds."),
+        ({"timeout": 31536001}, "timeout", "timeout is too large: at most 31536000 seconds."),
+        ({"grace": 30}, "grace", "grace is too small: at least 60 seconds."),
+        ({"grace": -60}, "grace", "grace is too small: at least 60 seconds."),
+        ({"grace": 10**12}, "grace", "grace is too large: at most 31536000 seconds."),
+        ({"timeout": 90.5}, "timeout", "Must be a whole number."),
+        ({"timeout": "90"}, "timeout", "Must be a whole number."),
+    ],
+    ids=[
+        "timeout-59",
+        "timeout-too-long",
+        "grace-30",
+        "grace-negative",
+        "grace-huge",
+        "float",
+        "str",
+    ],
+)
+def test_timeout_and_grace_outside_healthchecks_range_are_400(curl, body, field, message):
+    response = curl("POST", "/api/v3/checks/", {"name": "x", **body})
+    assert response.status_code == 400
+    assert response.json()["fields"][field] == [message]
+    assert not Check.objects.exists()
+
+
 def test_create_refuses_bad_input_in_healthchecks_error_shape(curl):
-    response = curl("POST", "/api/v3/checks/", {"name": "x", "timeout": 30})
+    response = curl("POST", "/api/v3/checks/", {"name": "x", "schedule": "61 * * * *"})
     assert response.status_code == 400
     assert response.json()["error"] == "Invalid input."
-    assert "period" in response.json()["fields"]
+    assert "schedule_expression" in response.json()["fields"]
     response = curl("POST", "/api/v3/checks/", b"{not json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["error"]
