@@ -26,6 +26,7 @@ from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings
 from .checks import tag_filter
 from .errors import Conflict
+from .healthchecks_v3_project import V3BadgeList, v3_status  # noqa: F401 (for urls.py)
 from .parsers import AnyContentTypeJSONParser, LimitedJSONParser
 from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 
@@ -244,7 +245,15 @@ class V3Mixin(TeamApiMixin):
     parser_classes = [LimitedJSONParser, AnyContentTypeJSONParser]
 
     def find_check(self, code: str) -> Check:
-        return get_object_or_404(Check.objects.select_related("team"), team=self.team, id=code)
+        """The team's check by UUID or, for 40 hex digits, by unique_key (a scan of the
+        team's checks, as in Healthchecks: the key is a hash, not a column)."""
+        checks = Check.objects.filter(team=self.team).select_related("team")
+        if len(code) == 40:
+            for check in checks:
+                if unique_key(check) == code.lower():
+                    return check
+            raise NotFound("No such check.")
+        return get_object_or_404(checks, id=code)
 
     def answer(self, check: Check, code=status.HTTP_200_OK) -> Response:
         check = Check.objects.select_related("team").get(id=check.id)
@@ -333,11 +342,6 @@ class V3CheckDetail(V3Mixin, APIView):
         operation_id="v3_checks_read",
     )
     def get(self, request, code):
-        if len(code) == 40:
-            for check in Check.objects.filter(team=self.team).select_related("team"):
-                if unique_key(check) == code.lower():
-                    return self.answer(check)
-            raise NotFound("No such check.")
         return self.answer(self.find_check(code))
 
     @extend_schema(
@@ -446,15 +450,19 @@ class V3FlipSerializer(serializers.Serializer):
     up = serializers.IntegerField()
 
 
+class V3FlipListSerializer(serializers.Serializer):
+    flips = V3FlipSerializer(many=True)
+
+
 class V3FlipList(V3Mixin, APIView):
     @extend_schema(
-        summary="Healthchecks v3: a check's ups and downs, oldest first",
+        summary="Healthchecks v3: a check's ups and downs, newest first (by UUID or unique_key)",
         parameters=[
             OpenApiParameter("seconds", int, description="Only flips this recent."),
             OpenApiParameter("start", int, description="Unix time: flips from then on."),
             OpenApiParameter("end", int, description="Unix time: flips before then."),
         ],
-        responses={200: V3FlipSerializer(many=True)},
+        responses={200: V3FlipListSerializer},
         operation_id="v3_checks_flips",
     )
     def get(self, request, code):
@@ -476,9 +484,10 @@ class V3FlipList(V3Mixin, APIView):
                 flips = flips.filter(happened_at__lt=datetime.fromtimestamp(value, tz=UTC))
         body = [
             {"timestamp": _iso(flip.happened_at), "up": int(flip.to_status == Check.Status.UP)}
-            for flip in flips.order_by("happened_at", "id")[:1000]
+            for flip in flips.order_by("-happened_at", "-id")[:1000]
         ]
-        return Response(body)
+        # What Healthchecks' server answers (its docs' example shows the bare list).
+        return Response({"flips": body})
 
 
 def _timedelta(seconds: int):
