@@ -17,6 +17,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.badges.links import badge_url
 from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.checks.schedule import NEVER, ScheduleKind
@@ -91,6 +92,7 @@ class V3CheckSerializer(serializers.Serializer):
     resume_url = serializers.URLField(required=False)
     channels = serializers.CharField(required=False)
     unique_key = serializers.CharField(required=False)
+    badge_url = serializers.URLField(help_text="The check's SVG status badge.")
 
 
 class V3CheckListSerializer(serializers.Serializer):
@@ -118,6 +120,8 @@ def check_as_v3(check: Check, *, read_only: bool) -> dict:
         "failure_kw": ",".join(check.failure_keywords.splitlines()),
         "filter_subject": False,
         "filter_body": bool(check.success_keywords or check.failure_keywords),
+        # Public by design (a badge shows only a name and a status), so for every key.
+        "badge_url": badge_url(check),
     }
     last_run = check.runs.filter(duration__isnull=False).order_by("-id").first()
     if last_run is not None:

@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.badges.links import badge_url
 from apps.checks.models import Check, Flip, Ping, Run
 from apps.incidents.models import Incident, IncidentEvent
 
@@ -126,6 +127,9 @@ class CheckSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(child=serializers.CharField(), source="tag_list")
     ping_url = serializers.SerializerMethodField()
     slug_ping_url = serializers.SerializerMethodField()
+    badge_url = serializers.SerializerMethodField(
+        help_text="The check's status badge (SVG; .json instead of .svg: shields.io endpoint)."
+    )
     period = serializers.SerializerMethodField()
     grace = serializers.SerializerMethodField()
     flap_window = serializers.SerializerMethodField()
@@ -146,6 +150,7 @@ class CheckSerializer(serializers.ModelSerializer):
             "environment",
             "ping_url",
             "slug_ping_url",
+            "badge_url",
             "last_ping_at",
             "n_pings",
             "created_at",
@@ -180,6 +185,9 @@ class CheckSerializer(serializers.ModelSerializer):
 
     def get_slug_ping_url(self, check) -> str:
         return f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}"
+
+    def get_badge_url(self, check) -> str:
+        return badge_url(check)
 
     def get_period(self, check) -> int:
         return check_settings.seconds(check.period)

@@ -71,6 +71,8 @@ def test_create_with_only_a_name_takes_the_defaults(api, team, settings):
     assert body["period"] == DAY and body["grace"] == HOUR
     assert body["ping_url"] == f"https://tocsin.example/ping/{check.ping_token}"
     assert body["slug_ping_url"] == f"https://tocsin.example/ping/{team.ping_key}/nightly-backup"
+    assert body["badge_url"].startswith("https://tocsin.example/badge/")
+    assert body["badge_url"].endswith(".svg")
     assert body["status"] == "new"
     assert body["transient_exit_statuses"] == [75]
 

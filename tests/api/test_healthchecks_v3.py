@@ -178,6 +178,9 @@ def test_read_only_keys_see_unique_key_instead_of_uuid_and_urls(ro_curl, check):
     assert body["unique_key"] == expected
     for secret in ("uuid", "ping_url", "update_url", "pause_url", "resume_url"):
         assert secret not in body
+    # The badge is public by design: it shows a name and a status, and it works.
+    badge = ro_curl.client.get(body["badge_url"].removeprefix("https://tocsin.example"))
+    assert badge.status_code == 200 and badge["Content-Type"] == "image/svg+xml"
     assert ro_curl("GET", f"/api/v3/checks/{expected}").json()["name"] == check.name
 
 
