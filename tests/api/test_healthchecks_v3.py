@@ -207,6 +207,44 @@ def test_read_update_pause_resume_delete(curl, check):
     assert not Check.objects.exists()
 
 
+def test_pause_and_resume_as_the_docs_send_them_with_an_empty_form_body(curl, check):
+    # curl .../pause --request POST --header "X-Api-Key: ..." --data ""
+    path = f"/api/v3/checks/{check.id}"
+    response = curl("POST", f"{path}/pause", b"")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "paused"
+    response = curl("POST", f"{path}/resume", b"")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "new"
+
+
+def test_create_with_the_documented_extras(curl):
+    # "channels": "*" assigns every integration in Healthchecks; Tocsin notifies through
+    # escalation policies and accepts it without effect. "unique" upserts.
+    body = {
+        "name": "Backups",
+        "tags": "prod www",
+        "timeout": 3600,
+        "grace": 60,
+        "channels": "*",
+        "unique": ["name", "tags"],
+        "manual_resume": True,
+        "success_kw": "SUCCESS, COMPLETED",
+        "failure_kw": "ERROR",
+        "filter_body": True,
+    }
+    first = curl("POST", "/api/v3/checks/", body)
+    assert first.status_code == 201, first.json()
+    again = curl("POST", "/api/v3/checks/", {**body, "desc": "second run"})
+    assert again.status_code == 200
+    assert again.json()["uuid"] == first.json()["uuid"] and again.json()["desc"] == "second run"
+    check = Check.objects.get()
+    assert check.manual_resume is True
+    assert check.success_keywords.splitlines() == ["SUCCESS", "COMPLETED"]
+    assert first.json()["success_kw"] == "SUCCESS,COMPLETED"
+    assert first.json()["channels"] == ""
+
+
 def test_pings_and_flips(curl, check, t0):
     rid = uuid.uuid4()
     record_ping(
