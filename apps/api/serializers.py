@@ -180,10 +180,20 @@ class CheckSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_ping_url(self, check) -> str:
+    def _may_ping(self) -> bool:
+        # A ping URL is a credential: whoever has it can report the job as fine. A read-only
+        # key (a dashboard, a scraper) gets null, as Healthchecks omits them for such keys.
+        request = self.context.get("request")
+        return request is None or not getattr(request.user, "is_read_only", False)
+
+    def get_ping_url(self, check) -> str | None:
+        if not self._may_ping():
+            return None
         return f"{settings.SITE_URL}/ping/{check.ping_token}"
 
-    def get_slug_ping_url(self, check) -> str:
+    def get_slug_ping_url(self, check) -> str | None:
+        if not self._may_ping():
+            return None
         return f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}"
 
     def get_badge_url(self, check) -> str:

@@ -1,5 +1,6 @@
 """/api/v1/checks/: every endpoint, its permissions and its bad input."""
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -435,3 +436,14 @@ def test_durations_take_whole_seconds_for_short_jobs(api):
     assert response.status_code == 200, response.json()
     check.refresh_from_db()
     assert check.max_runtime == timedelta(seconds=3601)
+
+
+def test_read_only_key_gets_no_ping_urls(ro_api, api, check):
+    # A ping URL would let a dashboard's key report the job as fine.
+    for path in (f"/api/v1/checks/{check.id}/", "/api/v1/checks/"):
+        body = ro_api.get(path).json()
+        item = body["results"][0] if "results" in body else body
+        assert (item["ping_url"], item["slug_ping_url"]) == (None, None)
+        assert str(check.ping_token) not in json.dumps(body)
+        assert check.team.ping_key not in json.dumps(body)
+    assert api.get(f"/api/v1/checks/{check.id}/").json()["ping_url"].endswith(str(check.ping_token))
