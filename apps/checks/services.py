@@ -107,7 +107,9 @@ def provision_check(*, ping_key: str, slug: str, now: datetime | None = None) ->
     new slugs cannot both take the last place under the limit. Safe to repeat. `now` is for
     tests; otherwise the database clock stamps a refusal."""
     with transaction.atomic():
-        team = Team.objects.select_for_update().filter(ping_key=ping_key).first()
+        # FOR NO KEY UPDATE: serialises provisioning of one team, yet does not block check
+        # inserts from the dashboard or the API (their foreign key takes FOR KEY SHARE).
+        team = Team.objects.select_for_update(no_key=True).filter(ping_key=ping_key).first()
         if team is None:
             return ProvisioningResult(Provisioning.NO_TEAM)
         defaults = CheckDefaults.objects.filter(team=team).first() or CheckDefaults(team=team)
