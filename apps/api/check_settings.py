@@ -45,8 +45,9 @@ NUMBERS = (
 SETTINGS = (*TEXTS, "tags", *DURATIONS, *OPTIONAL_DURATIONS, *BOOLEANS, *NUMBERS)
 SETTINGS += ("transient_exit_statuses",)
 
-# The form's duration widget counts in minutes, hours or days.
-_UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60))
+# The form's duration widget counts in seconds, minutes, hours or days; the largest exact unit
+# is used only so that the form's messages read naturally.
+_UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
 
 
 def seconds(value: timedelta | None) -> int | None:
@@ -66,21 +67,20 @@ def settings_of(check: Check) -> dict:
     return data
 
 
-def _duration_field(name: str, value, form_data: dict, errors: dict) -> None:
+def _duration_field(name: str, value, form_data: dict) -> None:
     if value is None:
-        form_data[f"{name}_0"], form_data[f"{name}_1"] = "", "minutes"
+        form_data[f"{name}_0"], form_data[f"{name}_1"] = "", "seconds"
         return
+    # A negative number is left to the form, which says so; 0 is a multiple of every unit.
     for unit, size in _UNITS:
         if value % size == 0:
             form_data[f"{name}_0"], form_data[f"{name}_1"] = str(value // size), unit
             return
-    errors[name] = ["Must be a whole number of minutes, in seconds (a multiple of 60)."]
 
 
-def form_data_for(settings: dict) -> tuple[dict, dict]:
-    """(form data, translation errors) for a complete settings dict."""
+def form_data_for(settings: dict) -> dict:
+    """The CheckForm data for a complete settings dict."""
     form_data: dict = {}
-    errors: dict = {}
     for name in TEXTS:
         form_data[name] = settings[name] or ""
     for name in NUMBERS:
@@ -89,12 +89,12 @@ def form_data_for(settings: dict) -> tuple[dict, dict]:
         if settings[name]:
             form_data[name] = "on"
     for name in (*DURATIONS, *OPTIONAL_DURATIONS):
-        _duration_field(name, settings[name], form_data, errors)
+        _duration_field(name, settings[name], form_data)
     form_data["tags"] = " ".join(settings["tags"])
     form_data["transient_exit_statuses"] = " ".join(
         str(status) for status in settings["transient_exit_statuses"]
     )
-    return form_data, errors
+    return form_data
 
 
 def _form_errors(form) -> dict:
@@ -128,10 +128,7 @@ def save_check_settings(
         if check is not None:
             base["slug"] = check.slug  # a PUT without a slug keeps the check's ping URL
         merged = {**base, **{k: v for k, v in changes.items() if k in SETTINGS}}
-        form_data, errors = form_data_for(merged)
-        if errors:
-            raise SettingsInvalid(errors)
-        form = CheckForm(form_data, instance=check, team=team)
+        form = CheckForm(form_data_for(merged), instance=check, team=team)
         if not form.is_valid():
             raise SettingsInvalid(_form_errors(form))
         saved = form.save()

@@ -17,6 +17,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.badges.links import badge_url
 from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.checks.schedule import NEVER, ScheduleKind
@@ -26,6 +27,7 @@ from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings
 from .checks import tag_filter
 from .errors import Conflict
+from .healthchecks_v3_project import V3BadgeList, v3_status  # noqa: F401 (for urls.py)
 from .parsers import AnyContentTypeJSONParser, LimitedJSONParser
 from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 
@@ -90,6 +92,7 @@ class V3CheckSerializer(serializers.Serializer):
     resume_url = serializers.URLField(required=False)
     channels = serializers.CharField(required=False)
     unique_key = serializers.CharField(required=False)
+    badge_url = serializers.URLField(help_text="The check's SVG status badge.")
 
 
 class V3CheckListSerializer(serializers.Serializer):
@@ -117,6 +120,8 @@ def check_as_v3(check: Check, *, read_only: bool) -> dict:
         "failure_kw": ",".join(check.failure_keywords.splitlines()),
         "filter_subject": False,
         "filter_body": bool(check.success_keywords or check.failure_keywords),
+        # Public by design (a badge shows only a name and a status), so for every key.
+        "badge_url": badge_url(check),
     }
     last_run = check.runs.filter(duration__isnull=False).order_by("-id").first()
     if last_run is not None:
@@ -141,6 +146,16 @@ def check_as_v3(check: Check, *, read_only: bool) -> dict:
     return data
 
 
+V3_MIN_SECONDS, V3_MAX_SECONDS = 60, 365 * 86400
+_V3_RANGE_MESSAGES = {
+    name: {
+        "min_value": f"{name} is too small: at least {V3_MIN_SECONDS} seconds.",
+        "max_value": f"{name} is too large: at most {V3_MAX_SECONDS} seconds.",
+    }
+    for name in ("timeout", "grace")
+}
+
+
 class V3CheckInputSerializer(serializers.Serializer):
     """The fields Healthchecks' create and update accept."""
 
@@ -148,8 +163,20 @@ class V3CheckInputSerializer(serializers.Serializer):
     slug = StrictCharField(max_length=100, required=False, allow_blank=True)
     tags = StrictCharField(max_length=500, required=False, allow_blank=True)
     desc = StrictCharField(max_length=5000, required=False, allow_blank=True)
-    timeout = StrictIntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
-    grace = StrictIntegerField(required=False, min_value=-(2**31), max_value=2**31 - 1)
+    # Healthchecks' documented range for both, in seconds: 60 (one minute) .. 31536000 (365
+    # days). Any whole second in it is accepted (Tocsin's grace may go lower through /api/v1/).
+    timeout = StrictIntegerField(
+        required=False,
+        min_value=V3_MIN_SECONDS,
+        max_value=V3_MAX_SECONDS,
+        error_messages=_V3_RANGE_MESSAGES["timeout"],
+    )
+    grace = StrictIntegerField(
+        required=False,
+        min_value=V3_MIN_SECONDS,
+        max_value=V3_MAX_SECONDS,
+        error_messages=_V3_RANGE_MESSAGES["grace"],
+    )
     schedule = StrictCharField(max_length=200, required=False)
     tz = StrictCharField(max_length=64, required=False)
     manual_resume = StrictBooleanField(required=False)
@@ -222,7 +249,15 @@ class V3Mixin(TeamApiMixin):
     parser_classes = [LimitedJSONParser, AnyContentTypeJSONParser]
 
     def find_check(self, code: str) -> Check:
-        return get_object_or_404(Check.objects.select_related("team"), team=self.team, id=code)
+        """The team's check by UUID or, for 40 hex digits, by unique_key (a scan of the
+        team's checks, as in Healthchecks: the key is a hash, not a column)."""
+        checks = Check.objects.filter(team=self.team).select_related("team")
+        if len(code) == 40:
+            for check in checks:
+                if unique_key(check) == code.lower():
+                    return check
+            raise NotFound("No such check.")
+        return get_object_or_404(checks, id=code)
 
     def answer(self, check: Check, code=status.HTTP_200_OK) -> Response:
         check = Check.objects.select_related("team").get(id=check.id)
@@ -311,11 +346,6 @@ class V3CheckDetail(V3Mixin, APIView):
         operation_id="v3_checks_read",
     )
     def get(self, request, code):
-        if len(code) == 40:
-            for check in Check.objects.filter(team=self.team).select_related("team"):
-                if unique_key(check) == code.lower():
-                    return self.answer(check)
-            raise NotFound("No such check.")
         return self.answer(self.find_check(code))
 
     @extend_schema(
@@ -424,15 +454,19 @@ class V3FlipSerializer(serializers.Serializer):
     up = serializers.IntegerField()
 
 
+class V3FlipListSerializer(serializers.Serializer):
+    flips = V3FlipSerializer(many=True)
+
+
 class V3FlipList(V3Mixin, APIView):
     @extend_schema(
-        summary="Healthchecks v3: a check's ups and downs, oldest first",
+        summary="Healthchecks v3: a check's ups and downs, newest first (by UUID or unique_key)",
         parameters=[
             OpenApiParameter("seconds", int, description="Only flips this recent."),
             OpenApiParameter("start", int, description="Unix time: flips from then on."),
             OpenApiParameter("end", int, description="Unix time: flips before then."),
         ],
-        responses={200: V3FlipSerializer(many=True)},
+        responses={200: V3FlipListSerializer},
         operation_id="v3_checks_flips",
     )
     def get(self, request, code):
@@ -454,9 +488,10 @@ class V3FlipList(V3Mixin, APIView):
                 flips = flips.filter(happened_at__lt=datetime.fromtimestamp(value, tz=UTC))
         body = [
             {"timestamp": _iso(flip.happened_at), "up": int(flip.to_status == Check.Status.UP)}
-            for flip in flips.order_by("happened_at", "id")[:1000]
+            for flip in flips.order_by("-happened_at", "-id")[:1000]
         ]
-        return Response(body)
+        # What Healthchecks' server answers (its docs' example shows the bare list).
+        return Response({"flips": body})
 
 
 def _timedelta(seconds: int):

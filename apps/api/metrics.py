@@ -7,11 +7,11 @@ function from families to text, so the format is tested without a database.
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Case, CharField, Count, F, OuterRef, Q, Subquery, Value, When
 
 from apps.checks.models import Check, Run, SweepRun
 from apps.incidents.models import Incident
-from apps.notifications.models import Notification
+from apps.notifications.models import Channel, Delivery, Notification
 from apps.teams.models import Team
 
 
@@ -132,4 +132,51 @@ def collect_team_metrics(*, team: Team, now: datetime) -> list[Family]:
     last_sweep_at = last_sweep.first()
     if last_sweep_at is not None:
         lag.samples.append(({}, max(0.0, (now - last_sweep_at).total_seconds())))
-    return [status, age, duration, open_runs, pings, incidents, deliveries, lag]
+    return [status, age, duration, open_runs, pings, incidents, deliveries, *_deliveries(team), lag]
+
+
+# Delivery kinds: a member's own email, one of the channel kinds, or a channel since deleted.
+_DELIVERY_KINDS = ["member_email", *Channel.Kind.values, "deleted"]
+
+
+def _deliveries(team: Team) -> list[Family]:
+    """The outbound messages (each carries one or more notifications) by status and kind, and
+    those that failed at least once and will be tried again: where delivery failures show
+    before they are final. Test messages sent from a channel's page are left out."""
+    kind = Case(
+        When(target__startswith="user:", then=Value("member_email")),
+        When(channel__isnull=True, then=Value("deleted")),
+        default=F("channel__kind"),
+        output_field=CharField(),
+    )
+    rows = (
+        Delivery.objects.filter(team=team, is_test=False)
+        .annotate(kind=kind)
+        .values_list("status", "kind")
+        .annotate(
+            n=Count("id"),
+            retrying=Count("id", filter=Q(status=Delivery.Status.PENDING, attempts__gt=0)),
+        )
+        .order_by()
+    )
+    counts, retrying = {}, dict.fromkeys(_DELIVERY_KINDS, 0)
+    for status, kind_name, n, n_retrying in rows:
+        counts[(status, kind_name)] = n
+        retrying[kind_name] = retrying.get(kind_name, 0) + n_retrying
+    by_status = Family(
+        "tocsin_deliveries",
+        "gauge",
+        "The team's outbound messages by status (failed: given up after all attempts) and kind.",
+    )
+    for status, _ in Delivery.Status.choices:
+        for kind_name in _DELIVERY_KINDS:
+            labels = {"status": status, "kind": kind_name}
+            by_status.samples.append((labels, counts.get((status, kind_name), 0)))
+    failing = Family(
+        "tocsin_deliveries_retrying",
+        "gauge",
+        "Messages whose last attempt failed and that will be tried again.",
+    )
+    for kind_name, n in retrying.items():
+        failing.samples.append(({"kind": kind_name}, n))
+    return [by_status, failing]

@@ -32,7 +32,8 @@ class MetricsView(TeamApiMixin, APIView):
         summary="The team's metrics in the Prometheus text format",
         description=(
             "Check status, last ping age, latest run duration and open runs per check; open "
-            "incidents by state and severity; notifications by delivery status; sweeper lag. "
+            "incidents by state and severity; notifications by delivery status; outbound "
+            "messages by status and kind, and those being retried after a failure; sweeper lag. "
             "Scrape it with a read-only key as a bearer token."
         ),
         responses={(200, "text/plain"): OpenApiTypes.STR},

@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.badges.links import badge_url
 from apps.checks.models import Check, Flip, Ping, Run
 from apps.incidents.models import Incident, IncidentEvent
 
@@ -63,9 +64,7 @@ _TAG = RegexValidator(r"^[^\s,]+\Z", "A tag has no spaces or commas.")
 
 
 def _seconds(**kwargs):
-    return StrictIntegerField(
-        help_text="Seconds (a whole number of minutes).", **_SANE_INT, **kwargs
-    )
+    return StrictIntegerField(help_text="Seconds.", **_SANE_INT, **kwargs)
 
 
 class CheckInputSerializer(serializers.Serializer):
@@ -128,6 +127,9 @@ class CheckSerializer(serializers.ModelSerializer):
     tags = serializers.ListField(child=serializers.CharField(), source="tag_list")
     ping_url = serializers.SerializerMethodField()
     slug_ping_url = serializers.SerializerMethodField()
+    badge_url = serializers.SerializerMethodField(
+        help_text="The check's status badge (SVG; .json instead of .svg: shields.io endpoint)."
+    )
     period = serializers.SerializerMethodField()
     grace = serializers.SerializerMethodField()
     flap_window = serializers.SerializerMethodField()
@@ -148,6 +150,7 @@ class CheckSerializer(serializers.ModelSerializer):
             "environment",
             "ping_url",
             "slug_ping_url",
+            "badge_url",
             "last_ping_at",
             "n_pings",
             "created_at",
@@ -177,11 +180,24 @@ class CheckSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def get_ping_url(self, check) -> str:
+    def _may_ping(self) -> bool:
+        # A ping URL is a credential: whoever has it can report the job as fine. A read-only
+        # key (a dashboard, a scraper) gets null, as Healthchecks omits them for such keys.
+        request = self.context.get("request")
+        return request is None or not getattr(request.user, "is_read_only", False)
+
+    def get_ping_url(self, check) -> str | None:
+        if not self._may_ping():
+            return None
         return f"{settings.SITE_URL}/ping/{check.ping_token}"
 
-    def get_slug_ping_url(self, check) -> str:
+    def get_slug_ping_url(self, check) -> str | None:
+        if not self._may_ping():
+            return None
         return f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}"
+
+    def get_badge_url(self, check) -> str:
+        return badge_url(check)
 
     def get_period(self, check) -> int:
         return check_settings.seconds(check.period)

@@ -20,6 +20,8 @@ router.register("incidents", IncidentViewSet, basename="incident")
 V3_CODE = rf"(?P<code>{UUID_PATTERN})"
 v3_patterns = [
     re_path(r"^checks/?$", v3.V3CheckList.as_view(), name="v3-checks"),
+    # A read-only key sees unique_key (40 hex digits) instead of the UUID; Healthchecks
+    # accepts it for a single check and its flips.
     re_path(
         rf"^checks/(?P<code>{UUID_PATTERN}|[0-9a-fA-F]{{40}})/?$",
         v3.V3CheckDetail.as_view(),
@@ -28,7 +30,13 @@ v3_patterns = [
     re_path(rf"^checks/{V3_CODE}/pause/?$", v3.V3Pause.as_view(), name="v3-pause"),
     re_path(rf"^checks/{V3_CODE}/resume/?$", v3.V3Resume.as_view(), name="v3-resume"),
     re_path(rf"^checks/{V3_CODE}/pings/?$", v3.V3PingList.as_view(), name="v3-pings"),
-    re_path(rf"^checks/{V3_CODE}/flips/?$", v3.V3FlipList.as_view(), name="v3-flips"),
+    re_path(
+        rf"^checks/(?P<code>{UUID_PATTERN}|[0-9a-fA-F]{{40}})/flips/?$",
+        v3.V3FlipList.as_view(),
+        name="v3-flips",
+    ),
+    re_path(r"^badges/?$", v3.V3BadgeList.as_view(), name="v3-badges"),
+    re_path(r"^status/?$", v3.v3_status, name="v3-status"),
 ]
 
 urlpatterns = [

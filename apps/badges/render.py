@@ -57,6 +57,11 @@ def check_badge(name: str, status: str) -> Badge:
     return Badge(name, status, STATUS_TONES.get(status, Tone.NEUTRAL))
 
 
+def two_state(statuses: list[str]) -> list[str]:
+    """Healthchecks' plain badges: a late check still counts as up."""
+    return ["up" if status == "late" else status for status in statuses]
+
+
 def tag_badge(tag: str, statuses: list[str]) -> Badge:
     """The tag's badge from the statuses of its checks."""
     if not statuses:
@@ -114,6 +119,15 @@ def render_svg(badge: Badge) -> str:
         f'lengthAdjust="spacingAndGlyphs">{text["message"]}</text>'
         "</g></svg>"
     )
+
+
+def render_counts_json(statuses: list[str], *, states: int = 3) -> str:
+    """Healthchecks' badge JSON: {"status": "up" | "late" | "down", "total", "grace", "down"}.
+    Its status has only those three words: Tocsin's new, paused and unknown count as up there;
+    "late" only in the three-state variant."""
+    down, late = statuses.count("down"), statuses.count("late")
+    status = "down" if down else ("late" if late and states == 3 else "up")
+    return json.dumps({"status": status, "total": len(statuses), "grace": late, "down": down})
 
 
 def render_shields_json(badge: Badge, *, cache_seconds: int) -> str:

@@ -10,4 +10,5 @@ SIGNED = r"(?P<token>[A-Za-z0-9_\-:]{1,400})"
 urlpatterns = [
     re_path(rf"^badge/{SIGNED}\.svg\Z", views.badge, {"fmt": "svg"}, name="svg"),
     re_path(rf"^badge/{SIGNED}\.json\Z", views.badge, {"fmt": "json"}, name="json"),
+    re_path(rf"^badge/{SIGNED}\.counts\.json\Z", views.badge, {"fmt": "counts"}, name="counts"),
 ]

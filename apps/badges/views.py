@@ -4,26 +4,29 @@ from django.http import Http404, HttpResponse
 from django.utils.cache import get_conditional_response, patch_cache_control
 from django.views.decorators.http import require_safe
 
-from .render import render_shields_json, render_svg
-from .services import badge_for_token
+from .render import render_counts_json, render_shields_json, render_svg
+from .services import subject_for_token
 
 # Short enough that a README shows a failure within a minute or two; long enough that a
 # popular README does not turn every view into a query.
 MAX_AGE = 60
-CONTENT_TYPES = {"svg": "image/svg+xml", "json": "application/json"}
+CONTENT_TYPES = {"svg": "image/svg+xml", "json": "application/json", "counts": "application/json"}
 
 
 @require_safe
 def badge(request, token: str, fmt: str):
-    """A check's or a tag's status badge. No login: the signed token is the credential.
+    """A check's, a tag's or a team's status badge: an SVG image, a shields.io endpoint badge
+    (json) or Healthchecks' badge JSON (counts). No login: the signed token is the credential.
     Answers 304 to a matching If-None-Match."""
-    found = badge_for_token(token)
-    if found is None:
+    subject = subject_for_token(token)
+    if subject is None:
         raise Http404("no such badge")
     if fmt == "svg":
-        content = render_svg(found)
+        content = render_svg(subject.badge())
+    elif fmt == "json":
+        content = render_shields_json(subject.badge(), cache_seconds=MAX_AGE)
     else:
-        content = render_shields_json(found, cache_seconds=MAX_AGE)
+        content = render_counts_json(subject.statuses, states=subject.states)
     etag = '"' + hashlib.sha256(content.encode()).hexdigest()[:32] + '"'
     response = HttpResponse(content, content_type=CONTENT_TYPES[fmt])
     response["ETag"] = etag

@@ -13,8 +13,8 @@ from .schedule import Schedule, ScheduleKind
 from .state import EvalState, RunOutcome, Status, state_from_json
 
 
-def _raise_if_out_of_range(value, label):
-    message = schedule.interval_error(value, label)
+def _raise_if_out_of_range(value, label, minimum=schedule.MIN_INTERVAL):
+    message = schedule.interval_error(value, label, minimum)
     if message:
         raise ValidationError(message)
 
@@ -24,12 +24,12 @@ def validate_period(value):
 
 
 def validate_grace(value):
-    _raise_if_out_of_range(value, "Grace")
+    _raise_if_out_of_range(value, "Grace", schedule.MIN_THRESHOLD)
 
 
 def validate_optional_interval(value):
     if value is not None:
-        _raise_if_out_of_range(value, "This duration")
+        _raise_if_out_of_range(value, "This duration", schedule.MIN_THRESHOLD)
 
 
 def parse_exit_statuses(text: str) -> frozenset[int]:

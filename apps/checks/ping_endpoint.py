@@ -8,7 +8,9 @@ PING_BODY_LIMIT bytes. Tocsin's own additions, all optional query parameters: `a
 `max_attempts` (retry-aware failures), `processed` and `failed` (partial success), `done` and
 `total` (progress), and `ts` (the job's send time in Unix seconds; also the header
 X-Tocsin-Sent-At) for clock-skew tracking. `?create=1` on a slug URL creates the check when
-the team has none with that slug (auto-provisioning, as in Healthchecks).
+the team has none with that slug (auto-provisioning, as in Healthchecks), with the team's
+check defaults, up to the team's limit of checks (beyond it: 403, nothing is recorded but the
+refusal count on the team's defaults).
 
 `handle_ping` is framework-free so that both the Django view and the WSGI fast path
 (config/wsgi.py) serve the exact same protocol.
@@ -27,7 +29,7 @@ from apps.teams.models import Team
 
 from .models import Check, Ping
 from .pings import PingData, record_ping
-from .services import provision_check
+from .services import Provisioning, provision_check
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +111,7 @@ class PingResponse:
         return {
             200: "OK",
             400: "Bad Request",
+            403: "Forbidden",
             404: "Not Found",
             405: "Method Not Allowed",
             503: "Service Unavailable",
@@ -183,13 +186,32 @@ def handle_ping(
             # one statement above.
             if not _SLUG_SHAPE.match(target["slug"]):
                 return PingResponse(400, "invalid slug: use letters, digits, - and _")
-            if provision_check(ping_key=target["ping_key"], slug=target["slug"]):
+            provisioned = provision_check(ping_key=target["ping_key"], slug=target["slug"])
+            if provisioned.outcome == Provisioning.LIMIT_REACHED:
+                # 403, not 429 or 5xx: curl --retry would repeat it, and waiting changes
+                # nothing until someone raises the limit or deletes checks.
+                logger.warning(
+                    "auto-provisioning refused %r: the team has its %d checks",
+                    target["slug"],
+                    provisioned.max_checks,
+                )
+                return PingResponse(403, _limit_message(provisioned.max_checks))
+            if provisioned.outcome != Provisioning.NO_TEAM:
                 found = record_ping(ping=ping, **target)
     except DatabaseError:
         # The job's curl retries on 5xx; answering quickly beats hanging the job.
         logger.exception("could not record ping")
         return PingResponse(503, "unavailable: try again")
     return OK if found else NOT_FOUND
+
+
+def _limit_message(max_checks: int) -> str:
+    if max_checks == 0:
+        return "forbidden: auto-provisioning is off for this team"
+    return (
+        f"forbidden: the team has reached its limit of {max_checks} checks for "
+        "auto-provisioning; the ping was not recorded"
+    )
 
 
 def _wants_create(query_string: str) -> bool:

@@ -23,7 +23,13 @@ from cronsim import CronSim, CronSimError
 from oncalendar import OnCalendar, OnCalendarError
 
 NEVER = datetime.max.replace(tzinfo=UTC)
+# A period below a minute is finer than cron (and than Healthchecks) can express.
 MIN_INTERVAL = timedelta(minutes=1)
+# Thresholds that time one run (grace, maximum run time, progress timeout) may be a few
+# seconds, for short jobs: the sweeper runs every few seconds (SWEEP_INTERVAL) and its
+# deadlines carry full timestamps, so a 20-second limit is judged at 20 seconds (plus the
+# clock-skew allowance), not rounded to a minute.
+MIN_THRESHOLD = timedelta(seconds=1)
 MAX_INTERVAL = timedelta(days=365)
 MAX_EXPRESSION_LENGTH = 200
 MAX_SKIPPED_OCCURRENCES = 3600  # one repeated hour of per-second OnCalendar occurrences
@@ -151,15 +157,27 @@ def validate_schedule(schedule: Schedule, *, now: datetime) -> Schedule:
     return schedule
 
 
-def interval_error(value: timedelta | None, label: str) -> str | None:
-    """A clear message when a period or grace is outside 1 minute .. 365 days, else None."""
+def interval_error(
+    value: timedelta | None, label: str, minimum: timedelta = MIN_INTERVAL
+) -> str | None:
+    """A clear message when a duration is outside `minimum` (MIN_INTERVAL or MIN_THRESHOLD)
+    .. 365 days, else None."""
     if value is None:
         return f"{label} is required."
-    if value < MIN_INTERVAL:
-        return f"{label} must be at least 1 minute."
+    if value < minimum:
+        return f"{label} must be at least {spelled_duration(minimum)}."
     if value > MAX_INTERVAL:
         return f"{label} must be at most 365 days."
     return None
+
+
+def spelled_duration(duration: timedelta) -> str:
+    """1 minute, 5 minutes, 1 second, 90 seconds: for messages."""
+    seconds = int(duration.total_seconds())
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return "1 second" if seconds == 1 else f"{seconds} seconds"
 
 
 @dataclass(frozen=True)

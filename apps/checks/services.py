@@ -2,13 +2,17 @@
 and the same writes as the sweeper."""
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Now
 
-from apps.teams.models import Team
+from apps.escalation.models import EscalationPolicy
+from apps.teams.models import CheckDefaults, Team
 
 from .models import Check
 from .state import Status, Step, next_deadline, pause, state_to_json
@@ -80,17 +84,68 @@ def refresh_deadline(*, check_id, now: datetime) -> None:
     Check.objects.filter(id=check_id, alert_after__isnull=False).update(alert_after=now)
 
 
-def provision_check(*, ping_key: str, slug: str) -> bool:
-    """Create the check `slug` in the team with `ping_key`, with the default settings, for a
-    ping to /ping/<ping key>/<slug>?create=1. Returns False when no team has that key. A check
-    created meanwhile by a concurrent ping is fine (the unique slug constraint decides); safe to
-    repeat."""
-    team = Team.objects.filter(ping_key=ping_key).first()
-    if team is None:
-        return False
-    try:
-        with transaction.atomic():
-            Check.objects.create(team=team, name=slug, slug=slug)
-    except IntegrityError:
-        pass  # another ping created it first
-    return True
+class Provisioning(StrEnum):
+    CREATED = "created"
+    EXISTS = "exists"  # a concurrent ping (or a person) created it first
+    NO_TEAM = "no_team"
+    LIMIT_REACHED = "limit_reached"
+
+
+@dataclass(frozen=True)
+class ProvisioningResult:
+    outcome: Provisioning
+    max_checks: int = 0
+
+
+def provision_check(*, ping_key: str, slug: str, now: datetime | None = None) -> ProvisioningResult:
+    """Create the check `slug` in the team with `ping_key`, with the team's CheckDefaults, for
+    a ping to /ping/<ping key>/<slug>?create=1.
+
+    Returns NO_TEAM when no team has that key, LIMIT_REACHED (writing nothing but the refusal
+    count on the team's defaults) when the team already has `max_checks` checks, else CREATED
+    or EXISTS. Provisioning of one team is serialised on its team row, so that two pings with
+    new slugs cannot both take the last place under the limit. Safe to repeat. `now` is for
+    tests; otherwise the database clock stamps a refusal."""
+    with transaction.atomic():
+        # FOR NO KEY UPDATE: serialises provisioning of one team, yet does not block check
+        # inserts from the dashboard or the API (their foreign key takes FOR KEY SHARE).
+        team = Team.objects.select_for_update(no_key=True).filter(ping_key=ping_key).first()
+        if team is None:
+            return ProvisioningResult(Provisioning.NO_TEAM)
+        defaults = CheckDefaults.objects.filter(team=team).first() or CheckDefaults(team=team)
+        checks = Check.objects.filter(team=team)
+        if checks.filter(slug=slug).exists():
+            return ProvisioningResult(Provisioning.EXISTS)
+        if checks.count() >= defaults.max_checks:
+            refused = ProvisioningResult(Provisioning.LIMIT_REACHED, defaults.max_checks)
+        else:
+            settings_ = defaults.check_settings()
+            if not EscalationPolicy.objects.filter(
+                id=settings_["escalation_policy_id"], team=team
+            ).exists():
+                settings_["escalation_policy_id"] = None  # never another team's policy
+            try:
+                with transaction.atomic():
+                    Check.objects.create(team=team, name=slug, slug=slug, **settings_)
+            except IntegrityError:
+                # Created from the dashboard or the API meanwhile (they do not take the lock).
+                return ProvisioningResult(Provisioning.EXISTS)
+            return ProvisioningResult(Provisioning.CREATED)
+    _count_refusal(team, slug, now)
+    return refused
+
+
+def _count_refusal(team: Team, slug: str, now: datetime | None) -> None:
+    changes = {
+        "refused_pings": F("refused_pings") + 1,
+        "last_refused_slug": slug,
+        "last_refused_at": now or Now(),
+    }
+    if not CheckDefaults.objects.filter(team=team).update(**changes):
+        try:
+            with transaction.atomic():
+                CheckDefaults.objects.create(
+                    team=team, refused_pings=1, last_refused_slug=slug, last_refused_at=now or Now()
+                )
+        except IntegrityError:  # a concurrent refusal created the row first
+            CheckDefaults.objects.filter(team=team).update(**changes)

@@ -19,29 +19,40 @@ from apps.escalation.models import EscalationPolicy
 MAX_DEPENDENCIES = 20
 
 UNIT_CHOICES = [("minutes", "minutes"), ("hours", "hours"), ("days", "days")]
-UNIT_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
+PRECISE_UNIT_CHOICES = [("seconds", "seconds"), *UNIT_CHOICES]
+UNIT_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+# Above every duration's 365-day limit in any unit, and below timedelta's own limit in days.
+MAX_DURATION_AMOUNT = 10**8
 MAX_TAG_LENGTH = 50
 # People type "db, nightly" as often as "db nightly": both separate tags.
 _TAG_SEPARATORS = re.compile(r"[\s,]+")
 
 
 class DurationInput(forms.MultiValueField):
-    """A number and a unit ("90 minutes"), so nobody has to type ISO 8601 durations."""
+    """A number and a unit ("90 minutes"), so nobody has to type ISO 8601 durations.
 
-    def __init__(self, label, **kwargs):
+    `precise=True` adds a seconds unit ("90 seconds"), for settings that may be any whole
+    number of seconds; `minimum` is the shortest duration the field accepts (1 minute unless
+    said otherwise). A form may still check its own upper limits."""
+
+    def __init__(self, label, *, precise=False, minimum=timedelta(minutes=1), **kwargs):
+        self.minimum = minimum
+        self.min_message = f"{label} must be at least {schedule.spelled_duration(minimum)}."
+        choices = PRECISE_UNIT_CHOICES if precise else UNIT_CHOICES
+        names = [name for name, _ in choices]
         fields = (
             forms.IntegerField(
-                min_value=1,
-                max_value=10**7,
+                max_value=MAX_DURATION_AMOUNT,
                 error_messages={
                     "invalid": "Enter a whole number.",
-                    "min_value": f"{label} must be at least 1 minute.",
                     "max_value": f"{label} must be at most 365 days.",
                 },
             ),
             forms.ChoiceField(
-                choices=UNIT_CHOICES,
-                error_messages={"invalid_choice": "Choose minutes, hours or days."},
+                choices=choices,
+                error_messages={
+                    "invalid_choice": f"Choose {', '.join(names[:-1])} or {names[-1]}."
+                },
             ),
         )
         super().__init__(fields=fields, label=label, require_all_fields=True, **kwargs)
@@ -55,20 +66,28 @@ class DurationInput(forms.MultiValueField):
                         "aria-label": f"{label} amount",
                     }
                 ),
-                forms.Select(choices=UNIT_CHOICES, attrs={"aria-label": f"{label} unit"}),
+                forms.Select(choices=choices, attrs={"aria-label": f"{label} unit"}),
             ]
         )
-        self.widget.decompress = self.decompress
+        self.widget.decompress = self.decompress if precise else self.decompress_in_minutes
 
     @staticmethod
     def decompress(value):
+        """The largest unit that shows the duration exactly (5400 s is "90 minutes")."""
         if not value:
             return [None, "hours"]
         seconds = int(value.total_seconds())
         for unit in ("days", "hours", "minutes"):
             if seconds % UNIT_SECONDS[unit] == 0:
                 return [seconds // UNIT_SECONDS[unit], unit]
-        return [seconds // 60, "minutes"]
+        return [seconds, "seconds"]
+
+    @staticmethod
+    def decompress_in_minutes(value):
+        amount, unit = DurationInput.decompress(value)
+        if unit == "seconds":  # saved by other means; shown rounded down, as before
+            return [amount // 60, "minutes"]
+        return [amount, unit]
 
     def compress(self, data_list):
         if not data_list:
@@ -76,7 +95,10 @@ class DurationInput(forms.MultiValueField):
         amount, unit = data_list
         if amount is None:  # an optional duration left empty (the unit select always has a value)
             return None
-        return timedelta(seconds=amount * UNIT_SECONDS[unit])
+        duration = timedelta(seconds=amount * UNIT_SECONDS[unit])
+        if duration < self.minimum:
+            raise forms.ValidationError(self.min_message, code="min_value")
+        return duration
 
 
 # Counts of pings or runs: 1 is the default everywhere, 100 is more than any sane setting.
@@ -173,12 +195,22 @@ def schedule_error_field(message: str) -> str:
 
 
 class CheckForm(forms.ModelForm):
-    period = DurationInput("Period", initial=timedelta(days=1))
-    grace = DurationInput("Grace", initial=timedelta(hours=1))
-    max_runtime = DurationInput("Maximum run time", required=False)
-    progress_timeout = DurationInput("Progress timeout", required=False)
-    severity_raise_after = DurationInput("Raise severity after", required=False)
-    flap_window = DurationInput("Flap window", initial=timedelta(hours=1))
+    # Every duration of a check takes seconds (the API and Healthchecks' API speak seconds);
+    # a run's thresholds may be a few seconds, for short jobs.
+    period = DurationInput("Period", precise=True, initial=timedelta(days=1))
+    grace = DurationInput(
+        "Grace", precise=True, minimum=schedule.MIN_THRESHOLD, initial=timedelta(hours=1)
+    )
+    max_runtime = DurationInput(
+        "Maximum run time", precise=True, minimum=schedule.MIN_THRESHOLD, required=False
+    )
+    progress_timeout = DurationInput(
+        "Progress timeout", precise=True, minimum=schedule.MIN_THRESHOLD, required=False
+    )
+    severity_raise_after = DurationInput(
+        "Raise severity after", precise=True, minimum=schedule.MIN_THRESHOLD, required=False
+    )
+    flap_window = DurationInput("Flap window", precise=True, initial=timedelta(hours=1))
 
     class Meta:
         model = Check
@@ -289,9 +321,9 @@ class CheckForm(forms.ModelForm):
             )
         return " ".join(dict.fromkeys(tags))
 
-    def _clean_interval(self, name, label):
+    def _clean_interval(self, name, label, minimum=schedule.MIN_INTERVAL):
         value = self.cleaned_data.get(name)
-        message = schedule.interval_error(value, label)
+        message = schedule.interval_error(value, label, minimum)
         if message:
             raise forms.ValidationError(message)
         return value
@@ -300,7 +332,7 @@ class CheckForm(forms.ModelForm):
         return self._clean_interval("period", "Period")
 
     def clean_grace(self):
-        return self._clean_interval("grace", "Grace")
+        return self._clean_interval("grace", "Grace", schedule.MIN_THRESHOLD)
 
     def clean_flap_window(self):
         if self.cleaned_data.get("flap_window") is None:
@@ -310,7 +342,7 @@ class CheckForm(forms.ModelForm):
     def _clean_optional_interval(self, name):
         if self.cleaned_data.get(name) is None:
             return None
-        return self._clean_interval(name, OPTIONAL_DURATIONS[name])
+        return self._clean_interval(name, OPTIONAL_DURATIONS[name], schedule.MIN_THRESHOLD)
 
     def clean_max_runtime(self):
         return self._clean_optional_interval("max_runtime")
@@ -431,7 +463,7 @@ class SchedulePreviewForm(forms.Form):
     """The schedule fields alone, read from the query string of the form's live preview."""
 
     schedule_kind = forms.ChoiceField(choices=Check.ScheduleKind.choices, required=False)
-    period = DurationInput("Period", required=False)
+    period = DurationInput("Period", precise=True, required=False)
     schedule_expression = forms.CharField(max_length=500, required=False)
     timezone = forms.CharField(max_length=64, required=False)
 

@@ -1,5 +1,6 @@
 """/api/v1/checks/: every endpoint, its permissions and its bad input."""
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -71,6 +72,8 @@ def test_create_with_only_a_name_takes_the_defaults(api, team, settings):
     assert body["period"] == DAY and body["grace"] == HOUR
     assert body["ping_url"] == f"https://tocsin.example/ping/{check.ping_token}"
     assert body["slug_ping_url"] == f"https://tocsin.example/ping/{team.ping_key}/nightly-backup"
+    assert body["badge_url"].startswith("https://tocsin.example/badge/")
+    assert body["badge_url"].endswith(".svg")
     assert body["status"] == "new"
     assert body["transient_exit_statuses"] == [75]
 
@@ -121,8 +124,12 @@ def test_create_with_every_setting(api):
     [
         ({}, "name", "This field is required."),
         ({"name": "   "}, "name", "required"),
-        ({"name": "x", "period": 30}, "period", "a multiple of 60"),
+        ({"name": "x", "period": 30}, "period", "Period must be at least 1 minute."),
         ({"name": "x", "period": 0}, "period", "Period must be at least 1 minute."),
+        ({"name": "x", "period": -60}, "period", "Period must be at least 1 minute."),
+        ({"name": "x", "grace": 0}, "grace", "Grace must be at least 1 second."),
+        ({"name": "x", "max_runtime": 0}, "max_runtime", "at least 1 second."),
+        ({"name": "x", "progress_timeout": -5}, "progress_timeout", "at least 1 second."),
         ({"name": "x", "grace": 400 * DAY}, "grace", "Grace must be at most 365 days."),
         (
             {"name": "x", "schedule_kind": "cron", "schedule_expression": "61 * * * *"},
@@ -159,8 +166,12 @@ def test_create_with_every_setting(api):
     ids=[
         "missing-name",
         "blank-name",
-        "period-seconds",
+        "period-30-seconds",
         "period-zero",
+        "period-negative",
+        "grace-zero",
+        "max-runtime-zero",
+        "progress-timeout-negative",
         "grace-too-long",
         "bad-cron",
         "bad-timezone",
@@ -254,7 +265,7 @@ def test_patch_changes_only_what_it_names_and_keeps_the_rest(api, check):
 
 
 def test_patch_refuses_bad_values_and_changes_nothing(api, check):
-    response = api.patch(f"/api/v1/checks/{check.id}/", {"grace": 5, "name": "renamed"})
+    response = api.patch(f"/api/v1/checks/{check.id}/", {"grace": 0, "name": "renamed"})
     assert response.status_code == 400
     check.refresh_from_db()
     assert (check.name, check.grace) == ("nightly-backup", timedelta(hours=1))
@@ -405,3 +416,34 @@ READS = [path for method, path, _ in CHECK_ENDPOINTS if method == "GET"]
 @pytest.mark.parametrize("path", READS)
 def test_read_only_key_reads(ro_api, check, path):
     assert ro_api.get(path.format(id=check.id, slug=check.slug)).status_code == 200
+
+
+def test_durations_take_whole_seconds_for_short_jobs(api):
+    body = {"name": "Short job", "period": 90, "grace": 15, "max_runtime": 20}
+    body["progress_timeout"] = 7
+    response = api.post("/api/v1/checks/", body)
+    assert response.status_code == 201, response.json()
+    created = response.json()
+    assert {key: created[key] for key in body} == body
+    check = Check.objects.get()
+    assert (check.period, check.grace, check.max_runtime, check.progress_timeout) == (
+        timedelta(seconds=90),
+        timedelta(seconds=15),
+        timedelta(seconds=20),
+        timedelta(seconds=7),
+    )
+    response = api.patch(f"/api/v1/checks/{check.id}/", {"max_runtime": 3601})
+    assert response.status_code == 200, response.json()
+    check.refresh_from_db()
+    assert check.max_runtime == timedelta(seconds=3601)
+
+
+def test_read_only_key_gets_no_ping_urls(ro_api, api, check):
+    # A ping URL would let a dashboard's key report the job as fine.
+    for path in (f"/api/v1/checks/{check.id}/", "/api/v1/checks/"):
+        body = ro_api.get(path).json()
+        item = body["results"][0] if "results" in body else body
+        assert (item["ping_url"], item["slug_ping_url"]) == (None, None)
+        assert str(check.ping_token) not in json.dumps(body)
+        assert check.team.ping_key not in json.dumps(body)
+    assert api.get(f"/api/v1/checks/{check.id}/").json()["ping_url"].endswith(str(check.ping_token))

@@ -109,11 +109,51 @@ def test_create_with_unique_returns_and_updates_the_existing_check(curl):
     assert Check.objects.count() == 1
 
 
+def test_timeout_and_grace_take_any_whole_number_of_seconds(curl):
+    response = curl("POST", "/api/v3/checks/", {"name": "x", "timeout": 90, "grace": 75})
+    assert response.status_code == 201, response.json()
+    assert (response.json()["timeout"], response.json()["grace"]) == (90, 75)
+    check = Check.objects.get()
+    assert (check.period, check.grace) == (timedelta(seconds=90), timedelta(seconds=75))
+    code = response.json()["uuid"]
+    response = curl("POST", f"/api/v3/checks/{code}", {"timeout": 31536000, "grace": 61})
+    assert response.status_code == 200, response.json()
+    assert (response.json()["timeout"], response.json()["grace"]) == (31536000, 61)
+
+
+@pytest.mark.parametrize(
+    "body, field, message",
+    [
+        ({"timeout": 59}, "timeout", "timeout is too small: at least 60 seconds."),
+        ({"timeout": 31536001}, "timeout", "timeout is too large: at most 31536000 seconds."),
+        ({"grace": 30}, "grace", "grace is too small: at least 60 seconds."),
+        ({"grace": -60}, "grace", "grace is too small: at least 60 seconds."),
+        ({"grace": 10**12}, "grace", "grace is too large: at most 31536000 seconds."),
+        ({"timeout": 90.5}, "timeout", "Must be a whole number."),
+        ({"timeout": "90"}, "timeout", "Must be a whole number."),
+    ],
+    ids=[
+        "timeout-59",
+        "timeout-too-long",
+        "grace-30",
+        "grace-negative",
+        "grace-huge",
+        "float",
+        "str",
+    ],
+)
+def test_timeout_and_grace_outside_healthchecks_range_are_400(curl, body, field, message):
+    response = curl("POST", "/api/v3/checks/", {"name": "x", **body})
+    assert response.status_code == 400
+    assert response.json()["fields"][field] == [message]
+    assert not Check.objects.exists()
+
+
 def test_create_refuses_bad_input_in_healthchecks_error_shape(curl):
-    response = curl("POST", "/api/v3/checks/", {"name": "x", "timeout": 30})
+    response = curl("POST", "/api/v3/checks/", {"name": "x", "schedule": "61 * * * *"})
     assert response.status_code == 400
     assert response.json()["error"] == "Invalid input."
-    assert "period" in response.json()["fields"]
+    assert "schedule_expression" in response.json()["fields"]
     response = curl("POST", "/api/v3/checks/", b"{not json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["error"]
@@ -138,6 +178,9 @@ def test_read_only_keys_see_unique_key_instead_of_uuid_and_urls(ro_curl, check):
     assert body["unique_key"] == expected
     for secret in ("uuid", "ping_url", "update_url", "pause_url", "resume_url"):
         assert secret not in body
+    # The badge is public by design: it shows a name and a status, and it works.
+    badge = ro_curl.client.get(body["badge_url"].removeprefix("https://tocsin.example"))
+    assert badge.status_code == 200 and badge["Content-Type"] == "image/svg+xml"
     assert ro_curl("GET", f"/api/v3/checks/{expected}").json()["name"] == check.name
 
 
@@ -162,6 +205,44 @@ def test_read_update_pause_resume_delete(curl, check):
     assert response.status_code == 200
     assert response.json()["name"] == "nightly-backup"
     assert not Check.objects.exists()
+
+
+def test_pause_and_resume_as_the_docs_send_them_with_an_empty_form_body(curl, check):
+    # curl .../pause --request POST --header "X-Api-Key: ..." --data ""
+    path = f"/api/v3/checks/{check.id}"
+    response = curl("POST", f"{path}/pause", b"")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "paused"
+    response = curl("POST", f"{path}/resume", b"")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "new"
+
+
+def test_create_with_the_documented_extras(curl):
+    # "channels": "*" assigns every integration in Healthchecks; Tocsin notifies through
+    # escalation policies and accepts it without effect. "unique" upserts.
+    body = {
+        "name": "Backups",
+        "tags": "prod www",
+        "timeout": 3600,
+        "grace": 60,
+        "channels": "*",
+        "unique": ["name", "tags"],
+        "manual_resume": True,
+        "success_kw": "SUCCESS, COMPLETED",
+        "failure_kw": "ERROR",
+        "filter_body": True,
+    }
+    first = curl("POST", "/api/v3/checks/", body)
+    assert first.status_code == 201, first.json()
+    again = curl("POST", "/api/v3/checks/", {**body, "desc": "second run"})
+    assert again.status_code == 200
+    assert again.json()["uuid"] == first.json()["uuid"] and again.json()["desc"] == "second run"
+    check = Check.objects.get()
+    assert check.manual_resume is True
+    assert check.success_keywords.splitlines() == ["SUCCESS", "COMPLETED"]
+    assert first.json()["success_kw"] == "SUCCESS,COMPLETED"
+    assert first.json()["channels"] == ""
 
 
 def test_pings_and_flips(curl, check, t0):
@@ -189,9 +270,95 @@ def test_pings_and_flips(curl, check, t0):
     assert pings[1]["exitstatus"] == 3 and pings[1]["duration"] == 12.0
     assert pings[2]["ua"] == "curl/8" and pings[2]["rid"] == str(rid)
 
-    flips = curl("GET", f"/api/v3/checks/{check.id}/flips/").json()
-    assert [f["up"] for f in flips] == [0, 1]
+    # As Healthchecks' server answers: {"flips": [...]}, newest first.
+    flips = curl("GET", f"/api/v3/checks/{check.id}/flips/").json()["flips"]
+    assert [f["up"] for f in flips] == [1, 0]
+    assert flips[0]["timestamp"] > flips[1]["timestamp"]
     assert curl("GET", f"/api/v3/checks/{check.id}/flips/?seconds=abc").status_code == 400
+    key = hashlib.sha1(check.id.hex.encode(), usedforsecurity=False).hexdigest()
+    assert curl("GET", f"/api/v3/checks/{key}/flips/").json()["flips"] == flips
+    assert curl("GET", f"/api/v3/checks/{key.upper()}/flips").json()["flips"] == flips
+    assert curl("GET", f"/api/v3/checks/{'0' * 40}/flips/").status_code == 404
+
+
+def unique_key_of(check):
+    return hashlib.sha1(check.id.hex.encode(), usedforsecurity=False).hexdigest()
+
+
+def test_read_only_key_reads_flips_by_unique_key(ro_curl, check):
+    response = ro_curl("GET", f"/api/v3/checks/{unique_key_of(check)}/flips/")
+    assert response.status_code == 200
+    assert response.json() == {"flips": []}
+
+
+def test_another_teams_key_gets_404_by_unique_key(other_key, check):
+    for path in ("/api/v3/checks/{key}", "/api/v3/checks/{key}/flips/"):
+        response = Curl(other_key)("GET", path.format(key=unique_key_of(check)))
+        assert response.status_code == 404
+
+
+# --- Badges and status ----------------------------------------------------------------------
+
+
+def test_badges_lists_every_tag_and_star_with_six_urls_that_work(curl, team, client):
+    CheckFactory(team=team, tags="backup db", status=Check.Status.UP)
+    CheckFactory(team=team, tags="db", status=Check.Status.LATE)
+    response = curl("GET", "/api/v3/badges/")
+    assert response.status_code == 200
+    badges = response.json()["badges"]
+    assert sorted(badges) == ["*", "backup", "db"]
+    for urls in badges.values():
+        assert sorted(urls) == ["json", "json3", "shields", "shields3", "svg", "svg3"]
+        assert all(url.startswith("https://tocsin.example/badge/") for url in urls.values())
+
+    def fetch(url):
+        response = client.get(url.removeprefix("https://tocsin.example"))
+        assert response.status_code == 200, url
+        return response
+
+    db = badges["db"]
+    assert fetch(db["svg"])["Content-Type"] == "image/svg+xml"
+    assert b">up<" in fetch(db["svg"]).content  # two states: late counts as up
+    assert b">1 late<" in fetch(db["svg3"]).content
+    assert json.loads(fetch(db["json"]).content) == {
+        "status": "up",
+        "total": 2,
+        "grace": 1,
+        "down": 0,
+    }
+    assert json.loads(fetch(db["json3"]).content)["status"] == "late"
+    assert json.loads(fetch(db["shields"]).content)["message"] == "up"
+    assert json.loads(fetch(db["shields3"]).content)["message"] == "1 late"
+    star = json.loads(fetch(badges["*"]["json3"]).content)
+    assert (star["status"], star["total"]) == ("late", 2)
+    assert json.loads(fetch(badges["*"]["shields3"]).content)["label"] == team.name
+
+
+def test_badges_are_only_the_keys_teams(curl, team, other_team):
+    CheckFactory(team=other_team, tags="theirs", status=Check.Status.DOWN)
+    badges = curl("GET", "/api/v3/badges").json()["badges"]
+    assert list(badges) == ["*"]
+    other = Curl(None)
+    star = other.client.get(badges["*"]["json3"].removeprefix("https://tocsin.example"))
+    assert json.loads(star.content) == {"status": "up", "total": 0, "grace": 0, "down": 0}
+
+
+def test_badges_for_a_read_only_key_and_not_without_a_key(ro_curl, curl, check):
+    assert ro_curl("GET", "/api/v3/badges/").status_code == 200
+    assert Curl(None)("GET", "/api/v3/badges/").status_code == 401
+    assert Curl("not-a-key")("GET", "/api/v3/badges/").status_code == 401
+    assert ro_curl("POST", "/api/v3/badges/", {}).status_code == 403
+    assert curl("POST", "/api/v3/badges/", {}).status_code == 405
+
+
+def test_status_answers_ok_without_a_key(db, client):
+    for path in ("/api/v3/status/", "/api/v3/status"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.content == b"OK"
+        assert "no-cache" in response["Cache-Control"]
+    assert client.head("/api/v3/status/").status_code == 200
+    assert client.post("/api/v3/status/").status_code == 405
 
 
 ENDPOINTS = [

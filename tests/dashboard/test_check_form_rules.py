@@ -105,7 +105,7 @@ def test_settings_left_out_of_the_submission_take_their_defaults(owner_client, t
         ({"failure_threshold": "0"}, "failure_threshold", "from 1 to 100"),
         ({"recovery_threshold": "101"}, "recovery_threshold", "from 1 to 100"),
         ({"transient_exit_statuses": "abc"}, "transient_exit_statuses", "“abc” is not an exit"),
-        ({"max_runtime_0": "0"}, "max_runtime", "at least 1 minute"),
+        ({"max_runtime_0": "0"}, "max_runtime", "at least 1 second"),
     ],
     ids=[
         "invalid-cron",

@@ -42,11 +42,13 @@ def test_valid_form_creates_check_in_its_team_with_derived_slug(team):
     ("amount", "unit", "expected"),
     [
         ("1", "minutes", timedelta(minutes=1)),
+        ("60", "seconds", timedelta(minutes=1)),
+        ("90", "seconds", timedelta(seconds=90)),
         ("90", "minutes", timedelta(minutes=90)),
         ("24", "hours", timedelta(days=1)),
         ("365", "days", timedelta(days=365)),
     ],
-    ids=["lower-bound", "minutes", "hours", "upper-bound"],
+    ids=["lower-bound", "lower-bound-in-seconds", "seconds", "minutes", "hours", "upper-bound"],
 )
 def test_period_accepts_the_range_from_one_minute_to_365_days(team, amount, unit, expected):
     form = form_for(team, period_0=amount, period_1=unit)
@@ -59,27 +61,33 @@ def test_period_accepts_the_range_from_one_minute_to_365_days(team, amount, unit
     [
         ("period", "0", "minutes", "Period must be at least 1 minute."),
         ("period", "-5", "hours", "Period must be at least 1 minute."),
+        ("period", "59", "seconds", "Period must be at least 1 minute."),
+        ("period", "100000001", "seconds", "Period must be at most 365 days."),
         ("period", "366", "days", "Period must be at most 365 days."),
         ("period", "8761", "hours", "Period must be at most 365 days."),
         ("period", "10000001", "days", "Period must be at most 365 days."),
         ("grace", "525601", "minutes", "Grace must be at most 365 days."),
-        ("grace", "0", "days", "Grace must be at least 1 minute."),
+        ("grace", "0", "days", "Grace must be at least 1 second."),
+        ("grace", "31536001", "seconds", "Grace must be at most 365 days."),
         ("period", "1.5", "hours", "Enter a whole number."),
         ("period", "abc", "hours", "Enter a whole number."),
         ("period", "1e3", "hours", "Enter a whole number."),
-        ("period", "1", "weeks", "Choose minutes, hours or days."),
-        ("grace", "1", "<script>", "Choose minutes, hours or days."),
+        ("period", "1", "weeks", "Choose seconds, minutes, hours or days."),
+        ("grace", "1", "<script>", "Choose seconds, minutes, hours or days."),
         ("period", "", "hours", "This field is required."),
         ("grace", None, None, "This field is required."),
     ],
     ids=[
         "zero",
         "negative",
+        "59-seconds",
+        "absurd-seconds",
         "366-days",
         "over-a-year-in-hours",
         "absurdly-large",
         "grace-over-a-year",
         "grace-zero",
+        "grace-over-a-year-in-seconds",
         "fraction",
         "letters",
         "exponent",
@@ -209,3 +217,37 @@ def test_unbound_form_shows_defaults_of_one_day_and_one_hour(team):
 )
 def test_team_switch_form_takes_only_a_positive_id(value, valid):
     assert TeamSwitchForm({"team_id": value}).is_valid() is valid
+
+
+@pytest.mark.parametrize(
+    ("field", "amount", "unit", "expected"),
+    [
+        ("grace", "10", "seconds", timedelta(seconds=10)),
+        ("max_runtime", "1", "seconds", timedelta(seconds=1)),
+        ("max_runtime", "45", "seconds", timedelta(seconds=45)),
+        ("progress_timeout", "90", "seconds", timedelta(seconds=90)),
+    ],
+    ids=["grace-10s", "runtime-1s", "runtime-45s", "progress-90s"],
+)
+def test_run_thresholds_take_seconds_for_short_jobs(team, field, amount, unit, expected):
+    form = form_for(team, **{f"{field}_0": amount, f"{field}_1": unit})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data[field] == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (45, [45, "seconds"]),
+        (90, [90, "seconds"]),
+        (120, [2, "minutes"]),
+        (5400, [90, "minutes"]),
+        (7200, [2, "hours"]),
+        (86400, [1, "days"]),
+        (86401, [86401, "seconds"]),
+    ],
+)
+def test_a_saved_duration_is_shown_in_the_largest_exact_unit(seconds, shown):
+    from apps.dashboard.forms import DurationInput
+
+    assert DurationInput.decompress(timedelta(seconds=seconds)) == shown
