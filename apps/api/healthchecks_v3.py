@@ -6,13 +6,15 @@ not. Writes go through the same settings translation and dashboard form as /api/
 """
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import renderers, serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +24,7 @@ from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.checks.schedule import NEVER, ScheduleKind
 from apps.checks.services import pause_check, resume_check
+from apps.notifications.models import Channel
 
 from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings
@@ -29,6 +32,7 @@ from .checks import tag_filter
 from .errors import Conflict
 from .healthchecks_v3_project import V3BadgeList, v3_status  # noqa: F401 (for urls.py)
 from .parsers import AnyContentTypeJSONParser, LimitedJSONParser
+from .permissions import HasReadWriteTeamKey
 from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 
 # Healthchecks has no "late" or "unknown": late is its "grace"; unknown (Tocsin could not see,
@@ -416,6 +420,8 @@ class V3PingListSerializer(serializers.Serializer):
 
 
 class V3PingList(V3Mixin, APIView):
+    permission_classes = [HasReadWriteTeamKey]
+
     @extend_schema(
         summary="Healthchecks v3: a check's pings, newest first",
         responses={200: V3PingListSerializer},
@@ -447,6 +453,65 @@ class V3PingList(V3Mixin, APIView):
                 item["duration"] = round((ping.received_at - started).total_seconds(), 3)
             items.append(item)
         return Response({"pings": items[::-1]})
+
+
+class PlainTextRenderer(renderers.BaseRenderer):
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, bytes):
+            return data
+        # Errors (a dict in the API's error shape) still read as JSON.
+        return json.dumps(data).encode()
+
+
+class V3PingBody(V3Mixin, APIView):
+    permission_classes = [HasReadWriteTeamKey]
+    renderer_classes = [PlainTextRenderer, renderers.JSONRenderer]
+
+    @extend_schema(
+        summary="Healthchecks v3: the logged body of one ping, as plain text",
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+        operation_id="v3_checks_ping_body",
+    )
+    def get(self, request, code, n):
+        check = self.find_check(code)
+        ping = check.pings.filter(n=n).only("body").first()
+        # As in Healthchecks: a ping that was pruned, never existed or had no body is a 404.
+        if ping is None or not bytes(ping.body):
+            raise NotFound("No such ping, or the ping has no body.")
+        return Response(bytes(ping.body), content_type="text/plain; charset=utf-8")
+
+
+class V3ChannelSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+
+
+class V3ChannelListSerializer(serializers.Serializer):
+    channels = V3ChannelSerializer(many=True)
+
+
+class V3ChannelList(TeamApiMixin, APIView):
+    """The team's channels. Tocsin routes notifications through escalation policies, so a
+    check's `channels` field stays empty; this list is for tools that show or audit them."""
+
+    permission_classes = [HasReadWriteTeamKey]
+    pagination_class = None
+
+    @extend_schema(
+        summary="Healthchecks v3: the team's notification channels",
+        responses={200: V3ChannelListSerializer},
+        operation_id="v3_channels_list",
+    )
+    def get(self, request):
+        channels = Channel.objects.filter(team=self.team).order_by("name", "id")
+        return Response(
+            {"channels": [{"id": str(c.id), "name": c.name, "kind": c.kind} for c in channels]}
+        )
 
 
 class V3FlipSerializer(serializers.Serializer):

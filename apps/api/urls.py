@@ -31,10 +31,16 @@ v3_patterns = [
     re_path(rf"^checks/{V3_CODE}/resume/?$", v3.V3Resume.as_view(), name="v3-resume"),
     re_path(rf"^checks/{V3_CODE}/pings/?$", v3.V3PingList.as_view(), name="v3-pings"),
     re_path(
+        rf"^checks/{V3_CODE}/pings/(?P<n>[0-9]{{1,9}})/body/?$",
+        v3.V3PingBody.as_view(),
+        name="v3-ping-body",
+    ),
+    re_path(
         rf"^checks/(?P<code>{UUID_PATTERN}|[0-9a-fA-F]{{40}})/flips/?$",
         v3.V3FlipList.as_view(),
         name="v3-flips",
     ),
+    re_path(r"^channels/?$", v3.V3ChannelList.as_view(), name="v3-channels"),
     re_path(r"^badges/?$", v3.V3BadgeList.as_view(), name="v3-badges"),
     re_path(r"^status/?$", v3.v3_status, name="v3-status"),
 ]

@@ -368,6 +368,7 @@ ENDPOINTS = [
     ("POST", "/api/v3/checks/{id}/pause"),
     ("POST", "/api/v3/checks/{id}/resume"),
     ("GET", "/api/v3/checks/{id}/pings/"),
+    ("GET", "/api/v3/checks/{id}/pings/1/body"),
     ("GET", "/api/v3/checks/{id}/flips/"),
 ]
 
@@ -389,3 +390,59 @@ def test_read_only_key_gets_403_on_writes(ro_curl, check, method, path):
 @pytest.mark.parametrize("method, path", [*ENDPOINTS, ("GET", "/api/v3/checks/")])
 def test_no_key_gets_401(check, method, path):
     assert Curl(None)(method, path.format(id=check.id)).status_code == 401
+
+
+# --- Ping bodies and channels: read-write keys only ------------------------------------------
+
+
+def test_ping_body_as_plain_text(curl, check, t0):
+    log = "backup done\n\u00e9t\u00e9: 3 files\n".encode()
+    record_ping(
+        ping=PingData(kind="success", method="POST", body=log), token=check.ping_token, now=t0
+    )
+    record_ping(ping=PingData(kind="success", method="GET"), token=check.ping_token, now=t0)
+
+    response = curl("GET", f"/api/v3/checks/{check.id}/pings/1/body")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert response.content == log
+    assert curl("GET", f"/api/v3/checks/{check.id}/pings/1/body/").content == log
+    # A ping without a body, and one that does not exist, are 404 as in Healthchecks.
+    assert curl("GET", f"/api/v3/checks/{check.id}/pings/2/body").status_code == 404
+    assert curl("GET", f"/api/v3/checks/{check.id}/pings/3/body").status_code == 404
+    # Not a number, or absurdly long: no such path.
+    assert curl("GET", f"/api/v3/checks/{check.id}/pings/x/body").status_code == 404
+    assert curl("GET", f"/api/v3/checks/{check.id}/pings/{'9' * 30}/body").status_code == 404
+
+
+def test_read_only_key_cannot_read_pings_or_their_bodies(ro_curl, check, t0):
+    record_ping(
+        ping=PingData(kind="fail", method="POST", body=b"password=hunter2"),
+        token=check.ping_token,
+        now=t0,
+    )
+    for path in ("pings/", "pings/1/body"):
+        response = ro_curl("GET", f"/api/v3/checks/{check.id}/{path}")
+        assert response.status_code == 403
+        assert b"hunter2" not in response.content
+    assert ro_curl("GET", "/api/v3/channels/").status_code == 403
+
+
+def test_channels_list_is_the_teams_own(curl, team, other_team):
+    from apps.notifications.models import Channel
+
+    ours = Channel.objects.create(
+        team=team, name="Ops hook", kind="webhook", config={"url": "https://hooks.example/x"}
+    )
+    Channel.objects.create(team=other_team, name="Theirs", kind="email", config={})
+
+    response = curl("GET", "/api/v3/channels/")
+    assert response.status_code == 200
+    assert response.json() == {
+        "channels": [{"id": str(ours.id), "name": "Ops hook", "kind": "webhook"}]
+    }
+    # The configuration (a URL that may embed a token) and the signing secret never show.
+    assert b"hooks.example" not in response.content
+    assert ours.secret.encode() not in response.content
+    assert curl("POST", "/api/v3/channels/", {}).status_code == 405
+    assert Curl(None)("GET", "/api/v3/channels/").status_code == 401
