@@ -1,0 +1,184 @@
+"""The OpenAPI schema at /api/v1/schema/ against the running API, with schemathesis.
+
+Every operation of the schema (v1: checks, incidents, silences, maintenance windows, escalation
+policies, channels, metrics; and the Healthchecks-compatible v3) is called over real HTTP, on
+the production WSGI app, with a real read-write key of a team that has one of each object, with
+inputs generated from the schema (valid and invalid). Each answer must not be a server error and
+must match what the schema says: status code, content type, headers and body.
+
+Bounded for CI: a few examples per operation (hypothesis settings below) and no shrinking of
+failures beyond what hypothesis does in that budget."""
+
+from datetime import timedelta
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from apps.api.keys import create_api_key
+from apps.checks.pings import PingData, record_ping
+from apps.checks.sweeper import sweep_due_checks
+from apps.escalation.models import EscalationPolicy, EscalationStep, MaintenanceWindow, Silence
+from apps.notifications.models import Channel
+from tests.factories import CheckFactory, TeamFactory
+
+EXAMPLES_PER_OPERATION = 12
+# What the issue asks (no server errors; answers as documented), and that input the schema
+# forbids is refused. Not positive_data_acceptance: input the schema allows may still break a
+# rule the schema cannot express (a name already taken, an end before the start), and that is
+# a documented 400.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+
+
+@pytest.fixture
+def seeded_key(transactional_db, settings, t0):
+    """A read-write key of a team with a check (with pings and an incident), a silence, a
+    maintenance window, a policy with a step and a webhook channel, so that lists and reads
+    return real objects whose shape the schema must describe."""
+    settings.API_THROTTLE_RATE = "100000/minute"
+    team = TeamFactory(name="Ops", slug="ops")
+    check = CheckFactory(team=team, name="nightly", slug="nightly", tags="db nightly")
+    record_ping(ping=PingData(kind="start", method="GET"), token=check.ping_token, now=t0)
+    record_ping(
+        ping=PingData(kind="fail", method="POST", body=b"disk full"),
+        token=check.ping_token,
+        now=t0 + timedelta(seconds=30),
+    )
+    sweep_due_checks(now=t0 + timedelta(minutes=1))
+    channel = Channel.objects.create(
+        team=team, name="hook", kind="webhook", config={"url": "https://93.184.216.34/hook"}
+    )
+    policy = EscalationPolicy.objects.create(team=team, name="default", is_default=True)
+    EscalationStep.objects.create(
+        policy=policy, order=0, targets=[{"kind": "channel", "id": channel.id}]
+    )
+    far = t0 + timedelta(days=3650)
+    Silence.objects.create(
+        team=team,
+        starts_at=t0,
+        ends_at=far,
+        matchers={"tags": ["db"]},
+        comment="migration",
+        created_at=t0,
+    )
+    MaintenanceWindow.objects.create(
+        team=team,
+        name="sunday",
+        cron="0 2 * * 0",
+        duration=timedelta(hours=2),
+        matchers={"whole_team": True},
+        comment="patching",
+        created_at=t0,
+    )
+    return create_api_key(team=team, name="schemathesis", is_read_only=False).secret
+
+
+# Every operation of the schema belongs to one of these groups (a test below makes sure): one
+# test per group, so that a failure names its part of the API.
+GROUPS = {
+    "checks": "/api/v1/checks/",
+    "incidents": "/api/v1/incidents/",
+    "silences": "/api/v1/silences/",
+    "maintenance-windows": "/api/v1/maintenance-windows/",
+    "escalation-policies": "/api/v1/escalation-policies/",
+    "channels": "/api/v1/channels/",
+    "metrics": "/api/v1/metrics/",
+    "healthchecks-v3": "/api/v3/",
+}
+
+
+def load_schema(live_app_url):
+    """The schema as the server publishes it, at /api/v1/schema/."""
+    return schemathesis.openapi.from_url(f"{live_app_url}/api/v1/schema/", timeout=10)
+
+
+def operations(schema):
+    for result in schema.get_all_operations():
+        yield result.ok()
+
+
+def test_every_operation_is_in_a_group(live_app_url):
+    paths = {operation.path for operation in operations(load_schema(live_app_url))}
+    assert paths, "the schema has no operations"
+    ungrouped = sorted(p for p in paths if not any(p.startswith(g) for g in GROUPS.values()))
+    assert ungrouped == []
+    # Each group has operations: a router registration lost would show here.
+    for prefix in GROUPS.values():
+        assert any(p.startswith(prefix) for p in paths), prefix
+
+
+def exercise(operation, *, base_url: str, key: str) -> None:
+    """Call `operation` with schema-valid and schema-invalid inputs; raise on the first answer
+    that is a server error or does not match the schema."""
+    strategy = st.one_of(
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    )
+
+    @given(case=strategy)
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def run(case):
+        case.call_and_validate(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+            checks=CHECKS,
+        )
+
+    run()
+
+
+# Bugs this test found in modules another change owns; strict, so that the fix turns these
+# into failures that ask for the marker to go.
+KNOWN_BUGS = {
+    "incidents": 'IncidentSerializer.resolution is "" while open; the schema\'s enum lacks ""',
+    "healthchecks-v3": "POST /api/v3/checks/<40 hex>/ looks the unique key up as a UUID: 500",
+}
+
+
+@pytest.mark.parametrize(
+    "group",
+    [
+        pytest.param(
+            name,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])]
+            if name in KNOWN_BUGS
+            else [],
+        )
+        for name in GROUPS
+    ],
+)
+def test_api_answers_match_the_schema(group, live_app_url, seeded_key):
+    failures = []
+    for operation in operations(load_schema(live_app_url)):
+        if not operation.path.startswith(GROUPS[group]):
+            continue
+        try:
+            exercise(operation, base_url=live_app_url, key=seeded_key)
+        except Exception as exc:
+            failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
+    assert not failures, "\n\n".join(failures)
