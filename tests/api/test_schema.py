@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 import requests
 import schemathesis
+from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -230,3 +231,17 @@ def test_v3_post_to_a_checks_unique_key_is_not_a_server_error(live_app_url, seed
         f"{live_app_url}/api/v3/checks/{'0' * 40}/", json={}, headers={"X-Api-Key": key}, timeout=10
     )
     assert reply.status_code < 500
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("post", "/api/v1/silences/not-a-number/"), ("get", "/api/v1/channels/%0A/")],
+    ids=["unsafe-method-without-csrf-token", "encoded-newline"],
+)
+def test_unknown_api_urls_answer_json_404_found_by_the_run(db, method, path):
+    """Found by the run above: these got Django's HTML (a CSRF 403, a plain 404)."""
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
