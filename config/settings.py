@@ -318,6 +318,8 @@ SPECTACULAR_SETTINGS = {
         "IncidentKindEnum": "apps.incidents.models.Incident.Kind",
         "IncidentEventKindEnum": "apps.incidents.models.IncidentEvent.Kind",
         "HealthchecksStatusEnum": "apps.api.healthchecks_v3.V3_STATUSES",
+        "ChannelKindEnum": "apps.notifications.models.Channel.Kind",
+        "TargetKindEnum": "apps.escalation.policy.TargetKind",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [

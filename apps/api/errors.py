@@ -8,6 +8,7 @@ programs, `fields` appears on validation errors only and maps each input field (
 """
 
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
 
@@ -65,6 +66,7 @@ def api_exception_handler(exc, context):
     return response
 
 
+@csrf_exempt  # else a POST to an unknown URL gets CSRF's HTML 403 instead of this 404
 def json_not_found(request, *args, **kwargs):
     """Unknown URLs under /api/ answer in the API's shape, not with an HTML page."""
     return JsonResponse(error_body("No such endpoint.", "not_found"), status=404)

@@ -3,10 +3,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import SimpleRouter
 
 from . import healthchecks_v3 as v3
+from .channels import ChannelViewSet
 from .checks import UUID_PATTERN, CheckBySlugViewSet, CheckViewSet
 from .errors import json_not_found
 from .incidents import IncidentViewSet
 from .metrics_view import MetricsView
+from .policies import EscalationPolicyViewSet
+from .silences import MaintenanceWindowViewSet, SilenceViewSet
 
 app_name = "api"
 
@@ -14,6 +17,10 @@ router = SimpleRouter()
 router.register("checks/by-slug", CheckBySlugViewSet, basename="check-by-slug")
 router.register("checks", CheckViewSet, basename="check")
 router.register("incidents", IncidentViewSet, basename="incident")
+router.register("silences", SilenceViewSet, basename="silence")
+router.register("channels", ChannelViewSet, basename="channel")
+router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
+router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")
 
 # Healthchecks writes /api/v3/checks/<uuid> without a trailing slash and /pings/ with one;
 # both spellings are accepted everywhere.
@@ -52,5 +59,5 @@ urlpatterns = [
     path("v1/docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("v1/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
     path("v3/", include(v3_patterns)),
-    re_path(r"^.*$", json_not_found),
+    re_path(r"^[\s\S]*$", json_not_found),  # any character: an encoded newline too
 ]

@@ -77,3 +77,16 @@ def create_maintenance_window(*, team, data: dict, matchers: dict, user, now: da
         comment=data["comment"],
         created_at=now,
     )
+
+
+@transaction.atomic
+def replace_steps(*, policy: EscalationPolicy, steps: list[dict], limit: int) -> None:
+    """Make `steps` (dicts of wait, targets and severities, as add_step takes them) the policy's
+    steps, in this order: the API's nested steps. Open incidents keep their frozen copy."""
+    policy = EscalationPolicy.objects.select_for_update().get(id=policy.id)
+    if len(steps) > limit:
+        raise StepLimitReached(f"A policy has at most {limit} steps.")
+    policy.steps.all().delete()
+    EscalationStep.objects.bulk_create(
+        EscalationStep(policy=policy, order=order, **step) for order, step in enumerate(steps)
+    )
