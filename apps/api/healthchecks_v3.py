@@ -6,15 +6,15 @@ not. Writes go through the same settings translation and dashboard form as /api/
 """
 
 import hashlib
-import json
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import renderers, serializers, status
+from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -455,21 +455,8 @@ class V3PingList(V3Mixin, APIView):
         return Response({"pings": items[::-1]})
 
 
-class PlainTextRenderer(renderers.BaseRenderer):
-    media_type = "text/plain"
-    format = "txt"
-    charset = "utf-8"
-
-    def render(self, data, accepted_media_type=None, renderer_context=None):
-        if isinstance(data, bytes):
-            return data
-        # Errors (a dict in the API's error shape) still read as JSON.
-        return json.dumps(data).encode()
-
-
 class V3PingBody(V3Mixin, APIView):
     permission_classes = [HasReadWriteTeamKey]
-    renderer_classes = [PlainTextRenderer, renderers.JSONRenderer]
 
     @extend_schema(
         summary="Healthchecks v3: the logged body of one ping, as plain text",
@@ -482,7 +469,8 @@ class V3PingBody(V3Mixin, APIView):
         # As in Healthchecks: a ping that was pruned, never existed or had no body is a 404.
         if ping is None or not bytes(ping.body):
             raise NotFound("No such ping, or the ping has no body.")
-        return Response(bytes(ping.body), content_type="text/plain; charset=utf-8")
+        # The body as the job sent it; errors above stay in the API's JSON shape.
+        return HttpResponse(bytes(ping.body), content_type="text/plain; charset=utf-8")
 
 
 class V3ChannelSerializer(serializers.Serializer):

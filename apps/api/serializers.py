@@ -300,6 +300,10 @@ class IncidentSerializer(serializers.ModelSerializer):
     check_name = serializers.CharField(source="owner.name")
     acknowledged_by = serializers.SerializerMethodField()
     resolved_by = serializers.SerializerMethodField()
+    # "" while the incident is open: the schema's enum must say so.
+    resolution = serializers.ChoiceField(
+        choices=Incident.Resolution.choices, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Incident

@@ -9,14 +9,13 @@ must match what the schema says: status code, content type, headers and body.
 Bounded for CI: a few examples per operation (hypothesis settings below) and no shrinking of
 failures beyond what hypothesis does in that budget."""
 
-import re
 from datetime import timedelta
 
 import pytest
 import requests
 import schemathesis
 from django.test import Client
-from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -138,15 +137,6 @@ def test_every_operation_is_in_a_group(live_app_url):
         assert any(p.startswith(prefix) for p in paths), prefix
 
 
-def is_known_v3_bug(case) -> bool:
-    code = str(case.path_parameters.get("code", ""))
-    return (
-        case.method.upper() in ("POST", "DELETE")
-        and case.path == "/api/v3/checks/{code}/"
-        and re.fullmatch(r"[0-9a-fA-F]{40}", code) is not None
-    )
-
-
 def at_real_object(case, real_ids: dict):
     """The case addressed to a seeded object instead of a random id (which would only 404)."""
     for prefix, parameters in real_ids.items():
@@ -178,8 +168,6 @@ def exercise(operation, *, base_url: str, key: str, real_ids: dict) -> None:
         suppress_health_check=list(HealthCheck),
     )
     def run(case):
-        if is_known_v3_bug(case):
-            reject()  # tracked by its own strict xfail below; everything else still runs
         case.call_and_validate(
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"},
@@ -190,25 +178,7 @@ def exercise(operation, *, base_url: str, key: str, real_ids: dict) -> None:
     run()
 
 
-# Bugs this test found in modules another change owns; strict, so that the fix turns these
-# into failures that ask for the marker to go.
-KNOWN_BUGS = {
-    "incidents": 'IncidentSerializer.resolution is "" while open; the schema\'s enum lacks ""',
-}
-
-
-@pytest.mark.parametrize(
-    "group",
-    [
-        pytest.param(
-            name,
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[name])]
-            if name in KNOWN_BUGS
-            else [],
-        )
-        for name in GROUPS
-    ],
-)
+@pytest.mark.parametrize("group", list(GROUPS))
 def test_api_answers_match_the_schema(group, live_app_url, seeded_key):
     key, real_ids = seeded_key
     failures = []
@@ -222,11 +192,10 @@ def test_api_answers_match_the_schema(group, live_app_url, seeded_key):
     assert not failures, "\n\n".join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason="healthchecks_v3: the unique key is looked up as a UUID")
 @pytest.mark.parametrize("method", ["POST", "DELETE"])
 def test_v3_writes_to_a_checks_unique_key_are_not_a_server_error(method, live_app_url, seeded_key):
     """Found by the run above: /api/v3/checks/<40 hex digits>/ (Healthchecks' read-only
-    "unique key") is routed for every method, but POST and DELETE look it up as a UUID."""
+    "unique key") is routed for every method; POST and DELETE once looked it up as a UUID."""
     key, _ = seeded_key
     reply = requests.request(
         method,
@@ -235,7 +204,8 @@ def test_v3_writes_to_a_checks_unique_key_are_not_a_server_error(method, live_ap
         headers={"X-Api-Key": key},
         timeout=10,
     )
-    assert reply.status_code < 500
+    assert reply.status_code == 404, reply.text
+    assert reply.json()["code"] == "not_found"
 
 
 @pytest.mark.parametrize(
