@@ -256,6 +256,10 @@ def parse_utc(value: str | None, label: str) -> datetime | None:
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    # Years 1 and 9999 with an offset fall off the calendar, and sums with them overflow later:
+    # no silence or override needs a date outside 2000..9000.
+    if not 2000 <= parsed.year <= 9000:
+        raise forms.ValidationError(f"{label}: enter a date between the years 2000 and 9000.")
     return parsed.astimezone(UTC)
 
 
@@ -367,6 +371,8 @@ class SilenceForm(MatchersForm):
                 self.add_error("ends_at", "Give an end time or a duration.")
             elif end is not None and duration is not None:
                 self.add_error("duration", "Give an end time or a duration, not both.")
+            elif duration is not None and duration > LONGEST_SILENCE:
+                self.add_error("duration", "A silence lasts at most 90 days.")
             else:
                 end = end or start + duration
                 if end <= self.now:

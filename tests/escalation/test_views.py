@@ -478,6 +478,10 @@ def test_silence_of_chosen_checks_until_a_time(as_user, member, check):
             {"starts_at": "2099-01-02T00:00", "duration_0": "", "ends_at": "2099-01-01T00:00"},
             "after the start",
         ),
+        # Sums and time zones that fall off the calendar once answered 500.
+        ({"duration_0": "10000000", "duration_1": "days"}, "at most 90 days"),
+        ({"starts_at": "9999-12-31T23:00", "duration_0": "2"}, "between the years 2000 and 9000"),
+        ({"starts_at": "0001-01-01T00:00+05:00"}, "between the years 2000 and 9000"),
     ],
     ids=[
         "no-comment",
@@ -491,6 +495,9 @@ def test_silence_of_chosen_checks_until_a_time(as_user, member, check):
         "too-long",
         "bad-check",
         "backwards",
+        "overflowing-duration",
+        "end-of-calendar",
+        "before-the-calendar",
     ],
 )
 def test_bad_silence_input_is_refused(as_user, member, check, data, message):
