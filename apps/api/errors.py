@@ -7,7 +7,7 @@ programs, `fields` appears on validation errors only and maps each input field (
 `non_field_errors`) to its messages.
 """
 
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler
@@ -60,6 +60,9 @@ def api_exception_handler(exc, context):
             detail = {"non_field_errors": detail}
         response.data = error_body("Invalid input.", "invalid", _field_messages(detail))
     else:
+        if isinstance(exc, Http404):
+            # get_object_or_404 raises Django's Http404, which DRF answers without a code.
+            exc = exceptions.NotFound()
         detail = getattr(exc, "detail", str(exc))
         code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         response.data = error_body(str(detail), str(code))

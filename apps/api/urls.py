@@ -7,6 +7,7 @@ from .channels import ChannelViewSet
 from .checks import UUID_PATTERN, CheckBySlugViewSet, CheckViewSet
 from .errors import json_not_found
 from .incidents import IncidentViewSet
+from .members import MemberViewSet
 from .metrics_view import MetricsView
 from .policies import EscalationPolicyViewSet
 from .silences import MaintenanceWindowViewSet, SilenceViewSet
@@ -18,6 +19,7 @@ router.register("checks/by-slug", CheckBySlugViewSet, basename="check-by-slug")
 router.register("checks", CheckViewSet, basename="check")
 router.register("incidents", IncidentViewSet, basename="incident")
 router.register("silences", SilenceViewSet, basename="silence")
+router.register("members", MemberViewSet, basename="member")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
 router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")

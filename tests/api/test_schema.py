@@ -31,7 +31,7 @@ from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
 from apps.escalation.models import EscalationPolicy, EscalationStep, MaintenanceWindow, Silence
 from apps.notifications.models import Channel
-from tests.factories import CheckFactory, TeamFactory
+from tests.factories import CheckFactory, MembershipFactory, TeamFactory
 
 EXAMPLES_PER_OPERATION = 12
 # What the issue asks: no server errors, and answers as documented (status code, content type,
@@ -89,8 +89,10 @@ def seeded_key(transactional_db, settings, t0):
         comment="patching",
         created_at=t0,
     )
+    member = MembershipFactory(team=team, role="admin").user
     key = create_api_key(team=team, name="schemathesis", is_read_only=False).secret
     real_ids = {
+        "/api/v1/members/": {"id": member.id},
         "/api/v1/checks/by-slug/": {"slug": check.slug},
         "/api/v1/checks/": {"id": str(check.id)},
         "/api/v1/incidents/": {"id": check.incidents.get().id},
@@ -112,6 +114,7 @@ GROUPS = {
     "maintenance-windows": "/api/v1/maintenance-windows/",
     "escalation-policies": "/api/v1/escalation-policies/",
     "channels": "/api/v1/channels/",
+    "members": "/api/v1/members/",
     "metrics": "/api/v1/metrics/",
     "healthchecks-v3": "/api/v3/",
 }
