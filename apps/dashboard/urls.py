@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import incident_views, views
 
 app_name = "dashboard"
 
@@ -14,11 +14,16 @@ urlpatterns = [
     path("checks/<uuid:check_id>/delete/", views.check_delete, name="check-delete"),
     path("checks/<uuid:check_id>/<str:action>/", views.check_action, name="check-action"),
     path("checks/<uuid:check_id>/pings/<int:n>/body", views.ping_body, name="ping-body"),
-    path("incidents/", views.incident_list, name="incident-list"),
-    path("incidents/<int:incident_id>/", views.incident_detail, name="incident-detail"),
+    path("incidents/", incident_views.incident_list, name="incident-list"),
+    path("incidents/<int:incident_id>/", incident_views.incident_detail, name="incident-detail"),
+    path(
+        "incidents/<int:incident_id>/silence/",
+        incident_views.incident_silence,
+        name="incident-silence",
+    ),
     path(
         "incidents/<int:incident_id>/<str:action>/",
-        views.incident_action,
+        incident_views.incident_action,
         name="incident-action",
     ),
 ]

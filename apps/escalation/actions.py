@@ -68,7 +68,7 @@ def silence_incident_check(
             raise EscalationActionError("This incident is already resolved.")
         hours = round(duration.total_seconds() / 3600)
         where = f" in channel {via_channel}" if via_channel else ""
-        create_silence(
+        silence = create_silence(
             team_id=incident.owner.team_id,
             starts_at=now,
             ends_at=now + duration,
@@ -78,6 +78,17 @@ def silence_incident_check(
             now=now,
         )
         incident.refresh_from_db()
+        if incident.silenced_by_id != silence.id:
+            # Not held by it (acknowledged, caused by a parent, or a longer silence covers it):
+            # the engine wrote nothing, yet the timeline must show what was asked for.
+            record(
+                incident,
+                IncidentEvent.Kind.SILENCED,
+                now,
+                until=silence.ends_at.isoformat(),
+                silence=silence.id,
+                comment=silence.comment,
+            )
         return incident
 
 

@@ -73,6 +73,22 @@
     if (event.detail.successful) { showProblem(""); }
   });
 
+  // Polled regions carry data-status-summary: one short sentence about their state. Screen
+  // readers hear it through the polite #live-status region only when it changes, never on a
+  // poll that changed nothing (the regions themselves are not live: a whole table re-read
+  // every few seconds would drown everything else).
+  var summaries = {};
+  function noteSummaries(announceChanges) {
+    document.querySelectorAll("[data-status-summary]").forEach(function (region) {
+      var text = region.getAttribute("data-status-summary");
+      var seen = Object.prototype.hasOwnProperty.call(summaries, region.id);
+      if (announceChanges && seen && summaries[region.id] !== text) { announce(text); }
+      summaries[region.id] = text;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { noteSummaries(false); });
+  document.addEventListener("htmx:afterSettle", function () { noteSummaries(true); });
+
   // Copy buttons are useless without this script, so they start hidden.
   function revealCopyButtons() {
     document.querySelectorAll("button[data-copy][hidden]").forEach(function (b) { b.hidden = false; });
