@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.escalation.models import EscalationPolicy, Silence
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
 from tests.factories import CheckFactory
@@ -112,6 +113,58 @@ def test_sign_up_create_ping_go_down_and_acknowledge(new_page, site):
     expect(timeline.locator('li[data-kind="opened"]')).to_have_count(1)
     expect(timeline.locator('li[data-kind="acknowledged"]')).to_have_count(1)
     screenshot(page, "incident-timeline")
+
+    # Silence the check from the incident page: the row says so in place, the polled timeline
+    # and the screen reader's summary follow, and the silences page lists it.
+    mark_page(page)
+    row = page.locator(f"#incident-{incident.id}")
+    row.get_by_role("button", name="Silence 4h").click()
+    expect(row.locator('[data-hold="silenced"]')).to_contain_text("silenced until")
+    expect(row.get_by_role("button", name="Silence 4h")).to_be_focused()
+    silence = Silence.objects.get()
+    assert silence.matchers == {"check_ids": [str(check.id)]}
+    assert silence.ends_at - silence.starts_at == timedelta(hours=4)
+    expect(timeline.locator('li[data-kind="silenced"]')).to_contain_text(f"silence #{silence.id}")
+    expect(page.locator("#check-silenced")).to_contain_text("The check is silenced until")
+    expect(page.locator("#live-status")).to_have_text(
+        re.compile(r"^Incident acknowledged by dana; check silenced until \d\d:\d\d UTC\.$")
+    )
+    assert_same_document(page)
+    screenshot(page, "incident-silenced")
+    row.get_by_role("link", name="silences").click()
+    expect(page.get_by_role("heading", name="Silences of Night Shift")).to_be_visible()
+    expect(page.locator(f"#silence-{silence.id}")).to_contain_text("Silenced for 4 h")
+    expect(page.locator("#silenced-now")).to_contain_text("hourly-sync")
+    screenshot(page, "silences")
+
+    # Edit a policy: create it, then add, reorder and remove steps in place.
+    page.get_by_role("link", name="Escalation", exact=True).click()
+    page.get_by_role("link", name="New policy").click()
+    page.get_by_label("Name").fill("Night rota")
+    page.get_by_role("button", name="Create policy").click()
+    expect(page.get_by_role("heading", name="Escalation policy Night rota")).to_be_visible()
+    mark_page(page)
+    steps = page.locator("#steps ol > li")
+    expect(steps).to_have_count(0)
+    page.get_by_label("Member dana").check()
+    page.get_by_label("Then wait amount").fill("10")
+    page.get_by_role("button", name="Add step").click()
+    expect(steps).to_have_count(1)
+    page.get_by_label("Everyone on the team").check()
+    page.get_by_label("Then wait amount").fill("30")
+    page.get_by_role("button", name="Add step").click()
+    expect(steps).to_have_count(2)
+    expect(steps.nth(1)).to_contain_text("Everyone on the team; then wait 30 minutes")
+    page.get_by_role("button", name="Move step 2 up").click()
+    expect(steps.nth(0)).to_contain_text("Everyone on the team")
+    expect(steps.nth(1)).to_contain_text("Member dana")
+    page.get_by_role("button", name="Remove step 2").click()
+    expect(steps).to_have_count(1)
+    expect(steps.nth(0)).to_contain_text("Everyone on the team")
+    assert_same_document(page)
+    policy = EscalationPolicy.objects.get(name="Night rota")
+    assert [s.targets[0]["kind"] for s in policy.steps.all()] == ["team"]
+    screenshot(page, "policy")
     assert page.errors == []
 
 

@@ -365,3 +365,46 @@ def test_log_out_with_the_button(new_page, site, owner):
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login/"))
+
+
+WATCH_LIVE_REGION = """
+window.liveChanges = [];
+const live = document.getElementById('live-status');
+new MutationObserver(() => window.liveChanges.push(live.textContent))
+  .observe(live, {childList: true, characterData: true, subtree: true});
+"""
+
+
+def hx_poll(page):
+    return page.expect_response(lambda r: r.request.headers.get("hx-request") == "true")
+
+
+@pytest.mark.parametrize("where", ["list", "check"])
+def test_status_changes_are_announced_once_and_quiet_polls_say_nothing(
+    new_page, site, owner, check, where
+):
+    page = new_page(owner)
+    page.goto("/" if where == "list" else f"/checks/{check.id}/")
+    # The polled region is not itself live (a screen reader would re-read it every 5 s); the
+    # one polite live region is the short summary.
+    region = page.locator("#check-table" if where == "list" else "#check-status")
+    assert region.get_attribute("aria-live") is None
+    assert page.locator("[aria-live]").count() == 1
+    expect(page.locator("#live-status")).to_have_attribute("aria-live", "polite")
+    page.evaluate(WATCH_LIVE_REGION)
+    for _ in range(2):
+        with hx_poll(page):
+            pass
+    page.wait_for_timeout(100)  # the last swap settles
+    assert page.evaluate("window.liveChanges") == []
+
+    make_down(site, check)
+    expected = "Checks: 1 down (nightly-backup)." if where == "list" else "nightly-backup is down."
+    expect(page.locator("#live-status")).to_have_text(expected)
+    for _ in range(2):
+        with hx_poll(page):
+            pass
+    page.wait_for_timeout(100)
+    # Up (from the first ping), then down; each said once, and nothing on the quiet polls.
+    changes = page.evaluate("window.liveChanges")
+    assert changes[-1] == expected and changes.count(expected) == 1, changes
