@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import incident_views, views
+from . import api_keys, incident_views, views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.check_list, name="check-list"),
     path("team/", views.switch_team, name="switch-team"),
+    path("team/api-keys/", api_keys.api_keys, name="api-keys"),
+    path("team/api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
     path("checks/new/", views.check_create, name="check-create"),
     path("checks/schedule-preview/", views.schedule_preview, name="schedule-preview"),
     path("checks/<uuid:check_id>/", views.check_detail, name="check-detail"),

@@ -68,7 +68,8 @@ UNLABELLED_CONTROLS = """
 
 def assert_accessible_basics(page, what: str):
     """Every visible control has a name, and every status pill says its status in words."""
-    assert page.evaluate(UNLABELLED_CONTROLS) == [], f"{what}: controls without a label"
+    unlabelled = page.evaluate(UNLABELLED_CONTROLS)
+    assert unlabelled == [], f"{what}: controls without a label: {unlabelled}"
     pills = page.locator(".pill").all_inner_texts()
     assert all(text.strip() for text in pills), f"{what}: a status pill without text"
 

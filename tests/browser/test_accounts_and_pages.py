@@ -13,11 +13,14 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from playwright.sync_api import expect
 
+from apps.api.keys import create_api_key
 from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.escalation.actions import silence_incident_check
 from apps.escalation.models import EscalationPolicy, Silence
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
+from tests.escalation.helpers import make_policy
 from tests.factories import CheckFactory
 
 from .conftest import PHONE, screenshot
@@ -336,11 +339,16 @@ def test_password_reset_in_the_browser(new_page, site, owner):
 def test_new_pages_fit_the_screen(new_page, site, owner, team, viewport):
     check = CheckFactory(team=team, name="nightly-" + "x" * 92, tags="a" * 50 + " b")
     incident = make_down(site, check)
+    silence_incident_check(
+        incident_id=incident.id, duration=timedelta(hours=4), user=owner, now=database_now()
+    )
     # Runs with durations for the chart.
     for _ in range(3):
         http(f"{site}/ping/{check.ping_token}/start")
         http(f"{site}/ping/{check.ping_token}")
     sweep()
+    policy = make_policy(team, [(10, [("user", owner.id)]), (30, [("team", team.id)])])
+    create_api_key(team=team, name="terraform-" + "y" * 80, is_read_only=True)
     size = PHONE if viewport == "phone" else None
     anonymous = new_page(None, viewport=size) if size else new_page()
     for path, name in (("/signup/", "signup"), ("/password-reset/", "password-reset")):
@@ -356,6 +364,12 @@ def test_new_pages_fit_the_screen(new_page, site, owner, team, viewport):
         "members": f"/teams/{team.id}/members/",
         "check-chart": f"/checks/{check.id}/",
         "incident-timeline": f"/incidents/{incident.id}/",
+        "escalation": "/escalation/",
+        "policy": f"/escalation/policies/{policy.id}/",
+        "silences": "/escalation/silences/",
+        "maintenance": "/escalation/maintenance/",
+        "channels": "/channels/",
+        "api-keys": "/team/api-keys/",
     }
     for name, path in pages.items():
         page.goto(path)
