@@ -153,7 +153,11 @@ def incident_silence(request, incident_id):
     error = None
     try:
         incident = silence_incident_check(
-            incident_id=incident.id, duration=duration, user=request.user, now=database_now()
+            incident_id=incident.id,
+            duration=duration,
+            user=request.user,
+            now=database_now(),
+            origin="the dashboard",
         )
     except EscalationActionError as exc:
         error = str(exc)

@@ -58,7 +58,10 @@ def test_member_silences_the_check_in_place(member, check, incident, value, hour
     assert silence.created_by == member
     assert before <= silence.starts_at <= after
     assert silence.ends_at - silence.starts_at == timedelta(hours=hours)
-    assert f"Silenced for {hours} h" in silence.comment
+    assert (
+        silence.comment
+        == f"Silenced for {hours} h from the dashboard about incident #{incident.id}."
+    )
     incident.refresh_from_db()
     assert incident.hold == Incident.Hold.SILENCED and incident.silenced_by == silence
     assert incident.state == Incident.State.TRIGGERED  # silencing is not acknowledging
