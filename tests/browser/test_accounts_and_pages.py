@@ -14,6 +14,7 @@ from django.core import mail
 from playwright.sync_api import expect
 
 from apps.api.keys import create_api_key
+from apps.api.models import ApiKey
 from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.escalation.actions import silence_incident_check
@@ -280,7 +281,8 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
     # The viewer sees the team's checks and incidents but no edit control anywhere.
     expect(guest.get_by_role("link", name="New check")).to_have_count(0)
     guest.get_by_role("link", name=check.name).click()
-    for name in ("Pause", "Resume", "Acknowledge", "Resolve", "Make a new ping URL"):
+    names = ("Pause", "Resume", "Acknowledge", "Resolve", "Silence 1h", "Make a new ping URL")
+    for name in names:
         expect(guest.get_by_role("button", name=name)).to_have_count(0)
     expect(guest.get_by_text("Delete this check…")).to_have_count(0)
     guest.goto("/incidents/")
@@ -298,6 +300,8 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
         f"/checks/{check.id}/regenerate/",
         f"/checks/{check.id}/delete/",
         f"/incidents/{incident.id}/acknowledge/",
+        f"/incidents/{incident.id}/silence/",
+        "/team/api-keys/",
         f"/teams/{team.id}/members/{owner_membership.id}/role/",
         f"/teams/{team.id}/invitations/",
     ]
@@ -305,7 +309,13 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
         response = guest.request.post(
             f"{site}{path}",
             headers=headers,
-            form={"confirm_name": check.name, "role": "viewer", "email": "x@example.com"},
+            form={
+                "confirm_name": check.name,
+                "role": "viewer",
+                "email": "x@example.com",
+                "duration": "1h",
+                "name": "sneaky",
+            },
         )
         assert response.status == 403, path
     check.refresh_from_db()
@@ -313,6 +323,8 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
     incident.refresh_from_db()
     assert incident.state == Incident.State.TRIGGERED
     assert Membership.objects.get(user=owner, team=team).role == Membership.Role.OWNER
+    assert not Silence.objects.exists()
+    assert not ApiKey.objects.exists()
 
 
 def test_password_reset_in_the_browser(new_page, site, owner):

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.escalation.models import Silence
 from apps.incidents.models import Incident
 from apps.incidents.services import acknowledge_incident
 from apps.teams.models import Membership
@@ -245,7 +246,9 @@ def test_viewer_sees_no_action_buttons_and_a_direct_post_is_refused(
     expect(page.locator(f"#incident-{incident.id} .pill")).to_have_text("Triggered")
     expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
     expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^Silence"))).to_have_count(0)
     expect(page.get_by_role("link", name="New check")).to_have_count(0)
+    expect(page.get_by_role("link", name="API keys")).to_have_count(0)
 
     # With the viewer's own session and a valid CSRF token, the server still refuses.
     token = re.search(r'"x-csrftoken": "(\w+)"', page.locator("body").get_attribute("hx-headers"))
@@ -256,6 +259,13 @@ def test_viewer_sees_no_action_buttons_and_a_direct_post_is_refused(
         )
         assert response.status == 403
         assert "CSRF" not in response.text()
+    response = page.request.post(
+        f"{site}/incidents/{incident.id}/silence/",
+        headers={"X-CSRFToken": token.group(1), "HX-Request": "true"},
+        form={"duration": "24h"},
+    )
+    assert response.status == 403
+    assert not Silence.objects.exists()
     response = page.request.post(
         f"{site}/checks/new/",
         form={"name": "sneaky", "csrfmiddlewaretoken": token.group(1)},
