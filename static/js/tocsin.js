@@ -58,6 +58,12 @@
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     var reason = "The server answered " + xhr.status + ".";
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    var text = (xhr.responseText || "").trim();
+    if (/^text\/plain/.test(type) && text && text.length <= 200) {
+      // Our own refusals of bad input are one short plain-text line that says why.
+      reason = text;
+    }
     if (xhr.status === 403) {
       // Django's CSRF refusal says "CSRF"; it happens when a login elsewhere rotated the token.
       reason = /CSRF/.test(xhr.responseText || "")

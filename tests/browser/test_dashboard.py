@@ -190,6 +190,26 @@ def test_incident_buttons_are_reachable_and_usable_with_the_keyboard(new_page, s
     expect(page.locator(f"#incident-{incident.id} .pill")).to_have_text("Acknowledged")
     incident.refresh_from_db()
     assert incident.state == Incident.State.ACKNOWLEDGED
+    # From Resolve (focused after the swap), on to the silence buttons.
+    expect(page.get_by_role("button", name="Resolve")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Silence 1h")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#silenced-{incident.id}")).to_contain_text("silenced until")
+    assert Silence.objects.get().matchers == {"check_ids": [str(check.id)]}
+
+
+def test_tampered_silence_duration_is_reported_on_the_page(new_page, site, team, member):
+    check = CheckFactory(team=team, name="nightly-backup")
+    incident = make_down(site, check)
+    page = new_page(member)
+    page.goto(f"/incidents/{incident.id}/")
+    page.locator(f"#silence-1h-{incident.id}").evaluate("b => b.value = '99h'")
+    page.get_by_role("button", name="Silence 1h").click()
+    expect(page.locator("#request-problem")).to_have_text(
+        "That request failed: Nothing was silenced: choose 1h, 4h or 24h."
+    )
+    assert not Silence.objects.exists()
 
 
 def test_acting_on_an_incident_someone_else_acknowledged_shows_why(
