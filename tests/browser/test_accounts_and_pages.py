@@ -392,3 +392,31 @@ def test_new_pages_fit_the_screen(new_page, site, owner, team, viewport):
     page.goto(f"/checks/{check.id}/")
     expect(page.locator("#duration-chart rect")).to_have_count(3)
     assert page.errors == []
+
+
+def test_api_key_is_created_shown_once_and_revoked(new_page, site, owner):
+    page = new_page(owner)
+    page.goto("/")
+    page.get_by_role("link", name="API keys").click()
+    expect(page.get_by_role("heading", name="API keys of Ops")).to_be_visible()
+    page.get_by_role("button", name="Create key").click()  # no name: refused next to the field
+    expect(page.locator("#id_name_error")).to_have_text("Give the key a name.")
+    assert not ApiKey.objects.exists()
+    page.get_by_label(re.compile(r"^Name")).fill("grafana")
+    page.get_by_label(re.compile(r"^Read-only")).check()
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key-secret").inner_text()
+    key = ApiKey.objects.get()
+    assert key.is_read_only and secret.startswith(key.prefix)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert page.request.get(f"{site}/api/v1/checks/", headers=bearer).status == 200
+    screenshot(page, "api-key-created")
+    page.goto("/team/api-keys/")
+    expect(page.locator("#new-key-secret")).to_have_count(0)
+    expect(page.locator(f"#api-key-{key.id}")).to_contain_text("read-only")
+    page.get_by_role("button", name="Revoke the key grafana").click()
+    expect(page.get_by_text("Key revoked")).to_be_visible()
+    expect(page.locator(f"#api-key-{key.id}")).to_contain_text("revoked")
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert page.request.get(f"{site}/api/v1/checks/", headers=bearer).status == 401
