@@ -87,7 +87,7 @@ def check_cover(incident, now):
 
 @dashboard_login_required
 @require_GET
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def incident_detail(request, incident_id):
     incident, membership = get_incident_for_user(request.user, incident_id)
     context = {
@@ -97,7 +97,7 @@ def incident_detail(request, incident_id):
         "can_act": membership.has_role(Membership.Role.MEMBER),
     }
     template = "dashboard/incident_detail.html"
-    if request.htmx:
+    if wants_partial(request):
         template += "#incident-status"
     return render(request, template, context)
 

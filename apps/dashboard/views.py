@@ -202,12 +202,12 @@ def check_uptime(check, *, days: int, now) -> float | None:
 
 @dashboard_login_required
 @require_GET
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def check_detail(request, check_id):
     check, membership = get_check_for_user(request.user, check_id)
     context = _check_page_context(check, membership, database_now())
     template = "dashboard/check_detail.html"
-    if request.htmx:
+    if wants_partial(request):
         template += "#check-status"
     return render(request, template, context)
 

@@ -37,3 +37,16 @@ def test_check_list_summary_names_the_down_checks_up_to_three():
     assert summarise_statuses(counts, down) == "Checks: 2 up, 4 down (a, b, c, …)."
     assert summarise_statuses({Check.Status.UP: 1}, []) == "Checks: 1 up."
     assert summarise_statuses({}, []) == "No checks."
+
+
+def test_history_restore_of_the_incident_and_check_pages_gets_the_whole_page(member, check):
+    client = Client()
+    client.force_login(member)
+    incident = open_for(check, database_now())
+    restore = {**HTMX, "HTTP_HX_HISTORY_RESTORE_REQUEST": "true"}
+    for url in (
+        reverse("dashboard:incident-detail", args=[incident.id]),
+        reverse("dashboard:check-detail", args=[check.id]),
+    ):
+        assert "<html" in client.get(url, **restore).content.decode()
+        assert "<html" not in client.get(url, **HTMX).content.decode()
