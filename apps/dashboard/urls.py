@@ -7,6 +7,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.check_list, name="check-list"),
     path("team/", views.switch_team, name="switch-team"),
+    path("sweeper-banner/", views.sweeper_banner, name="sweeper-banner"),
     path("team/api-keys/", api_keys.api_keys, name="api-keys"),
     path("team/api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
     path("checks/new/", views.check_create, name="check-create"),

@@ -283,6 +283,13 @@ def switch_team(request):
     return redirect("dashboard:check-list")
 
 
+@dashboard_login_required
+@require_GET
+def sweeper_banner(request):
+    """The sweeper banner alone (base.html polls it); the context processor fills it in."""
+    return render(request, "dashboard/_sweeper_banner.html")
+
+
 def _jsonable(episode):
     if episode is None:
         return None

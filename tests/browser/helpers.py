@@ -84,3 +84,12 @@ def make_down(site, check) -> Incident:
     check.refresh_from_db()
     assert check.status == Check.Status.DOWN
     return Incident.objects.get(owner=check)
+
+
+def is_page_poll(response) -> bool:
+    """An htmx request of the page's own regions (not the sweeper banner's poll, which every
+    signed-in page makes on its own schedule)."""
+    return (
+        response.request.headers.get("hx-request") == "true"
+        and "/sweeper-banner/" not in response.url
+    )

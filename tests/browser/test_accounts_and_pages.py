@@ -30,6 +30,7 @@ from .helpers import (
     assert_fits_horizontally,
     assert_same_document,
     http,
+    is_page_poll,
     make_down,
     mark_page,
     sweep,
@@ -43,7 +44,7 @@ FIRST_PASSWORD = re.compile(r"^Password(?! confirmation)")
 
 def hx_response(page):
     """Wait for the next htmx request's response (a poll or an action)."""
-    return page.expect_response(lambda r: r.request.headers.get("hx-request") == "true")
+    return page.expect_response(is_page_poll)
 
 
 def test_sign_up_create_ping_go_down_and_acknowledge(new_page, site):

@@ -23,6 +23,7 @@ from .helpers import (
     assert_fits_horizontally,
     assert_same_document,
     http,
+    is_page_poll,
     make_down,
     mark_page,
     sweep,
@@ -301,9 +302,9 @@ def test_polling_keeps_the_keyboard_focus_on_the_same_link(new_page, site, owner
     page.goto("/")
     link = page.locator(f"#check-link-{check.id}")
     link.focus()
-    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
+    with page.expect_response(is_page_poll):
         pass
-    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
+    with page.expect_response(is_page_poll):
         pass  # the second poll's swap has certainly settled the first one
     expect(link).to_be_focused()
 
@@ -406,7 +407,7 @@ new MutationObserver(() => window.liveChanges.push(live.textContent))
 
 
 def hx_poll(page):
-    return page.expect_response(lambda r: r.request.headers.get("hx-request") == "true")
+    return page.expect_response(is_page_poll)
 
 
 @pytest.mark.parametrize("where", ["list", "check"])
@@ -436,5 +437,17 @@ def test_status_changes_are_announced_once_and_quiet_polls_say_nothing(
             pass
     page.wait_for_timeout(100)
     # Up (from the first ping), then down; each said once, and nothing on the quiet polls.
-    changes = page.evaluate("window.liveChanges")
+    changes = [c for c in page.evaluate("window.liveChanges") if not c.startswith("The sweeper")]
     assert changes[-1] == expected and changes.count(expected) == 1, changes
+
+
+def test_sweeper_banner_goes_away_without_a_reload_when_the_sweeper_runs(new_page, owner):
+    page = new_page(owner)
+    page.goto("/")
+    expect(page.locator("#sweeper-late")).to_contain_text("The sweeper is late")
+    mark_page(page)
+    sweep()
+    # The banner polls every 15 s.
+    expect(page.locator("#sweeper-late")).to_have_count(0, timeout=25_000)
+    expect(page.locator("#live-status")).to_have_text("The sweeper is running.")
+    assert_same_document(page)
