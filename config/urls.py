@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 
 from apps.checks.views import ping
 from apps.dashboard.views import healthz
+from apps.teams.views import LoginView
 
 urlpatterns = [
     # In production the WSGI fast path (config/wsgi.py) answers /ping/ before Django; this
@@ -12,7 +13,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("api/", include("apps.api.urls")),
     path("", include("apps.badges.urls")),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("apps.teams.account_urls")),
     path("", include("apps.teams.urls")),

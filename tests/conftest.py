@@ -29,6 +29,8 @@ def _test_settings(settings, tmp_path):
     # test sets one (tests/notifications/test_grouping.py walks the 30 s / 5 min defaults).
     settings.NOTIFICATION_GROUP_WAIT = timedelta(0)
     settings.NOTIFICATION_GROUP_INTERVAL = timedelta(0)
+    # Account rate limits count in the shared cache (Redis): each test starts with no attempts.
+    settings.ACCOUNT_THROTTLE_NAMESPACE = uuid.uuid4().hex
     settings.STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -1,12 +1,15 @@
 from django.urls import path
 
-from . import views
+from . import api_keys, incident_views, views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.check_list, name="check-list"),
     path("team/", views.switch_team, name="switch-team"),
+    path("sweeper-banner/", views.sweeper_banner, name="sweeper-banner"),
+    path("team/api-keys/", api_keys.api_keys, name="api-keys"),
+    path("team/api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
     path("checks/new/", views.check_create, name="check-create"),
     path("checks/schedule-preview/", views.schedule_preview, name="schedule-preview"),
     path("checks/<uuid:check_id>/", views.check_detail, name="check-detail"),
@@ -14,11 +17,16 @@ urlpatterns = [
     path("checks/<uuid:check_id>/delete/", views.check_delete, name="check-delete"),
     path("checks/<uuid:check_id>/<str:action>/", views.check_action, name="check-action"),
     path("checks/<uuid:check_id>/pings/<int:n>/body", views.ping_body, name="ping-body"),
-    path("incidents/", views.incident_list, name="incident-list"),
-    path("incidents/<int:incident_id>/", views.incident_detail, name="incident-detail"),
+    path("incidents/", incident_views.incident_list, name="incident-list"),
+    path("incidents/<int:incident_id>/", incident_views.incident_detail, name="incident-detail"),
+    path(
+        "incidents/<int:incident_id>/silence/",
+        incident_views.incident_silence,
+        name="incident-silence",
+    ),
     path(
         "incidents/<int:incident_id>/<str:action>/",
-        views.incident_action,
+        incident_views.incident_action,
         name="incident-action",
     ),
 ]

@@ -23,8 +23,6 @@ from apps.checks.clock import database_now
 from apps.checks.models import Check, Ping
 from apps.checks.schedule import ScheduleError, ScheduleKind
 from apps.checks.services import delete_check, pause_check, regenerate_ping_token, resume_check
-from apps.incidents.models import Incident
-from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
 from apps.teams.access import require_role
 from apps.teams.models import Membership
 
@@ -34,8 +32,6 @@ from .current_team import choose_team, current_membership
 from .forms import CheckFilterForm, CheckForm, SchedulePreviewForm, TeamSwitchForm
 from .templatetags.dashboard import duration
 from .uptime import uptime_ratio
-
-INCIDENT_ACTIONS = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}
 
 
 def dashboard_login_required(view):
@@ -61,11 +57,6 @@ def get_check_for_user(user, check_id, minimum=Membership.Role.VIEWER) -> tuple[
     if check is None:
         raise Http404("No such check")
     return check, require_role(user, check.team_id, minimum)
-
-
-def get_incident_for_user(user, incident_id, minimum=Membership.Role.VIEWER):
-    incident = get_object_or_404(Incident.objects.select_related("owner__team"), id=incident_id)
-    return incident, require_role(user, incident.owner.team_id, minimum)
 
 
 def wants_partial(request) -> bool:
@@ -102,11 +93,36 @@ def check_list(request):
             (status, label, counts.get(status, 0)) for status, label in Check.Status.choices
         ],
         "can_edit": membership.has_role(Membership.Role.ADMIN),
+        "status_summary": summarise_statuses(
+            counts, team_checks.filter(status=Check.Status.DOWN).order_by("name")
+        ),
     }
     template = "dashboard/check_list.html"
     if wants_partial(request):
         template += "#check-table"
     return render(request, template, context)
+
+
+SUMMARY_NAMES = 3
+
+
+def summarise_statuses(counts: dict, down_checks) -> str:
+    """The team's checks in one sentence for screen readers, e.g. "Checks: 3 up, 1 down
+    (nightly-backup)." It names the down checks, so that one check going down while another
+    recovers still changes the sentence."""
+    parts = [
+        f"{counts[status]} {label.lower()}"
+        for status, label in Check.Status.choices
+        if counts.get(status)
+    ]
+    if not parts:
+        return "No checks."
+    names = [check.name for check in down_checks[: SUMMARY_NAMES + 1]]
+    down = ""
+    if names:
+        more = len(names) > SUMMARY_NAMES or counts.get(Check.Status.DOWN, 0) > SUMMARY_NAMES
+        down = " (" + ", ".join(names[:SUMMARY_NAMES]) + (", …" if more else "") + ")"
+    return f"Checks: {', '.join(parts)}{down}."
 
 
 @dashboard_login_required
@@ -186,12 +202,12 @@ def check_uptime(check, *, days: int, now) -> float | None:
 
 @dashboard_login_required
 @require_GET
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def check_detail(request, check_id):
     check, membership = get_check_for_user(request.user, check_id)
     context = _check_page_context(check, membership, database_now())
     template = "dashboard/check_detail.html"
-    if request.htmx:
+    if wants_partial(request):
         template += "#check-status"
     return render(request, template, context)
 
@@ -244,48 +260,6 @@ def redirect_anyhow(request, to, *args):
     return redirect(to, *args)
 
 
-INCIDENT_LISTS = {
-    "open": ("Open", [Incident.State.TRIGGERED]),
-    "acknowledged": ("Acknowledged", [Incident.State.ACKNOWLEDGED]),
-    "resolved": ("Resolved", [Incident.State.RESOLVED]),
-}
-INCIDENT_LIST_LIMIT = 100
-
-
-@dashboard_login_required
-@require_GET
-@vary_on_headers("HX-Request", "HX-History-Restore-Request")
-def incident_list(request):
-    membership = current_membership(request)
-    shown = request.GET.get("state", "open")
-    if shown not in INCIDENT_LISTS:
-        messages.error(request, "Unknown list; showing open incidents.")
-        shown = "open"
-    team_incidents = Incident.objects.filter(owner__team=membership.team)
-    counts = dict(team_incidents.values_list("state").annotate(n=Count("id")).order_by())
-    incidents = (
-        team_incidents.filter(state__in=INCIDENT_LISTS[shown][1])
-        .select_related("owner", "acknowledged_by", "resolved_by")
-        .order_by("-opened_at", "-id")[:INCIDENT_LIST_LIMIT]
-    )
-    context = {
-        "team": membership.team,
-        "shown": shown,
-        "lists": [
-            (key, label, sum(counts.get(state, 0) for state in states))
-            for key, (label, states) in INCIDENT_LISTS.items()
-        ],
-        "incidents": incidents,
-        "limit": INCIDENT_LIST_LIMIT,
-        "can_act": membership.has_role(Membership.Role.MEMBER),
-        "show_check": True,
-    }
-    template = "dashboard/incident_list.html"
-    if wants_partial(request):
-        template += "#incident-table"
-    return render(request, template, context)
-
-
 @dashboard_login_required
 @require_GET
 def ping_body(request, check_id, n):
@@ -299,49 +273,6 @@ def ping_body(request, check_id, n):
 
 
 @dashboard_login_required
-@require_GET
-def incident_detail(request, incident_id):
-    incident, membership = get_incident_for_user(request.user, incident_id)
-    context = {
-        "incident": incident,
-        "events": incident.events.all(),
-        "notifications": incident.notifications.order_by("created_at"),
-        "can_act": membership.has_role(Membership.Role.MEMBER),
-    }
-    return render(request, "dashboard/incident_detail.html", context)
-
-
-@dashboard_login_required
-@require_POST
-def incident_action(request, incident_id, action):
-    """Acknowledge or resolve. htmx gets the incident's row back (409 with the reason when the
-    action no longer applies); a plain form post is redirected to the incident page."""
-    incident, _ = get_incident_for_user(request.user, incident_id, Membership.Role.MEMBER)
-    service = INCIDENT_ACTIONS.get(action)
-    if service is None:
-        raise Http404("No such action")
-    error = None
-    try:
-        incident = service(incident_id=incident.id, user=request.user, now=database_now())
-    except IncidentActionError as exc:
-        error = str(exc)
-        incident.refresh_from_db()
-    if request.htmx:
-        context = {
-            "incident": incident,
-            "can_act": True,
-            "error": error,
-            "after_action": True,
-            "show_check": request.POST.get("show_check") == "1",
-        }
-        status = 409 if error else 200
-        return render(request, "dashboard/_incident_row.html", context, status=status)
-    if error:
-        messages.error(request, error)
-    return redirect("dashboard:incident-detail", incident.id)
-
-
-@dashboard_login_required
 @require_POST
 def switch_team(request):
     """Show another of the user's teams; 404 for a team the user is not in."""
@@ -350,6 +281,13 @@ def switch_team(request):
         return HttpResponseBadRequest("team_id must be a team id.", content_type="text/plain")
     choose_team(request, form.cleaned_data["team_id"])
     return redirect("dashboard:check-list")
+
+
+@dashboard_login_required
+@require_GET
+def sweeper_banner(request):
+    """The sweeper banner alone (base.html polls it); the context processor fills it in."""
+    return render(request, "dashboard/_sweeper_banner.html")
 
 
 def _jsonable(episode):

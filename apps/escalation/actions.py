@@ -58,26 +58,44 @@ def escalate_incident_now(
 
 
 def silence_incident_check(
-    *, incident_id: int, duration: timedelta, user, now: datetime, via_channel: str | None = None
+    *,
+    incident_id: int,
+    duration: timedelta,
+    user,
+    now: datetime,
+    via_channel: str | None = None,
+    origin: str = "an alert",
 ) -> Incident:
-    """ "Silence this check for 1 h / 4 h / 24 h" from an alert: a silence matching the check
-    alone, from now; the incident is held until it ends."""
+    """ "Silence this check for 1 h / 4 h / 24 h" from an alert (or the dashboard: `origin`
+    words the silence's comment): a silence matching the check alone, from now; the incident is
+    held until it ends."""
     with transaction.atomic():
         incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
         if incident.state == Incident.State.RESOLVED:
             raise EscalationActionError("This incident is already resolved.")
         hours = round(duration.total_seconds() / 3600)
         where = f" in channel {via_channel}" if via_channel else ""
-        create_silence(
+        silence = create_silence(
             team_id=incident.owner.team_id,
             starts_at=now,
             ends_at=now + duration,
             matchers={"check_ids": [str(incident.owner_id)]},
             user=user,
-            comment=f"Silenced for {hours} h from an alert about incident #{incident.id}{where}.",
+            comment=f"Silenced for {hours} h from {origin} about incident #{incident.id}{where}.",
             now=now,
         )
         incident.refresh_from_db()
+        if incident.silenced_by_id != silence.id:
+            # Not held by it (acknowledged, caused by a parent, or a longer silence covers it):
+            # the engine wrote nothing, yet the timeline must show what was asked for.
+            record(
+                incident,
+                IncidentEvent.Kind.SILENCED,
+                now,
+                until=silence.ends_at.isoformat(),
+                silence=silence.id,
+                comment=silence.comment,
+            )
         return incident
 
 

@@ -144,6 +144,9 @@ class StepForm(forms.Form):
     )
 
     def __init__(self, *args, team, **kwargs):
+        # The policy page also shows PolicyForm, which has a severities field too: ids of their
+        # own keep every label pointing at its own checkbox.
+        kwargs.setdefault("auto_id", "id_step_%s")
         super().__init__(*args, **kwargs)
         self.fields["targets"].choices = target_choices(team)
 

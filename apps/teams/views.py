@@ -21,16 +21,37 @@ from apps.checks.clock import database_now
 from apps.dashboard.current_team import SESSION_KEY
 from apps.dashboard.views import dashboard_login_required
 
-from . import services
+from . import services, throttle
 from .access import require_role
 from .forms import AccountForm, CheckDefaultsForm, InviteForm, RoleForm, SignUpForm
 from .invitations import InvalidInvitation, make_invitation_token, read_invitation_token
 from .models import CheckDefaults, Invitation, Membership
 
 
+def refuse_throttled(request, template: str, context: dict, limit: throttle.Limit):
+    """429 on the page the visitor was using, saying that nothing was done and how long to
+    wait; the same words whoever the attempt was about."""
+    context["throttled"] = (
+        f"Too many attempts: nothing was done. Wait {limit.describe_wait()} and try again."
+    )
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(int(limit.window.total_seconds()))
+    return response
+
+
 def signup(request):
     if request.user.is_authenticated:
         return redirect("dashboard:check-list")
+    if request.method == "POST":
+        attempt = (
+            (throttle.SIGNUP_PER_ADDRESS, throttle.client_address(request)),
+            (throttle.SIGNUP_PER_EMAIL, request.POST.get("email", "")),
+        )
+        if limit := throttle.exceeded(*attempt):
+            return refuse_throttled(
+                request, "registration/signup.html", {"form": SignUpForm()}, limit
+            )
+        throttle.count(*attempt)
     form = SignUpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -48,12 +69,44 @@ def signup(request):
     return render(request, "registration/signup.html", {"form": form}, status=status)
 
 
+class LoginView(auth_views.LoginView):
+    """Django's log-in view, rate limited (apps/teams/throttle.py): every attempt counts per
+    client address, failures count per username."""
+
+    def post(self, request, *args, **kwargs):
+        attempt = (
+            (throttle.LOGIN_PER_ADDRESS, throttle.client_address(request)),
+            (throttle.LOGIN_FAILURES_PER_ACCOUNT, request.POST.get("username", "")),
+        )
+        if limit := throttle.exceeded(*attempt):
+            context = self.get_context_data(form=self.get_form_class()(request))
+            return refuse_throttled(request, self.template_name, context, limit)
+        throttle.count(attempt[0])
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        throttle.count((throttle.LOGIN_FAILURES_PER_ACCOUNT, form.data.get("username", "")))
+        return super().form_invalid(form)
+
+
 class PasswordResetView(auth_views.PasswordResetView):
-    """Django's reset view; the emailed link starts with SITE_URL, never with the request's
-    Host header (which an attacker could set to their own domain)."""
+    """Django's reset view, rate limited; the emailed link starts with SITE_URL, never with the
+    request's Host header (which an attacker could set to their own domain)."""
 
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
+
+    def post(self, request, *args, **kwargs):
+        # Every address given counts, known or not: a refusal tells nothing about accounts.
+        attempt = (
+            (throttle.RESET_PER_ADDRESS, throttle.client_address(request)),
+            (throttle.RESET_PER_EMAIL, request.POST.get("email", "")),
+        )
+        if limit := throttle.exceeded(*attempt):
+            context = self.get_context_data(form=self.get_form_class()())
+            return refuse_throttled(request, self.template_name, context, limit)
+        throttle.count(*attempt)
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
         self.extra_email_context = {"site_url": settings.SITE_URL}

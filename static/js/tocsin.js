@@ -58,6 +58,12 @@
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     var reason = "The server answered " + xhr.status + ".";
+    var type = xhr.getResponseHeader("Content-Type") || "";
+    var text = (xhr.responseText || "").trim();
+    if (/^text\/plain/.test(type) && text && text.length <= 200) {
+      // Our own refusals of bad input are one short plain-text line that says why.
+      reason = text;
+    }
     if (xhr.status === 403) {
       // Django's CSRF refusal says "CSRF"; it happens when a login elsewhere rotated the token.
       reason = /CSRF/.test(xhr.responseText || "")
@@ -72,6 +78,22 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail.successful) { showProblem(""); }
   });
+
+  // Polled regions carry data-status-summary: one short sentence about their state. Screen
+  // readers hear it through the polite #live-status region only when it changes, never on a
+  // poll that changed nothing (the regions themselves are not live: a whole table re-read
+  // every few seconds would drown everything else).
+  var summaries = {};
+  function noteSummaries(announceChanges) {
+    document.querySelectorAll("[data-status-summary]").forEach(function (region) {
+      var text = region.getAttribute("data-status-summary");
+      var seen = Object.prototype.hasOwnProperty.call(summaries, region.id);
+      if (announceChanges && seen && summaries[region.id] !== text) { announce(text); }
+      summaries[region.id] = text;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { noteSummaries(false); });
+  document.addEventListener("htmx:afterSettle", function () { noteSummaries(true); });
 
   // Copy buttons are useless without this script, so they start hidden.
   function revealCopyButtons() {

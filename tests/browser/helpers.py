@@ -68,7 +68,8 @@ UNLABELLED_CONTROLS = """
 
 def assert_accessible_basics(page, what: str):
     """Every visible control has a name, and every status pill says its status in words."""
-    assert page.evaluate(UNLABELLED_CONTROLS) == [], f"{what}: controls without a label"
+    unlabelled = page.evaluate(UNLABELLED_CONTROLS)
+    assert unlabelled == [], f"{what}: controls without a label: {unlabelled}"
     pills = page.locator(".pill").all_inner_texts()
     assert all(text.strip() for text in pills), f"{what}: a status pill without text"
 
@@ -83,3 +84,12 @@ def make_down(site, check) -> Incident:
     check.refresh_from_db()
     assert check.status == Check.Status.DOWN
     return Incident.objects.get(owner=check)
+
+
+def is_page_poll(response) -> bool:
+    """An htmx request of the page's own regions (not the sweeper banner's poll, which every
+    signed-in page makes on its own schedule)."""
+    return (
+        response.request.headers.get("hx-request") == "true"
+        and "/sweeper-banner/" not in response.url
+    )

@@ -13,10 +13,15 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from playwright.sync_api import expect
 
+from apps.api.keys import create_api_key
+from apps.api.models import ApiKey
 from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.escalation.actions import silence_incident_check
+from apps.escalation.models import EscalationPolicy, Silence
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
+from tests.escalation.helpers import make_policy
 from tests.factories import CheckFactory
 
 from .conftest import PHONE, screenshot
@@ -25,6 +30,7 @@ from .helpers import (
     assert_fits_horizontally,
     assert_same_document,
     http,
+    is_page_poll,
     make_down,
     mark_page,
     sweep,
@@ -38,7 +44,7 @@ FIRST_PASSWORD = re.compile(r"^Password(?! confirmation)")
 
 def hx_response(page):
     """Wait for the next htmx request's response (a poll or an action)."""
-    return page.expect_response(lambda r: r.request.headers.get("hx-request") == "true")
+    return page.expect_response(is_page_poll)
 
 
 def test_sign_up_create_ping_go_down_and_acknowledge(new_page, site):
@@ -112,6 +118,58 @@ def test_sign_up_create_ping_go_down_and_acknowledge(new_page, site):
     expect(timeline.locator('li[data-kind="opened"]')).to_have_count(1)
     expect(timeline.locator('li[data-kind="acknowledged"]')).to_have_count(1)
     screenshot(page, "incident-timeline")
+
+    # Silence the check from the incident page: the row says so in place, the polled timeline
+    # and the screen reader's summary follow, and the silences page lists it.
+    mark_page(page)
+    row = page.locator(f"#incident-{incident.id}")
+    row.get_by_role("button", name="Silence 4h").click()
+    expect(row.locator('[data-hold="silenced"]')).to_contain_text("silenced until")
+    expect(row.get_by_role("button", name="Silence 4h")).to_be_focused()
+    silence = Silence.objects.get()
+    assert silence.matchers == {"check_ids": [str(check.id)]}
+    assert silence.ends_at - silence.starts_at == timedelta(hours=4)
+    expect(timeline.locator('li[data-kind="silenced"]')).to_contain_text(f"silence #{silence.id}")
+    expect(page.locator("#check-silenced")).to_contain_text("The check is silenced until")
+    expect(page.locator("#live-status")).to_have_text(
+        re.compile(r"^Incident acknowledged by dana; check silenced until \d\d:\d\d UTC\.$")
+    )
+    assert_same_document(page)
+    screenshot(page, "incident-silenced")
+    row.get_by_role("link", name="silences").click()
+    expect(page.get_by_role("heading", name="Silences of Night Shift")).to_be_visible()
+    expect(page.locator(f"#silence-{silence.id}")).to_contain_text("Silenced for 4 h")
+    expect(page.locator("#silenced-now")).to_contain_text("hourly-sync")
+    screenshot(page, "silences")
+
+    # Edit a policy: create it, then add, reorder and remove steps in place.
+    page.get_by_role("link", name="Escalation", exact=True).click()
+    page.get_by_role("link", name="New policy").click()
+    page.get_by_label("Name").fill("Night rota")
+    page.get_by_role("button", name="Create policy").click()
+    expect(page.get_by_role("heading", name="Escalation policy Night rota")).to_be_visible()
+    mark_page(page)
+    steps = page.locator("#steps ol > li")
+    expect(steps).to_have_count(0)
+    page.get_by_label("Member dana").check()
+    page.get_by_label("Then wait amount").fill("10")
+    page.get_by_role("button", name="Add step").click()
+    expect(steps).to_have_count(1)
+    page.get_by_label("Everyone on the team").check()
+    page.get_by_label("Then wait amount").fill("30")
+    page.get_by_role("button", name="Add step").click()
+    expect(steps).to_have_count(2)
+    expect(steps.nth(1)).to_contain_text("Everyone on the team; then wait 30 minutes")
+    page.get_by_role("button", name="Move step 2 up").click()
+    expect(steps.nth(0)).to_contain_text("Everyone on the team")
+    expect(steps.nth(1)).to_contain_text("Member dana")
+    page.get_by_role("button", name="Remove step 2").click()
+    expect(steps).to_have_count(1)
+    expect(steps.nth(0)).to_contain_text("Everyone on the team")
+    assert_same_document(page)
+    policy = EscalationPolicy.objects.get(name="Night rota")
+    assert [s.targets[0]["kind"] for s in policy.steps.all()] == ["team"]
+    screenshot(page, "policy")
     assert page.errors == []
 
 
@@ -224,7 +282,8 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
     # The viewer sees the team's checks and incidents but no edit control anywhere.
     expect(guest.get_by_role("link", name="New check")).to_have_count(0)
     guest.get_by_role("link", name=check.name).click()
-    for name in ("Pause", "Resume", "Acknowledge", "Resolve", "Make a new ping URL"):
+    names = ("Pause", "Resume", "Acknowledge", "Resolve", "Silence 1h", "Make a new ping URL")
+    for name in names:
         expect(guest.get_by_role("button", name=name)).to_have_count(0)
     expect(guest.get_by_text("Delete this check…")).to_have_count(0)
     guest.goto("/incidents/")
@@ -242,6 +301,8 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
         f"/checks/{check.id}/regenerate/",
         f"/checks/{check.id}/delete/",
         f"/incidents/{incident.id}/acknowledge/",
+        f"/incidents/{incident.id}/silence/",
+        "/team/api-keys/",
         f"/teams/{team.id}/members/{owner_membership.id}/role/",
         f"/teams/{team.id}/invitations/",
     ]
@@ -249,7 +310,13 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
         response = guest.request.post(
             f"{site}{path}",
             headers=headers,
-            form={"confirm_name": check.name, "role": "viewer", "email": "x@example.com"},
+            form={
+                "confirm_name": check.name,
+                "role": "viewer",
+                "email": "x@example.com",
+                "duration": "1h",
+                "name": "sneaky",
+            },
         )
         assert response.status == 403, path
     check.refresh_from_db()
@@ -257,6 +324,8 @@ def test_invited_viewer_joins_finds_no_edit_controls_and_is_refused(
     incident.refresh_from_db()
     assert incident.state == Incident.State.TRIGGERED
     assert Membership.objects.get(user=owner, team=team).role == Membership.Role.OWNER
+    assert not Silence.objects.exists()
+    assert not ApiKey.objects.exists()
 
 
 def test_password_reset_in_the_browser(new_page, site, owner):
@@ -283,11 +352,16 @@ def test_password_reset_in_the_browser(new_page, site, owner):
 def test_new_pages_fit_the_screen(new_page, site, owner, team, viewport):
     check = CheckFactory(team=team, name="nightly-" + "x" * 92, tags="a" * 50 + " b")
     incident = make_down(site, check)
+    silence_incident_check(
+        incident_id=incident.id, duration=timedelta(hours=4), user=owner, now=database_now()
+    )
     # Runs with durations for the chart.
     for _ in range(3):
         http(f"{site}/ping/{check.ping_token}/start")
         http(f"{site}/ping/{check.ping_token}")
     sweep()
+    policy = make_policy(team, [(10, [("user", owner.id)]), (30, [("team", team.id)])])
+    create_api_key(team=team, name="terraform-" + "y" * 80, is_read_only=True)
     size = PHONE if viewport == "phone" else None
     anonymous = new_page(None, viewport=size) if size else new_page()
     for path, name in (("/signup/", "signup"), ("/password-reset/", "password-reset")):
@@ -303,6 +377,12 @@ def test_new_pages_fit_the_screen(new_page, site, owner, team, viewport):
         "members": f"/teams/{team.id}/members/",
         "check-chart": f"/checks/{check.id}/",
         "incident-timeline": f"/incidents/{incident.id}/",
+        "escalation": "/escalation/",
+        "policy": f"/escalation/policies/{policy.id}/",
+        "silences": "/escalation/silences/",
+        "maintenance": "/escalation/maintenance/",
+        "channels": "/channels/",
+        "api-keys": "/team/api-keys/",
     }
     for name, path in pages.items():
         page.goto(path)
@@ -313,3 +393,31 @@ def test_new_pages_fit_the_screen(new_page, site, owner, team, viewport):
     page.goto(f"/checks/{check.id}/")
     expect(page.locator("#duration-chart rect")).to_have_count(3)
     assert page.errors == []
+
+
+def test_api_key_is_created_shown_once_and_revoked(new_page, site, owner):
+    page = new_page(owner)
+    page.goto("/")
+    page.get_by_role("link", name="API keys").click()
+    expect(page.get_by_role("heading", name="API keys of Ops")).to_be_visible()
+    page.get_by_role("button", name="Create key").click()  # no name: refused next to the field
+    expect(page.locator("#id_name_error")).to_have_text("Give the key a name.")
+    assert not ApiKey.objects.exists()
+    page.get_by_label(re.compile(r"^Name")).fill("grafana")
+    page.get_by_label(re.compile(r"^Read-only")).check()
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-key-secret").inner_text()
+    key = ApiKey.objects.get()
+    assert key.is_read_only and secret.startswith(key.prefix)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert page.request.get(f"{site}/api/v1/checks/", headers=bearer).status == 200
+    screenshot(page, "api-key-created")
+    page.goto("/team/api-keys/")
+    expect(page.locator("#new-key-secret")).to_have_count(0)
+    expect(page.locator(f"#api-key-{key.id}")).to_contain_text("read-only")
+    page.get_by_role("button", name="Revoke the key grafana").click()
+    expect(page.get_by_text("Key revoked")).to_be_visible()
+    expect(page.locator(f"#api-key-{key.id}")).to_contain_text("revoked")
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    assert page.request.get(f"{site}/api/v1/checks/", headers=bearer).status == 401

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.escalation.models import Silence
 from apps.incidents.models import Incident
 from apps.incidents.services import acknowledge_incident
 from apps.teams.models import Membership
@@ -22,6 +23,7 @@ from .helpers import (
     assert_fits_horizontally,
     assert_same_document,
     http,
+    is_page_poll,
     make_down,
     mark_page,
     sweep,
@@ -189,6 +191,26 @@ def test_incident_buttons_are_reachable_and_usable_with_the_keyboard(new_page, s
     expect(page.locator(f"#incident-{incident.id} .pill")).to_have_text("Acknowledged")
     incident.refresh_from_db()
     assert incident.state == Incident.State.ACKNOWLEDGED
+    # From Resolve (focused after the swap), on to the silence buttons.
+    expect(page.get_by_role("button", name="Resolve")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Silence 1h")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator(f"#silenced-{incident.id}")).to_contain_text("silenced until")
+    assert Silence.objects.get().matchers == {"check_ids": [str(check.id)]}
+
+
+def test_tampered_silence_duration_is_reported_on_the_page(new_page, site, team, member):
+    check = CheckFactory(team=team, name="nightly-backup")
+    incident = make_down(site, check)
+    page = new_page(member)
+    page.goto(f"/incidents/{incident.id}/")
+    page.locator(f"#silence-1h-{incident.id}").evaluate("b => b.value = '99h'")
+    page.get_by_role("button", name="Silence 1h").click()
+    expect(page.locator("#request-problem")).to_have_text(
+        "That request failed: Nothing was silenced: choose 1h, 4h or 24h."
+    )
+    assert not Silence.objects.exists()
 
 
 def test_acting_on_an_incident_someone_else_acknowledged_shows_why(
@@ -245,7 +267,9 @@ def test_viewer_sees_no_action_buttons_and_a_direct_post_is_refused(
     expect(page.locator(f"#incident-{incident.id} .pill")).to_have_text("Triggered")
     expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0)
     expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile("^Silence"))).to_have_count(0)
     expect(page.get_by_role("link", name="New check")).to_have_count(0)
+    expect(page.get_by_role("link", name="API keys")).to_have_count(0)
 
     # With the viewer's own session and a valid CSRF token, the server still refuses.
     token = re.search(r'"x-csrftoken": "(\w+)"', page.locator("body").get_attribute("hx-headers"))
@@ -256,6 +280,13 @@ def test_viewer_sees_no_action_buttons_and_a_direct_post_is_refused(
         )
         assert response.status == 403
         assert "CSRF" not in response.text()
+    response = page.request.post(
+        f"{site}/incidents/{incident.id}/silence/",
+        headers={"X-CSRFToken": token.group(1), "HX-Request": "true"},
+        form={"duration": "24h"},
+    )
+    assert response.status == 403
+    assert not Silence.objects.exists()
     response = page.request.post(
         f"{site}/checks/new/",
         form={"name": "sneaky", "csrfmiddlewaretoken": token.group(1)},
@@ -271,9 +302,9 @@ def test_polling_keeps_the_keyboard_focus_on_the_same_link(new_page, site, owner
     page.goto("/")
     link = page.locator(f"#check-link-{check.id}")
     link.focus()
-    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
+    with page.expect_response(is_page_poll):
         pass
-    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"):
+    with page.expect_response(is_page_poll):
         pass  # the second poll's swap has certainly settled the first one
     expect(link).to_be_focused()
 
@@ -365,3 +396,58 @@ def test_log_out_with_the_button(new_page, site, owner):
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     page.goto("/")
     expect(page).to_have_url(re.compile(r"/login/"))
+
+
+WATCH_LIVE_REGION = """
+window.liveChanges = [];
+const live = document.getElementById('live-status');
+new MutationObserver(() => window.liveChanges.push(live.textContent))
+  .observe(live, {childList: true, characterData: true, subtree: true});
+"""
+
+
+def hx_poll(page):
+    return page.expect_response(is_page_poll)
+
+
+@pytest.mark.parametrize("where", ["list", "check"])
+def test_status_changes_are_announced_once_and_quiet_polls_say_nothing(
+    new_page, site, owner, check, where
+):
+    page = new_page(owner)
+    page.goto("/" if where == "list" else f"/checks/{check.id}/")
+    # The polled region is not itself live (a screen reader would re-read it every 5 s); the
+    # one polite live region is the short summary.
+    region = page.locator("#check-table" if where == "list" else "#check-status")
+    assert region.get_attribute("aria-live") is None
+    assert page.locator("[aria-live]").count() == 1
+    expect(page.locator("#live-status")).to_have_attribute("aria-live", "polite")
+    page.evaluate(WATCH_LIVE_REGION)
+    for _ in range(2):
+        with hx_poll(page):
+            pass
+    page.wait_for_timeout(100)  # the last swap settles
+    assert page.evaluate("window.liveChanges") == []
+
+    make_down(site, check)
+    expected = "Checks: 1 down (nightly-backup)." if where == "list" else "nightly-backup is down."
+    expect(page.locator("#live-status")).to_have_text(expected)
+    for _ in range(2):
+        with hx_poll(page):
+            pass
+    page.wait_for_timeout(100)
+    # Up (from the first ping), then down; each said once, and nothing on the quiet polls.
+    changes = [c for c in page.evaluate("window.liveChanges") if not c.startswith("The sweeper")]
+    assert changes[-1] == expected and changes.count(expected) == 1, changes
+
+
+def test_sweeper_banner_goes_away_without_a_reload_when_the_sweeper_runs(new_page, owner):
+    page = new_page(owner)
+    page.goto("/")
+    expect(page.locator("#sweeper-late")).to_contain_text("The sweeper is late")
+    mark_page(page)
+    sweep()
+    # The banner polls every 15 s.
+    expect(page.locator("#sweeper-late")).to_have_count(0, timeout=25_000)
+    expect(page.locator("#live-status")).to_have_text("The sweeper is running.")
+    assert_same_document(page)

@@ -3,12 +3,14 @@
 import re
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
+from apps.teams import throttle
 from apps.teams.models import Membership, Team
 
 SIGNUP = reverse("teams:signup")
@@ -198,3 +200,175 @@ def test_reset_with_mismatched_passwords_keeps_the_old_one(client, owner):
     assertContains(response, 'class="errorlist"')
     owner.refresh_from_db()
     assert owner.check_password("correct horse battery")
+
+
+# --- rate limits (apps/teams/throttle.py) -------------------------------------------------------
+
+LOGIN = reverse("login")
+THROTTLED = "Too many attempts: nothing was done."
+OWNER_PASSWORD = "correct horse battery"  # tests/factories.py
+
+
+def post_from(address: str, url: str, data: dict, client=None):
+    return (client or Client()).post(url, data, REMOTE_ADDR=address)
+
+
+def assert_throttled(response, wait: str):
+    assert response.status_code == 429
+    assert response["Retry-After"] == str({"15 minutes": 900, "60 minutes": 3600}[wait])
+    assertContains(response, f"{THROTTLED} Wait {wait} and try again.", status_code=429)
+    assertContains(response, 'role="alert" id="throttled"', status_code=429)
+
+
+def test_login_failures_per_account_are_limited_whatever_the_address(client, owner, member):
+    for n in range(throttle.LOGIN_FAILURES_PER_ACCOUNT.attempts):
+        response = post_from(f"10.0.1.{n}", LOGIN, {"username": "alice", "password": "guess"})
+        assert response.status_code == 200  # a plain failure so far
+    # Even the right password is refused now, from a new address, in another case.
+    client = Client()
+    response = post_from(
+        "10.0.2.1", LOGIN, {"username": "ALICE", "password": OWNER_PASSWORD}, client
+    )
+    assert_throttled(response, "15 minutes")
+    assert SESSION_KEY not in client.session
+    # Another account from the same address is not affected.
+    response = post_from("10.0.1.0", LOGIN, {"username": "bob", "password": OWNER_PASSWORD})
+    assert response.status_code == 302
+
+
+def test_successful_logins_do_not_use_up_the_account_limit(owner):
+    for n in range(throttle.LOGIN_FAILURES_PER_ACCOUNT.attempts + 2):
+        response = post_from(
+            f"10.0.3.{n}", LOGIN, {"username": "alice", "password": OWNER_PASSWORD}
+        )
+        assert response.status_code == 302
+
+
+def test_login_attempts_per_address_are_limited(client, owner):
+    for n in range(throttle.LOGIN_PER_ADDRESS.attempts):
+        post_from("10.0.4.1", LOGIN, {"username": f"user{n}", "password": "guess"})
+    client = Client()
+    response = post_from(
+        "10.0.4.1", LOGIN, {"username": "alice", "password": OWNER_PASSWORD}, client
+    )
+    assert_throttled(response, "15 minutes")
+    assert SESSION_KEY not in client.session
+    assert (
+        post_from("10.0.4.2", LOGIN, {"username": "alice", "password": OWNER_PASSWORD}).status_code
+        == 302
+    )
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["", "x" * 10_000, "<script>alert(1)</script>", "a\x00b"],
+    ids=["empty", "oversized", "hostile", "nul"],
+)
+def test_login_with_odd_usernames_counts_and_refuses_cleanly(db, username):
+    for _ in range(throttle.LOGIN_FAILURES_PER_ACCOUNT.attempts):
+        response = post_from("10.0.5.1", LOGIN, {"username": username, "password": "guess"})
+        assert response.status_code in (200, 400)
+    response = post_from("10.0.5.1", LOGIN, {"username": username, "password": "guess"})
+    if username:
+        assert_throttled(response, "15 minutes")
+    assertNotContains(response, "<script>alert(1)", status_code=response.status_code)
+
+
+def test_sign_ups_per_address_are_limited_and_create_nothing(db):
+    for n in range(throttle.SIGNUP_PER_ADDRESS.attempts):
+        data = {**VALID, "username": f"user{n}", "email": f"user{n}@example.com"}
+        assert post_from("10.0.6.1", SIGNUP, data).status_code == 302
+    before = counts()
+    response = post_from("10.0.6.1", SIGNUP, VALID)
+    assert_throttled(response, "60 minutes")
+    assertContains(response, "Create account and team", status_code=429)
+    assert counts() == before
+    assert not User.objects.filter(username="dana").exists()
+    assert post_from("10.0.6.2", SIGNUP, VALID).status_code == 302
+
+
+def test_sign_ups_per_email_are_limited(db):
+    for n in range(throttle.SIGNUP_PER_EMAIL.attempts):
+        # Invalid (passwords differ) but counted: each attempt costs the same.
+        data = {**VALID, "password2": "different"}
+        assert post_from(f"10.0.7.{n}", SIGNUP, data).status_code == 400
+    response = post_from("10.0.7.99", SIGNUP, {**VALID, "email": " Dana@Example.com "})
+    assert_throttled(response, "60 minutes")
+    assert counts() == (0, 0, 0)
+
+
+def test_password_reset_per_email_is_limited_and_says_nothing_about_accounts(owner):
+    known, unknown = owner.email, "nobody@example.com"
+    for n in range(throttle.RESET_PER_EMAIL.attempts):
+        for email in (known, unknown):
+            response = post_from(f"10.0.8.{n}", RESET, {"email": email})
+            assert response.status_code == 302
+    assert len(mail.outbox) == throttle.RESET_PER_EMAIL.attempts
+    refused = {}
+    for email in (known, unknown):
+        response = post_from("10.0.8.99", RESET, {"email": email})
+        assert_throttled(response, "60 minutes")
+        refused[email] = response.content.decode()
+    # The same page whether or not the account exists (bar the CSRF token), and no email.
+    strip_token = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"|"x-csrftoken": "[^"]+"')
+    assert strip_token.sub("", refused[known]) == strip_token.sub("", refused[unknown])
+    assert len(mail.outbox) == throttle.RESET_PER_EMAIL.attempts
+
+
+def test_password_reset_per_address_is_limited(owner):
+    for n in range(throttle.RESET_PER_ADDRESS.attempts):
+        post_from("10.0.9.1", RESET, {"email": f"someone{n}@example.com"})
+    response = post_from("10.0.9.1", RESET, {"email": owner.email})
+    assert_throttled(response, "60 minutes")
+    assert mail.outbox == []
+    assert post_from("10.0.9.2", RESET, {"email": owner.email}).status_code == 302
+    assert len(mail.outbox) == 1
+
+
+def test_behind_the_tls_proxy_the_address_the_proxy_saw_counts(settings, owner):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    for n in range(throttle.RESET_PER_ADDRESS.attempts):
+        Client().post(
+            RESET,
+            {"email": f"someone{n}@example.com"},
+            REMOTE_ADDR="10.0.0.254",  # the proxy
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}, 203.0.113.7",  # a forged first entry
+        )
+    forged = Client().post(
+        RESET,
+        {"email": owner.email},
+        REMOTE_ADDR="10.0.0.254",
+        HTTP_X_FORWARDED_FOR="198.51.100.200, 203.0.113.7",
+    )
+    assert forged.status_code == 429
+    other = Client().post(
+        RESET, {"email": owner.email}, REMOTE_ADDR="10.0.0.254", HTTP_X_FORWARDED_FOR="203.0.113.8"
+    )
+    assert other.status_code == 302
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="REDIS_URL is not set: the cache is in memory")
+def test_counts_are_kept_in_redis_where_every_web_process_sees_them(settings, owner):
+    import redis
+
+    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    post_from("10.0.10.1", LOGIN, {"username": "alice", "password": "guess"})
+    # A separate connection (another web process) finds the counts.
+    server = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = f"*account-throttle:{settings.ACCOUNT_THROTTLE_NAMESPACE}:*"
+    keys = sorted(k.decode() for k in server.scan_iter(match=pattern))
+    assert len(keys) == 2 and {k.split(":")[-2] for k in keys} == {"login-address", "login-account"}
+    assert all(0 < server.ttl(k) <= 900 for k in keys)
+    assert all(server.get(k) == b"1" for k in keys)
+
+
+def test_with_the_cache_down_people_can_still_log_in(settings, owner):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    response = post_from("10.0.11.1", LOGIN, {"username": "alice", "password": OWNER_PASSWORD})
+    assert response.status_code == 302

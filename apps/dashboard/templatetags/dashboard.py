@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.core.exceptions import PermissionDenied
 
+from apps.teams.models import Membership
+
 from ..current_team import current_membership, memberships_of
 
 register = template.Library()
@@ -80,3 +82,9 @@ def percent(ratio: float | None) -> str:
         return ""
     hundredths = math.floor(ratio * 10000)
     return f"{hundredths // 100}.{hundredths % 100:02d} %" if hundredths < 10000 else "100 %"
+
+
+@register.filter
+def has_role(membership, minimum: str) -> bool:
+    """{% if membership|has_role:"admin" %}: the membership's role is at least `minimum`."""
+    return membership is not None and membership.has_role(Membership.Role(minimum))
