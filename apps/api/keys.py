@@ -8,6 +8,7 @@ whole string, so the database never holds a usable key.
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import Q
@@ -58,3 +59,10 @@ def find_api_key(presented: str) -> ApiKey | None:
         .filter(Q(revoked_at__isnull=True), key_hash=hash_key(presented))
         .first()
     )
+
+
+def revoke_api_key(*, team_id: int, key_id: int, now: datetime) -> bool:
+    """Revoke the team's key `key_id` from `now` on. False when it was already revoked; raises
+    ApiKey.DoesNotExist for a key of another team or none. A repeat is harmless."""
+    key = ApiKey.objects.get(id=key_id, team_id=team_id)
+    return bool(ApiKey.objects.filter(id=key.id, revoked_at__isnull=True).update(revoked_at=now))

@@ -2,8 +2,6 @@
 shown once, only its hash is stored) and revoke them. Members and viewers get 403: a key acts
 for the whole team, so only those who may edit checks may hand one out."""
 
-from datetime import datetime
-
 from django import forms
 from django.contrib import messages
 from django.db.models import F
@@ -12,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.api.keys import create_api_key
+from apps.api.keys import create_api_key, revoke_api_key
 from apps.api.models import ApiKey
 from apps.checks.clock import database_now
 from apps.teams.access import require_role
@@ -35,13 +33,6 @@ class ApiKeyForm(forms.Form):
         label="Read-only",
         help_text="It can list and read, but not create, change, pause or delete anything.",
     )
-
-
-def revoke_api_key(*, team_id: int, key_id: int, now: datetime) -> bool:
-    """Revoke the team's key `key_id` from `now` on. False when it was already revoked; raises
-    ApiKey.DoesNotExist for a key of another team or none. A repeat is harmless."""
-    key = ApiKey.objects.get(id=key_id, team_id=team_id)
-    return bool(ApiKey.objects.filter(id=key.id, revoked_at__isnull=True).update(revoked_at=now))
 
 
 def _admin_membership(request) -> Membership:
