@@ -115,6 +115,13 @@ def _zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def valid_timezone_name(name: str) -> str:
+    """`name` if it is a usable IANA zone, else ScheduleError. Checked even for period schedules,
+    which do not use it: switching the kind later must not meet a zone that does not exist."""
+    _zone(name)
+    return name
+
+
 def _cron_fields(expression: str) -> str:
     expression = " ".join(expression.split())
     return CRON_ALIASES.get(expression.lower(), expression)

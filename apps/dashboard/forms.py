@@ -381,7 +381,11 @@ class CheckForm(forms.ModelForm):
         return " ".join(str(status) for status in sorted(statuses))
 
     def clean_timezone(self):
-        return (self.cleaned_data.get("timezone") or "").strip() or "UTC"
+        name = (self.cleaned_data.get("timezone") or "").strip() or "UTC"
+        try:
+            return schedule.valid_timezone_name(name)
+        except ScheduleError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_schedule_expression(self):
         return " ".join((self.cleaned_data.get("schedule_expression") or "").split())

@@ -13,6 +13,7 @@ urlpatterns = [
     path("checks/new/", views.check_create, name="check-create"),
     path("checks/schedule-preview/", views.schedule_preview, name="schedule-preview"),
     path("checks/<uuid:check_id>/", views.check_detail, name="check-detail"),
+    path("checks/<uuid:check_id>/edit/", views.check_edit, name="check-edit"),
     path("checks/<uuid:check_id>/regenerate/", views.check_regenerate, name="check-regenerate"),
     path("checks/<uuid:check_id>/delete/", views.check_delete, name="check-delete"),
     path("checks/<uuid:check_id>/<str:action>/", views.check_action, name="check-action"),

@@ -10,19 +10,26 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from apps.checks.clock import database_now
 from apps.checks.models import Check, Ping
 from apps.checks.schedule import ScheduleError, ScheduleKind
-from apps.checks.services import delete_check, pause_check, regenerate_ping_token, resume_check
+from apps.checks.services import (
+    delete_check,
+    pause_check,
+    refresh_deadline,
+    regenerate_ping_token,
+    resume_check,
+)
 from apps.teams.access import require_role
 from apps.teams.models import Membership
 
@@ -137,6 +144,28 @@ def check_create(request):
     status = 400 if form.errors else 200
     context = {"form": form, "team": membership.team}
     return render(request, "dashboard/check_form.html", context, status=status)
+
+
+@dashboard_login_required
+@require_http_methods(["GET", "POST"])
+def check_edit(request, check_id):
+    """The check form over an existing check (admins and owners). Saving makes the check due,
+    so the sweeper judges it under the new schedule and thresholds at once, not at the old
+    deadline."""
+    check, membership = get_check_for_user(request.user, check_id, Membership.Role.ADMIN)
+    if request.method == "POST":
+        with transaction.atomic():
+            # Locked, so that a concurrent API update of the same check cannot interleave.
+            locked = Check.objects.select_for_update().get(id=check.id)
+            form = CheckForm(request.POST, instance=locked, team=membership.team)
+            if form.is_valid() and (saved := form.save()):
+                refresh_deadline(check_id=saved.id, now=database_now())
+                messages.success(request, "Saved: the check is judged by its new settings now.")
+                return redirect("dashboard:check-detail", saved.id)
+    else:
+        form = CheckForm(instance=check, team=membership.team)
+    context = {"form": form, "team": membership.team, "check": check}
+    return render(request, "dashboard/check_form.html", context, status=400 if form.errors else 200)
 
 
 @dashboard_login_required
