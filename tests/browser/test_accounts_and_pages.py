@@ -421,3 +421,32 @@ def test_api_key_is_created_shown_once_and_revoked(new_page, site, owner):
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert page.request.get(f"{site}/api/v1/checks/", headers=bearer).status == 401
+
+
+def test_admin_edits_a_check_with_errors_next_to_the_field(new_page, site, owner, team, check):
+    parent = CheckFactory(team=team, name="database", slug="database")
+    page = new_page(owner)
+    page.goto(f"/checks/{check.id}/")
+    page.get_by_role("link", name="Edit settings").click()
+    expect(page.get_by_role("heading", name=f"Edit {check.name}")).to_be_visible()
+    assert_accessible_basics(page, "check edit form")
+
+    page.locator("[name=grace_0]").fill("0")  # novalidate: the server refuses it
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert").filter(has_text="was not changed")).to_be_visible()
+    grace_group = page.locator("#fieldset-schedule")
+    expect(grace_group.locator(".errorlist")).to_be_visible()
+    screenshot(page, "check-edit-error")
+    check.refresh_from_db()
+    assert check.grace == timedelta(hours=1)
+
+    page.locator("[name=grace_0]").fill("45")
+    page.locator("[name=grace_1]").select_option("seconds")
+    page.locator("[name=depends_on]").select_option(value=str(parent.id))
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert").filter(has_text="Saved")).to_be_visible()
+    expect(page.get_by_role("heading", name=check.name)).to_be_visible()
+    check.refresh_from_db()
+    assert check.grace == timedelta(seconds=45)
+    assert list(check.depends_on.all()) == [parent]
+    assert page.errors == []
