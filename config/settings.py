@@ -95,13 +95,9 @@ OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
 OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
 # Escalation (apps/escalation): when a parent check recovers, its dependents' incidents that
 # are still open are notified after this delay (time for them to recover too).
-DEPENDENCY_RELEASE_DELAY = timedelta(
-    seconds=_non_negative_float("DEPENDENCY_RELEASE_DELAY", 120.0)
-)
+DEPENDENCY_RELEASE_DELAY = timedelta(seconds=_non_negative_float("DEPENDENCY_RELEASE_DELAY", 120.0))
 # A silence's creator is emailed this long before it ends while checks it covers still fail.
-SILENCE_EXPIRY_REMINDER = timedelta(
-    seconds=_non_negative_float("SILENCE_EXPIRY_REMINDER", 900.0)
-)
+SILENCE_EXPIRY_REMINDER = timedelta(seconds=_non_negative_float("SILENCE_EXPIRY_REMINDER", 900.0))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
