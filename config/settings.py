@@ -11,6 +11,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("TOCSIN_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -196,6 +197,15 @@ else:
         "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
+# Deliveries (outbound HTTP and SMTP, each bounded by OUTBOUND_TIMEOUT) have a queue of their
+# own, so that a deployment can give them their own worker (docker-compose.yml does): a
+# receiver that hangs then holds a delivery slot, never the slot a sweep or an escalation
+# needs. A worker started without -Q consumes every queue listed here, so a single worker still
+# does everything.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+DELIVERY_QUEUE = "deliveries"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(DELIVERY_QUEUE)]
+CELERY_TASK_ROUTES = {"apps.notifications.tasks.deliver_task": {"queue": DELIVERY_QUEUE}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
+from kombu import Queue
 
 from apps.teams.models import Membership
 from config.celery import app as celery_app
@@ -11,8 +12,13 @@ from .factories import CheckFactory, MembershipFactory, TeamFactory
 
 pytest_plugins = ["tests.live", "tests.worker"]
 
-# Every test session gets its own queue, so messages left by one run never reach another.
-celery_app.conf.task_default_queue = f"tocsin-test-{uuid.uuid4().hex[:8]}"
+# Every test session gets its own queues, so messages left by one run never reach another.
+_SESSION_QUEUE = f"tocsin-test-{uuid.uuid4().hex[:8]}"
+celery_app.conf.task_default_queue = _SESSION_QUEUE
+celery_app.conf.task_queues = [Queue(_SESSION_QUEUE), Queue(f"{_SESSION_QUEUE}-deliveries")]
+celery_app.conf.task_routes = {
+    "apps.notifications.tasks.deliver_task": {"queue": f"{_SESSION_QUEUE}-deliveries"}
+}
 
 T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)
 

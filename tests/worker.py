@@ -101,9 +101,15 @@ def _borrowed_connections() -> dict:
     }
 
 
+def session_queue_names(app=celery_app) -> list[str]:
+    """This session's queues (tests/conftest.py names them): the default one and deliveries'."""
+    return [queue.name for queue in app.conf.task_queues]
+
+
 def _purge_queue(app) -> None:
     with app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(app.conf.task_default_queue)
+        for name in session_queue_names(app):
+            connection.default_channel.queue_purge(name)
 
 
 def _keep_logging_as_it_is(**kwargs) -> None:
@@ -112,7 +118,8 @@ def _keep_logging_as_it_is(**kwargs) -> None:
 
 
 @contextmanager
-def run_worker(app=celery_app) -> Iterator[LiveWorker]:
+def run_worker(app=celery_app, queues: list[str] | None = None) -> Iterator[LiveWorker]:
+    """A worker consuming `queues` (default: every queue of the session)."""
     borrowed = _borrowed_connections()
     for connection in borrowed.values():
         connection.inc_thread_sharing()
@@ -127,7 +134,12 @@ def run_worker(app=celery_app) -> Iterator[LiveWorker]:
         # made while the worker starts, polls faster.
         app.conf.broker_transport_options = {**transport_options, "polling_interval": 0.02}
     try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as w:
+        # Always named: a worker's queue selection stays on the app, so a later worker must
+        # not inherit an earlier one's narrower choice.
+        queues = queues or session_queue_names(app)
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, shutdown_timeout=30, queues=queues
+        ) as w:
             app.conf.broker_transport_options = transport_options
             live = LiveWorker(w, borrowed)
             signals.task_prerun.connect(live._before_task, weak=False)
@@ -163,8 +175,9 @@ def _discard_session_queue() -> Iterator[None]:
     try:
         with celery_app.connection_for_write() as connection:
             channel = connection.default_channel
-            channel.queue_purge(celery_app.conf.task_default_queue)
-            channel.queue_delete(celery_app.conf.task_default_queue)
+            for name in session_queue_names():
+                channel.queue_purge(name)
+                channel.queue_delete(name)
     except Exception as exc:  # the broker is down: nothing to tidy, and no test to fail
         warnings.warn(f"could not drop the test queue: {exc}", stacklevel=1)
 

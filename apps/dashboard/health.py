@@ -1,4 +1,4 @@
-"""Health of Tocsin itself: the database, the broker and the sweeper's lag."""
+"""Health of Tocsin itself: the database, the broker, the sweeper's lag and the deliveries'."""
 
 from datetime import timedelta
 
@@ -14,6 +14,27 @@ def sweeper_lag_seconds() -> float | None:
     if last is None:
         return None
     return max(0.0, (database_now() - last).total_seconds())
+
+
+# A due delivery older than this means no worker consumes the deliveries queue (or every slot
+# is stuck): alerts are decided but nobody is told. Generous, because a burst to a slow
+# receiver legitimately queues for a few OUTBOUND_TIMEOUTs.
+MAX_DELIVERY_LAG = timedelta(minutes=10)
+
+
+def delivery_lag_seconds() -> float:
+    """Seconds the oldest due, unsent delivery has waited (0 when none waits). One row read
+    through the partial index the retry beat uses."""
+    from apps.notifications.models import Delivery
+
+    now = database_now()
+    oldest = (
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
 
 
 def database_ok() -> tuple[bool, str]:

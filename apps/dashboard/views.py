@@ -328,14 +328,19 @@ def _jsonable(episode):
 @never_cache
 @require_GET
 def healthz(request):
-    """Monitor the monitor: 503 when the database is unreachable or the sweeper is late."""
+    """Monitor the monitor: 503 when the database is unreachable, the sweeper is late or due
+    notifications are not being sent."""
     db_ok, db_detail = health.database_ok()
     broker_ok, broker_detail = health.broker_ok()
     lag = health.sweeper_lag_seconds() if db_ok else None
     max_lag = 3 * settings.SWEEP_INTERVAL
     sweeper_ok = lag is not None and lag <= max_lag
+    delivery_lag = health.delivery_lag_seconds() if db_ok else None
+    max_delivery_lag = health.MAX_DELIVERY_LAG.total_seconds()
+    deliveries_ok = delivery_lag is not None and delivery_lag <= max_delivery_lag
+    healthy = db_ok and sweeper_ok and deliveries_ok
     body = {
-        "status": "ok" if db_ok and sweeper_ok else "unhealthy",
+        "status": "ok" if healthy else "unhealthy",
         "database": {"ok": db_ok, "detail": db_detail},
         "broker": {"ok": broker_ok, "detail": broker_detail},
         "sweeper": {
@@ -343,6 +348,11 @@ def healthz(request):
             "lag_seconds": None if lag is None else round(lag, 3),
             "max_lag_seconds": max_lag,
         },
+        "deliveries": {
+            "ok": deliveries_ok,
+            "lag_seconds": None if delivery_lag is None else round(delivery_lag, 3),
+            "max_lag_seconds": max_delivery_lag,
+        },
         "blind_episode": _jsonable(health.recent_blind_episode()) if db_ok else None,
     }
-    return JsonResponse(body, status=200 if db_ok and sweeper_ok else 503)
+    return JsonResponse(body, status=200 if healthy else 503)

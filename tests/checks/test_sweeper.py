@@ -13,6 +13,7 @@ from apps.incidents.models import Incident
 from apps.notifications.models import Notification
 from config.celery import app as celery_app
 from tests.conftest import requires_postgres
+from tests.worker import session_queue_names
 
 DAY, HOUR, MIN = timedelta(days=1), timedelta(hours=1), timedelta(minutes=1)
 
@@ -111,7 +112,8 @@ def purge_task_queue():
     yield
     try:
         with celery_app.connection_for_write() as conn:
-            conn.default_channel.queue_purge(celery_app.conf.task_default_queue)
+            for name in session_queue_names():
+                conn.default_channel.queue_purge(name)
     except Exception:  # noqa: S110  (no broker: nothing was published)
         pass
 

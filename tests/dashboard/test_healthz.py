@@ -128,3 +128,62 @@ def test_healthz_through_the_production_wsgi_app(live_app_url):
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "application/json"
     assert b'"status": "ok"' in reply.body
+
+
+def overdue_delivery(team, seconds: float):
+    from apps.notifications.models import Delivery
+
+    due = database_now() - timedelta(seconds=seconds)
+    return Delivery.objects.create(
+        team=team,
+        target="channel:1",
+        address="ops hook",
+        summary="DOWN nightly",
+        created_at=due,
+        updated_at=due,
+        next_attempt_at=due,
+    )
+
+
+def test_due_deliveries_nobody_sends_make_it_unhealthy(client, db, team, settings):
+    """A stopped deliverer (or a worker without the deliveries queue) decides alerts and tells
+    nobody: the external monitor must see that, as it sees a late sweeper."""
+    settings.SWEEP_INTERVAL = 5.0
+    sweep_due_checks(now=database_now())
+    overdue_delivery(team, 30)  # handed to a worker a moment ago: normal
+
+    status, body = healthz(client)
+    assert status == 200
+    assert body["deliveries"]["ok"] is True
+    assert 29 <= body["deliveries"]["lag_seconds"] < 60
+    assert body["deliveries"]["max_lag_seconds"] == 600.0
+
+    overdue_delivery(team, 11 * 60)
+    status, body = healthz(client)
+    assert status == 503
+    assert body["status"] == "unhealthy"
+    assert body["deliveries"]["ok"] is False
+    assert body["deliveries"]["lag_seconds"] >= 660
+
+
+def test_deliveries_waiting_for_their_retry_time_are_not_a_backlog(client, db, team, settings):
+    from apps.notifications.models import Delivery
+
+    settings.SWEEP_INTERVAL = 5.0
+    sweep_due_checks(now=database_now())
+    later = overdue_delivery(team, 3600)
+    Delivery.objects.filter(id=later.id).update(
+        next_attempt_at=database_now() + timedelta(minutes=5)  # backing off after a failure
+    )
+    Delivery.objects.create(
+        team=team,
+        target="channel:2",
+        summary="sent long ago",
+        status=Delivery.Status.SENT,
+        created_at=database_now() - timedelta(days=1),
+        updated_at=database_now() - timedelta(days=1),
+        next_attempt_at=database_now() - timedelta(days=1),
+    )
+    status, body = healthz(client)
+    assert status == 200
+    assert body["deliveries"] == {"ok": True, "lag_seconds": 0.0, "max_lag_seconds": 600.0}
