@@ -70,3 +70,26 @@ def test_anonymous_pages_show_no_banner_and_the_poll_needs_a_login(client, db):
     assertNotContains(client.get(reverse("login")), "sweeper-banner")
     response = client.get(BANNER)
     assert response.status_code == 302 and "/login/" in response.url
+
+
+def test_banner_when_due_notifications_are_not_going_out(member, team, settings):
+    from apps.notifications.models import Delivery
+
+    settings.SWEEP_INTERVAL = 5.0
+    swept_ago(1)
+    client = signed_in(member)
+    assertNotContains(client.get(BANNER, **HTMX), 'id="deliveries-stuck"')
+
+    due = database_now() - timedelta(minutes=25)
+    Delivery.objects.create(
+        team=team,
+        target="channel:1",
+        summary="DOWN nightly",
+        created_at=due,
+        updated_at=due,
+        next_attempt_at=due,
+    )
+    for response in (client.get(BANNER, **HTMX), client.get(reverse("dashboard:check-list"))):
+        assertContains(response, 'id="deliveries-stuck"')
+        assertContains(response, "the oldest one due has waited 25 minutes")
+        assertNotContains(response, 'id="sweeper-late"')  # the sweeper itself is fine
