@@ -74,6 +74,26 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
+class HealthchecksBodyKeyAuthentication(ApiKeyAuthentication):
+    """The Healthchecks v3 way as well: a POST may carry the key as `api_key` in its JSON body
+    instead of a header (curl scripts written for Healthchecks do). Headers still win."""
+
+    def authenticate(self, request):
+        if presented_key(request) is None and request.method == "POST":
+            try:
+                body = request.data  # parsed by the view's (size-limited) JSON parsers
+            except exceptions.APIException:
+                body = None  # unreadable: no key in it, so the answer is 401, not 400
+            key = body.get("api_key") if isinstance(body, dict) else None
+            if isinstance(key, str) and key.strip():
+                api_key = find_api_key(key.strip())
+                if api_key is None:
+                    raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+                self._touch(api_key)
+                return TeamKey(api_key), api_key
+        return super().authenticate(request)
+
+
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = ApiKeyAuthentication
     name = ["BearerKey", "ApiKeyHeader"]

@@ -26,6 +26,7 @@ from apps.checks.schedule import NEVER, ScheduleKind
 from apps.checks.services import pause_check, resume_check
 from apps.notifications.models import Channel
 
+from .authentication import HealthchecksBodyKeyAuthentication
 from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings
 from .checks import tag_filter
@@ -201,8 +202,8 @@ class V3CheckInputSerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        # Healthchecks accepts the key in the body too; it is read from the headers here, and
-        # other unknown fields are ignored as Healthchecks ignores them.
+        # `api_key` (the key in the body, as Healthchecks allows) was read by the
+        # authentication; it and other unknown fields are ignored, as Healthchecks ignores them.
         return super().to_internal_value(data)
 
 
@@ -249,6 +250,7 @@ def _save(team, changes, check=None) -> Check:
 
 
 class V3Mixin(TeamApiMixin):
+    authentication_classes = [HealthchecksBodyKeyAuthentication]
     pagination_class = None
     parser_classes = [LimitedJSONParser, AnyContentTypeJSONParser]
 

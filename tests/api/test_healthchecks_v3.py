@@ -446,3 +446,64 @@ def test_channels_list_is_the_teams_own(curl, team, other_team):
     assert ours.secret.encode() not in response.content
     assert curl("POST", "/api/v3/channels/", {}).status_code == 405
     assert Curl(None)("GET", "/api/v3/channels/").status_code == 401
+
+
+# --- The key in the JSON body, as Healthchecks allows for POST ------------------------------
+
+
+def test_create_with_the_key_in_the_body(rw_key, team):
+    response = Curl(None)(
+        "POST", "/api/v3/checks/", {"api_key": rw_key, "name": "Body key", "timeout": 3600}
+    )
+    assert response.status_code == 201, response.json()
+    check = Check.objects.get()
+    assert (check.team, check.name) == (team, "Body key")
+
+
+def test_pause_with_the_key_in_the_body(rw_key, check):
+    response = Curl(None)("POST", f"/api/v3/checks/{check.id}/pause", {"api_key": rw_key})
+    assert response.status_code == 200
+    check.refresh_from_db()
+    assert check.status == "paused"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"api_key": "tk_nope_nope", "name": "x"},
+        {"api_key": "", "name": "x"},
+        {"api_key": 12345, "name": "x"},
+        {"api_key": ["a"], "name": "x"},
+        {"api_key": "x" * 10_000, "name": "x"},
+    ],
+    ids=["unknown", "empty", "number", "list", "huge"],
+)
+def test_a_bad_body_key_creates_nothing(db, body):
+    response = Curl(None)("POST", "/api/v3/checks/", body)
+    assert response.status_code == 401
+    assert not Check.objects.exists()
+
+
+def test_body_keys_are_scoped_and_read_only_keys_cannot_write(ro_key, other_key, check):
+    assert (
+        Curl(None)("POST", "/api/v3/checks/", {"api_key": ro_key, "name": "x"}).status_code == 403
+    )
+    response = Curl(None)("POST", f"/api/v3/checks/{check.id}", {"api_key": other_key, "name": "x"})
+    assert response.status_code == 404
+    assert Check.objects.get().name == check.name
+
+
+def test_a_header_key_wins_over_a_body_key(ro_key, rw_key, team):
+    response = Curl(ro_key)("POST", "/api/v3/checks/", {"api_key": rw_key, "name": "x"})
+    assert response.status_code == 403
+    assert not Check.objects.filter(name="x").exists()
+
+
+def test_get_with_a_body_key_is_still_401(rw_key, check):
+    response = Client().generic(
+        "GET",
+        "/api/v3/checks/",
+        json.dumps({"api_key": rw_key}),
+        content_type="application/json",
+    )
+    assert response.status_code == 401
