@@ -173,6 +173,37 @@ PREVIEW_ATTRS = {
 }
 
 
+def cleaned_tags(value: str) -> str:
+    """Tags separated by spaces or commas, as one space-separated string without repeats;
+    ValidationError when one is too long. Shared by the check form and the team's defaults."""
+    tags = [tag for tag in _TAG_SEPARATORS.split(value) if tag]
+    too_long = [tag for tag in tags if len(tag) > MAX_TAG_LENGTH]
+    if too_long:
+        raise forms.ValidationError(
+            f"Each tag must be at most {MAX_TAG_LENGTH} characters; "
+            f"“{too_long[0][:20]}…” has {len(too_long[0])}."
+        )
+    return " ".join(dict.fromkeys(tags))
+
+
+def cleaned_interval(value, label: str, minimum=schedule.MIN_INTERVAL):
+    """`value` when it is within the limits of a check's durations, else ValidationError."""
+    message = schedule.interval_error(value, label, minimum)
+    if message:
+        raise forms.ValidationError(message)
+    return value
+
+
+def cleaned_timezone(value: str | None) -> str:
+    """A usable IANA zone name ("UTC" when empty), even for period schedules, which do not use
+    it: switching the kind later must not meet a zone that does not exist."""
+    name = (value or "").strip() or "UTC"
+    try:
+        return schedule.valid_timezone_name(name)
+    except ScheduleError as exc:
+        raise forms.ValidationError(str(exc)) from None
+
+
 def schedule_from(kind, period, expression, timezone) -> Schedule:
     """A Schedule from the form's values; raises ScheduleError for an unknown kind."""
     try:
@@ -312,21 +343,10 @@ class CheckForm(forms.ModelForm):
         return name
 
     def clean_tags(self):
-        tags = [tag for tag in _TAG_SEPARATORS.split(self.cleaned_data["tags"]) if tag]
-        too_long = [tag for tag in tags if len(tag) > MAX_TAG_LENGTH]
-        if too_long:
-            raise forms.ValidationError(
-                f"Each tag must be at most {MAX_TAG_LENGTH} characters; "
-                f"“{too_long[0][:20]}…” has {len(too_long[0])}."
-            )
-        return " ".join(dict.fromkeys(tags))
+        return cleaned_tags(self.cleaned_data["tags"])
 
     def _clean_interval(self, name, label, minimum=schedule.MIN_INTERVAL):
-        value = self.cleaned_data.get(name)
-        message = schedule.interval_error(value, label, minimum)
-        if message:
-            raise forms.ValidationError(message)
-        return value
+        return cleaned_interval(self.cleaned_data.get(name), label, minimum)
 
     def clean_period(self):
         return self._clean_interval("period", "Period")
@@ -381,11 +401,7 @@ class CheckForm(forms.ModelForm):
         return " ".join(str(status) for status in sorted(statuses))
 
     def clean_timezone(self):
-        name = (self.cleaned_data.get("timezone") or "").strip() or "UTC"
-        try:
-            return schedule.valid_timezone_name(name)
-        except ScheduleError as exc:
-            raise forms.ValidationError(str(exc)) from None
+        return cleaned_timezone(self.cleaned_data.get("timezone"))
 
     def clean_schedule_expression(self):
         return " ".join((self.cleaned_data.get("schedule_expression") or "").split())

@@ -1,4 +1,3 @@
-import re
 from datetime import timedelta
 
 from django import forms
@@ -9,8 +8,10 @@ from apps.checks import schedule
 from apps.checks.clock import database_now
 from apps.checks.schedule import ScheduleError, ScheduleKind
 from apps.dashboard.forms import (
-    MAX_TAG_LENGTH,
     DurationInput,
+    cleaned_interval,
+    cleaned_tags,
+    cleaned_timezone,
     schedule_error_field,
     schedule_from,
 )
@@ -120,36 +121,22 @@ class CheckDefaultsForm(forms.ModelForm):
                 field.disabled = True
 
     def clean_period(self):
-        return self._within_limits("period", "Period", schedule.MIN_INTERVAL)
+        return cleaned_interval(self.cleaned_data.get("period"), "Period")
 
     def clean_grace(self):
-        return self._within_limits("grace", "Grace", schedule.MIN_THRESHOLD)
-
-    def _within_limits(self, name, label, minimum):
-        value = self.cleaned_data.get(name)
-        message = schedule.interval_error(value, label, minimum)
-        if message:
-            raise forms.ValidationError(message)
-        return value
+        return cleaned_interval(self.cleaned_data.get("grace"), "Grace", schedule.MIN_THRESHOLD)
 
     def clean_schedule_kind(self):
         return self.cleaned_data.get("schedule_kind") or ScheduleKind.PERIOD.value
 
     def clean_timezone(self):
-        return (self.cleaned_data.get("timezone") or "").strip() or "UTC"
+        return cleaned_timezone(self.cleaned_data.get("timezone"))
 
     def clean_schedule_expression(self):
         return " ".join((self.cleaned_data.get("schedule_expression") or "").split())
 
     def clean_tags(self):
-        tags = [tag for tag in re.split(r"[\s,]+", self.cleaned_data["tags"]) if tag]
-        too_long = [tag for tag in tags if len(tag) > MAX_TAG_LENGTH]
-        if too_long:
-            raise forms.ValidationError(
-                f"Each tag must be at most {MAX_TAG_LENGTH} characters; "
-                f"“{too_long[0][:20]}…” has {len(too_long[0])}."
-            )
-        return " ".join(dict.fromkeys(tags))
+        return cleaned_tags(self.cleaned_data["tags"])
 
     def clean(self):
         cleaned = super().clean()

@@ -158,6 +158,8 @@ def test_another_teams_policy_is_an_invalid_choice(owner_client, team, other_tea
             "timezone",
             "Unknown timezone",
         ),
+        # Checked for a period too: a check provisioned with it must not carry a bad zone.
+        ({"schedule_kind": "period", "timezone": "Mars/Base"}, "timezone", "Unknown timezone"),
         ({"schedule_kind": "hourly"}, "schedule_kind", "Select a valid choice."),
         ({"schedule_expression": "x" * 201}, "schedule_expression", "at most 200 characters"),
         ({"tags": "x" * 51}, "tags", "Each tag must be at most 50 characters"),
@@ -181,6 +183,7 @@ def test_another_teams_policy_is_an_invalid_choice(owner_client, team, other_tea
         "bad-cron",
         "cron-without-expression",
         "bad-timezone",
+        "bad-timezone-for-a-period",
         "unknown-kind",
         "long-expression",
         "long-tag",
