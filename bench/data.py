@@ -68,7 +68,7 @@ def create_checks(team: Team, tokens, *, period: timedelta, grace: timedelta) ->
             team=team,
             name=f"Bench job {i:04d}",
             slug=f"bench-job-{i:04d}",
-            ping_token=token,
+            id=token,
             period=period,
             grace=grace,
         )

@@ -34,7 +34,7 @@ RECORD_SUCCESS = """
 WITH c AS (
     UPDATE checks_check
     SET n_pings = n_pings + 1, last_ping_at = now(), alert_after = now()
-    WHERE ping_token = %(token)s
+    WHERE id = %(token)s
     RETURNING id, n_pings
 )
 INSERT INTO checks_ping (check_id, n, received_at, kind, run_id, exit_status, method,

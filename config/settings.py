@@ -309,12 +309,14 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tocsin API",
     "DESCRIPTION": (
         "Checks, their pings, runs and flips, incidents and metrics of one team, addressed with "
-        "a team API key (`Authorization: Bearer <key>` or `X-Api-Key: <key>`). Under /api/v3/, "
-        "the Healthchecks Management API v3."
+        "a team API key (`Authorization: Bearer <key>` or `X-Api-Key: <key>`), under "
+        "/api/tocsin/v1/. Under /api/v3/, the Healthchecks Management API v3 (also served as "
+        "v1 and v2 at /api/v1/ and /api/v2/, with Healthchecks' differences between versions)."
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "SCHEMA_PATH_PREFIX": r"/api/(tocsin/)?v[0-9]+",
+    "PREPROCESSING_HOOKS": ["apps.api.schema.one_healthchecks_version"],
     "ENUM_NAME_OVERRIDES": {
         "CheckStatusEnum": "apps.checks.models.Check.Status",
         "SeverityEnum": "apps.checks.models.Check.Severity",

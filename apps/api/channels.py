@@ -1,4 +1,4 @@
-"""/api/v1/channels/: a team's shared destinations (email, signed webhook, Slack, ntfy).
+"""/api/tocsin/v1/channels/: a team's shared destinations (email, signed webhook, Slack, ntfy).
 
 Input is validated by the dashboard's ChannelForm (through form_input.py): the same name rule,
 email check, outbound URL guard (http(s) only, no private/loopback/link-local addresses unless

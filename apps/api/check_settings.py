@@ -42,8 +42,10 @@ NUMBERS = (
     "transient_limit",
     "flap_threshold",
 )
+# Relations: the policy by id (None: the team's default), the checks this one depends on by id.
+RELATIONS = ("escalation_policy", "depends_on")
 SETTINGS = (*TEXTS, "tags", *DURATIONS, *OPTIONAL_DURATIONS, *BOOLEANS, *NUMBERS)
-SETTINGS += ("transient_exit_statuses",)
+SETTINGS += ("transient_exit_statuses", *RELATIONS)
 
 # The form's duration widget counts in seconds, minutes, hours or days; the largest exact unit
 # is used only so that the form's messages read naturally.
@@ -64,6 +66,14 @@ def settings_of(check: Check) -> dict:
     data["transient_exit_statuses"] = [
         int(part) for part in check.transient_exit_statuses.replace(",", " ").split()
     ]
+    # Carried through every update, so that a change that does not name them (a Healthchecks
+    # client's, a PATCH) keeps the check's policy and dependencies.
+    data["escalation_policy"] = check.escalation_policy_id
+    data["depends_on"] = (
+        [str(pk) for pk in check.depends_on.order_by("pk").values_list("pk", flat=True)]
+        if not check._state.adding
+        else []
+    )
     return data
 
 
@@ -94,6 +104,9 @@ def form_data_for(settings: dict) -> dict:
     form_data["transient_exit_statuses"] = " ".join(
         str(status) for status in settings["transient_exit_statuses"]
     )
+    policy = settings["escalation_policy"]
+    form_data["escalation_policy"] = "" if policy is None else str(policy)
+    form_data["depends_on"] = [str(parent) for parent in settings["depends_on"]]
     return form_data
 
 
@@ -132,8 +145,6 @@ def save_check_settings(
         if not form.is_valid():
             raise SettingsInvalid(_form_errors(form))
         saved = form.save()
-        if saved is None:  # lost a race for the slug; the form explains
-            raise SettingsInvalid(_form_errors(form))
         if check is not None:
             refresh_deadline(check_id=saved.id, now=database_now())
     return saved

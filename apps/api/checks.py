@@ -1,10 +1,10 @@
-"""/api/v1/checks/: a team's checks, their pings, runs and flips, pause and resume."""
+"""/api/tocsin/v1/checks/: a team's checks, their pings, runs and flips, pause and resume."""
 
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
 from apps.checks.clock import database_now
@@ -13,6 +13,7 @@ from apps.checks.services import pause_check, resume_check
 
 from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings
+from .errors import Conflict
 from .serializers import (
     CheckFilterSerializer,
     CheckInputSerializer,
@@ -22,6 +23,7 @@ from .serializers import (
     RunSerializer,
     UpsertInputSerializer,
 )
+from .visibility import UNIQUE_KEY_PATTERN, find_by_unique_key
 
 UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # A slug as the model allows it (letters, digits, hyphens, underscores; at most 100).
@@ -68,7 +70,18 @@ class CheckViewSet(
 ):
     serializer_class = CheckSerializer
     lookup_field = "id"
-    lookup_value_regex = UUID_PATTERN
+    # The UUID, or the unique_key that read-only keys are shown instead (visibility.py).
+    lookup_value_regex = f"{UUID_PATTERN}|{UNIQUE_KEY_PATTERN}"
+
+    def get_object(self):
+        key = self.kwargs["id"]
+        if len(key) == 40:
+            check = find_by_unique_key(self.get_queryset(), key)
+            if check is None:
+                raise NotFound("No such check.")
+            self.check_object_permissions(self.request, check)
+            return check
+        return super().get_object()
 
     def get_queryset(self):
         checks = Check.objects.filter(team=self.team).select_related("team").order_by("name", "id")
@@ -168,9 +181,20 @@ class CheckBySlugViewSet(TeamApiMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return Check.objects.filter(team=self.team).select_related("team")
 
+    def _only_check(self, slug: str) -> Check | None:
+        """The team's one check with this slug, None when it has none; slugs are not unique,
+        and a slug two checks share names neither (409, as its pings answer)."""
+        found = list(self.get_queryset().filter(slug=slug.lower())[:2])
+        if len(found) > 1:
+            raise Conflict("Several checks of this team have this slug; address them by id.")
+        return found[0] if found else None
+
     @extend_schema(summary="Read a check by its slug")
     def retrieve(self, request, slug=None):
-        return Response(CheckSerializer(self.get_object()).data)
+        check = self._only_check(slug)
+        if check is None:
+            raise NotFound("No check has this slug.")
+        return Response(CheckSerializer(check).data)
 
     @extend_schema(
         summary="Create or replace the check with this slug (idempotent)",
@@ -185,8 +209,8 @@ class CheckBySlugViewSet(TeamApiMixin, viewsets.GenericViewSet):
     )
     def update(self, request, slug=None):
         changes = dict(read_settings(UpsertInputSerializer, request.data, partial=False))
-        changes["slug"] = slug
-        existing = self.get_queryset().filter(slug=slug).first()
+        changes["slug"] = slug.lower()
+        existing = self._only_check(slug)
         check = save_or_400(team=self.team, changes=changes, check=existing, replace=True)
         code = status.HTTP_200_OK if existing else status.HTTP_201_CREATED
         check = Check.objects.select_related("team").get(id=check.id)

@@ -1,17 +1,25 @@
-"""The Healthchecks Management API, v3, over Tocsin's checks (under /api/v3/).
+"""The Healthchecks Management API over Tocsin's checks, in its three versions: /api/v1/,
+/api/v2/ and /api/v3/ (each view is mounted once per version, with `api_version`).
 
 Same paths, methods, field names and status codes as Healthchecks documents them, as far as
 Tocsin's model allows; README.md ("Healthchecks compatibility") lists what maps and what does
-not. Writes go through the same settings translation and dashboard form as /api/v1/.
+not. The versions differ as Healthchecks' do: v1 reports a running check's status as
+"started" (v2 and v3 have the `started` field for it), v1 and v2 derive the slug from the
+name on every write that sets a name (v3 takes `slug` as given), and every URL in an answer
+points into the version asked. A check's `uuid` is its id, which is also the UUID of its ping
+URL (one identity). Writes go through the same settings translation and dashboard form as
+Tocsin's own API (/api/tocsin/v1/). Status and timing read as current: pings answered but not
+yet folded by the sweeper are folded on read (apps/checks/current.py).
 """
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.db.models.functions import Length
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.text import slugify
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -21,16 +29,17 @@ from rest_framework.views import APIView
 
 from apps.badges.links import badge_url
 from apps.checks.clock import database_now
+from apps.checks.current import show_current
 from apps.checks.models import Check
 from apps.checks.schedule import NEVER, ScheduleKind
 from apps.checks.services import pause_check, resume_check
 from apps.notifications.models import Channel
 
 from .authentication import HealthchecksBodyKeyAuthentication
-from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings
 from .checks import tag_filter
 from .errors import Conflict
+from .healthchecks_common import HealthchecksApiMixin, HealthchecksError
 from .healthchecks_v3_project import V3BadgeList, v3_status  # noqa: F401 (for urls.py)
 from .parsers import AnyContentTypeJSONParser, LimitedJSONParser
 from .permissions import HasReadWriteTeamKey
@@ -41,13 +50,14 @@ from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 STATUS_NAMES = {"late": "grace", "unknown": "new"}
 PING_TYPES = {"progress": "log"}
 V3_STATUSES = ["new", "up", "grace", "down", "paused"]
+API_VERSIONS = (1, 2, 3)
 UNIQUE_FIELDS = ("name", "slug", "tags", "timeout", "grace")
 
 
 def unique_key(check: Check) -> str:
     """The stable id Healthchecks gives read-only keys instead of the UUID (which is a secret:
     it is also the check's ping URL)."""
-    return hashlib.sha1(check.id.hex.encode(), usedforsecurity=False).hexdigest()
+    return check.unique_key
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -73,6 +83,7 @@ class V3CheckSerializer(serializers.Serializer):
     desc = serializers.CharField()
     grace = serializers.IntegerField(help_text="Seconds.")
     n_pings = serializers.IntegerField()
+    # As v3 answers (the schema documents v3); v1 also answers "started".
     status = serializers.ChoiceField(V3_STATUSES)
     started = serializers.BooleanField()
     last_ping = serializers.DateTimeField(allow_null=True)
@@ -86,6 +97,8 @@ class V3CheckSerializer(serializers.Serializer):
     failure_kw = serializers.CharField()
     filter_subject = serializers.BooleanField()
     filter_body = serializers.BooleanField()
+    filter_http_body = serializers.BooleanField()
+    filter_default_fail = serializers.BooleanField()
     last_duration = serializers.IntegerField(required=False)
     timeout = serializers.IntegerField(required=False, help_text="Seconds; simple checks only.")
     schedule = serializers.CharField(required=False, help_text="Cron or OnCalendar checks only.")
@@ -104,7 +117,14 @@ class V3CheckListSerializer(serializers.Serializer):
     checks = V3CheckSerializer(many=True)
 
 
-def check_as_v3(check: Check, *, read_only: bool) -> dict:
+def check_as_v3(check: Check, *, read_only: bool, version: int = 3) -> dict:
+    """The check as Healthchecks' API `version` shows it; call show_current() on the check
+    first (the views do) so that its status includes pings not yet folded."""
+    status = STATUS_NAMES.get(check.status, check.status)
+    started = bool(check.open_runs)
+    if version == 1 and started and status != "paused":
+        status = "started"  # v1 has no `started` field of its own
+    has_keywords = bool(check.success_keywords or check.failure_keywords)
     data = {
         "name": check.name,
         "slug": check.slug,
@@ -112,8 +132,8 @@ def check_as_v3(check: Check, *, read_only: bool) -> dict:
         "desc": check.description,
         "grace": int(check.grace.total_seconds()),
         "n_pings": check.n_pings,
-        "status": STATUS_NAMES.get(check.status, check.status),
-        "started": bool(check.open_runs),
+        "status": status,
+        "started": started,
         "last_ping": _iso(check.last_ping_at),
         "next_ping": _iso(next_ping_at(check)),
         "manual_resume": check.manual_resume,
@@ -124,7 +144,10 @@ def check_as_v3(check: Check, *, read_only: bool) -> dict:
         "success_kw": ",".join(check.success_keywords.splitlines()),
         "failure_kw": ",".join(check.failure_keywords.splitlines()),
         "filter_subject": False,
-        "filter_body": bool(check.success_keywords or check.failure_keywords),
+        "filter_body": has_keywords,
+        # Tocsin matches keywords in HTTP ping bodies (it has no email pings).
+        "filter_http_body": has_keywords,
+        "filter_default_fail": False,
         # Public by design (a badge shows only a name and a status), so for every key.
         "badge_url": badge_url(check),
     }
@@ -139,16 +162,20 @@ def check_as_v3(check: Check, *, read_only: bool) -> dict:
     if read_only:
         data["unique_key"] = unique_key(check)
         return data
-    api = f"{settings.SITE_URL}/api/v3/checks/{check.id}"
+    api = api_url(version, f"checks/{check.id}")
     data.update(
         uuid=str(check.id),
-        ping_url=f"{settings.SITE_URL}/ping/{check.ping_token}",
+        ping_url=f"{settings.SITE_URL}/ping/{check.id}",
         update_url=api,
         pause_url=f"{api}/pause",
         resume_url=f"{api}/resume",
         channels="",
     )
     return data
+
+
+def api_url(version: int, path: str) -> str:
+    return f"{settings.SITE_URL}/api/v{version}/{path}"
 
 
 V3_MIN_SECONDS, V3_MAX_SECONDS = 60, 365 * 86400
@@ -169,7 +196,8 @@ class V3CheckInputSerializer(serializers.Serializer):
     tags = StrictCharField(max_length=500, required=False, allow_blank=True)
     desc = StrictCharField(max_length=5000, required=False, allow_blank=True)
     # Healthchecks' documented range for both, in seconds: 60 (one minute) .. 31536000 (365
-    # days). Any whole second in it is accepted (Tocsin's grace may go lower through /api/v1/).
+    # days). Any whole second in it is accepted (Tocsin's grace may go lower through
+    # /api/tocsin/v1/).
     timeout = StrictIntegerField(
         required=False,
         min_value=V3_MIN_SECONDS,
@@ -212,13 +240,18 @@ def _is_oncalendar(expression: str) -> bool:
     return not (expression.startswith("@") or len(fields) == 5)
 
 
-def v3_changes(data: dict) -> dict:
+def v3_changes(data: dict, version: int = 3) -> dict:
     """Healthchecks fields -> the settings save_check_settings reads."""
     changes = {}
     renames = {"name": "name", "slug": "slug", "desc": "description", "grace": "grace"}
     for theirs, ours in renames.items():
         if theirs in data:
             changes[ours] = data[theirs]
+    if version < 3 and "name" in data:
+        # v1 and v2 derive the slug from the name on every write that names the check.
+        changes["slug"] = slugify(data["name"])
+    if "slug" in changes:
+        changes["slug"] = changes["slug"].lower()
     if "tags" in data:
         changes["tags"] = data["tags"].split()
     if "timeout" in data:
@@ -249,10 +282,14 @@ def _save(team, changes, check=None) -> Check:
         raise ValidationError(exc.fields) from None
 
 
-class V3Mixin(TeamApiMixin):
+class V3Mixin(HealthchecksApiMixin):
     authentication_classes = [HealthchecksBodyKeyAuthentication]
-    pagination_class = None
     parser_classes = [LimitedJSONParser, AnyContentTypeJSONParser]
+
+    def as_dict(self, check: Check) -> dict:
+        return check_as_v3(
+            check, read_only=self.request.user.is_read_only, version=self.api_version
+        )
 
     def find_check(self, code: str) -> Check:
         """The team's check by UUID or, for 40 hex digits, by unique_key (a scan of the
@@ -267,7 +304,24 @@ class V3Mixin(TeamApiMixin):
 
     def answer(self, check: Check, code=status.HTTP_200_OK) -> Response:
         check = Check.objects.select_related("team").get(id=check.id)
-        return Response(check_as_v3(check, read_only=self.request.user.is_read_only), code)
+        return Response(self.as_dict(show_current([check])[0]), code)
+
+    def check_channels(self, fields: dict) -> None:
+        """`channels` names the team's channels ("" none, "*" all, else ids or names separated
+        by commas). Tocsin notifies through escalation policies, so the value is not stored,
+        but a name that matches no channel is refused as Healthchecks refuses it."""
+        wanted = fields.get("channels")
+        if not wanted or wanted == "*":
+            return
+        available = list(Channel.objects.filter(team=self.team).values_list("id", "name"))
+        for item in wanted.split(","):
+            if not item:
+                raise HealthchecksError("empty channel identifier")
+            matches = [cid for cid, name in available if str(cid) == item or name == item]
+            if not matches:
+                raise HealthchecksError(f"invalid channel identifier: {item[:100]}")
+            if len(matches) > 1:
+                raise HealthchecksError(f"non-unique channel identifier: {item[:100]}")
 
 
 class V3CheckList(V3Mixin, APIView):
@@ -289,8 +343,7 @@ class V3CheckList(V3Mixin, APIView):
         slug = request.query_params.get("slug")
         if slug is not None:
             checks = checks.filter(slug=slug[:100].replace("\x00", ""))
-        read_only = request.user.is_read_only
-        return Response({"checks": [check_as_v3(c, read_only=read_only) for c in checks]})
+        return Response({"checks": [self.as_dict(check) for check in show_current(checks)]})
 
     @extend_schema(
         summary="Healthchecks v3: create a check (or update the one `unique` matches)",
@@ -302,10 +355,8 @@ class V3CheckList(V3Mixin, APIView):
         data = V3CheckInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = data.validated_data
-        changes = v3_changes(fields)
-        if not changes.get("name"):
-            # Healthchecks lets a check be nameless; Tocsin's checks need a name.
-            changes["name"] = changes.get("slug") or "unnamed"
+        self.check_channels(fields)
+        changes = v3_changes(fields, self.api_version)
         existing = self._match(fields, changes)
         if existing is not None:
             return self.answer(_save(self.team, changes, existing))
@@ -313,14 +364,14 @@ class V3CheckList(V3Mixin, APIView):
 
     def _match(self, fields: dict, changes: dict) -> Check | None:
         unique = fields.get("unique") or []
-        if not unique:
-            return None
+        if not unique or any(name not in fields for name in unique):
+            return None  # as in Healthchecks: a unique field left out matches nothing
         wanted = Q(team=self.team)
         for name in unique:
             if name == "name":
                 wanted &= Q(name=changes.get("name", ""))
             elif name == "slug":
-                wanted &= Q(slug=changes.get("slug", ""))
+                wanted &= Q(slug=changes.get("slug", "").lower())
             elif name == "tags":
                 wanted &= Q(tags=" ".join(changes.get("tags", [])))
             elif name == "timeout":
@@ -364,7 +415,9 @@ class V3CheckDetail(V3Mixin, APIView):
         check = self.find_check(code)
         data = V3CheckInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return self.answer(_save(self.team, v3_changes(data.validated_data), check))
+        self.check_channels(data.validated_data)
+        changes = v3_changes(data.validated_data, self.api_version)
+        return self.answer(_save(self.team, changes, check))
 
     @extend_schema(
         summary="Healthchecks v3: delete a check (answers with the deleted check)",
@@ -373,7 +426,7 @@ class V3CheckDetail(V3Mixin, APIView):
     )
     def delete(self, request, code):
         check = self.find_check(code)
-        body = check_as_v3(check, read_only=False)
+        body = check_as_v3(show_current([check])[0], read_only=False, version=self.api_version)
         check.delete()
         return Response(body)
 
@@ -413,6 +466,7 @@ class V3PingSerializer(serializers.Serializer):
     method = serializers.CharField()
     ua = serializers.CharField()
     rid = serializers.UUIDField(allow_null=True)
+    body_url = serializers.URLField(allow_null=True)
     exitstatus = serializers.IntegerField(required=False)
     duration = serializers.FloatField(required=False)
 
@@ -432,7 +486,14 @@ class V3PingList(V3Mixin, APIView):
     def get(self, request, code):
         check = self.find_check(code)
         starts = {}
-        pings = list(check.pings.order_by("n")[: settings.PINGS_KEPT_PER_CHECK * 2])
+        # The newest pings (the limit applies from the newest end, as in Healthchecks), then
+        # oldest first so that a finish meets its start; bodies are not loaded, only sized.
+        newest = (
+            check.pings.defer("body")
+            .annotate(body_length=Length("body"))
+            .order_by("-n")[: settings.PINGS_KEPT_PER_CHECK * 2]
+        )
+        pings = list(newest)[::-1]
         items = []
         for ping in pings:
             kind = "ign" if ping.outcome == "ignored" else PING_TYPES.get(ping.kind, ping.kind)
@@ -445,6 +506,11 @@ class V3PingList(V3Mixin, APIView):
                 "method": ping.method,
                 "ua": ping.user_agent,
                 "rid": str(ping.run_id) if ping.run_id else None,
+                "body_url": (
+                    api_url(self.api_version, f"checks/{check.id}/pings/{ping.n}/body")
+                    if ping.body_length
+                    else None
+                ),
             }
             if ping.exit_status is not None:
                 item["exitstatus"] = ping.exit_status
@@ -485,12 +551,12 @@ class V3ChannelListSerializer(serializers.Serializer):
     channels = V3ChannelSerializer(many=True)
 
 
-class V3ChannelList(TeamApiMixin, APIView):
+class V3ChannelList(HealthchecksApiMixin, APIView):
     """The team's channels. Tocsin routes notifications through escalation policies, so a
     check's `channels` field stays empty; this list is for tools that show or audit them."""
 
     permission_classes = [HasReadWriteTeamKey]
-    pagination_class = None
+    cors_methods = "GET, OPTIONS"
 
     @extend_schema(
         summary="Healthchecks v3: the team's notification channels",

@@ -21,7 +21,7 @@ from apps.badges.links import badge_url_for_tag
 from apps.checks.models import Check
 from apps.dashboard.health import database_ok
 
-from .base import TeamApiMixin
+from .healthchecks_common import HealthchecksApiMixin
 
 ALL_CHECKS = "*"
 # Healthchecks' key -> (Tocsin's badge format, states).
@@ -64,8 +64,8 @@ def badge_urls(team, tag: str | None) -> dict:
     }
 
 
-class V3BadgeList(TeamApiMixin, APIView):
-    pagination_class = None
+class V3BadgeList(HealthchecksApiMixin, APIView):
+    cors_methods = "GET, OPTIONS"
 
     @extend_schema(
         summary="Healthchecks v3: the team's badge URLs, by tag",

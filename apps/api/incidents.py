@@ -1,4 +1,4 @@
-"""/api/v1/incidents/: a team's incidents with their timelines; acknowledge and resolve."""
+"""/api/tocsin/v1/incidents/: a team's incidents with their timelines; acknowledge and resolve."""
 
 from django.db.models import Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view

@@ -1,4 +1,4 @@
-"""/api/v1/members/: who is on the team, read-only.
+"""/api/tocsin/v1/members/: who is on the team, read-only.
 
 Escalation steps and rotations name people by user id ({"kind": "user", "id": 7}); without this
 list a client writing policies as code could not find those ids. Membership itself is managed on

@@ -45,7 +45,8 @@ def format_metrics(families: list[Family]) -> str:
 
 def _check_labels(check: Check) -> dict:
     return {
-        "check_id": str(check.id),
+        # Not the UUID: it is the ping URL, and metrics travel far (Prometheus, Grafana).
+        "check_id": check.unique_key,
         "check": check.name,
         "slug": check.slug,
         "environment": check.environment,

@@ -1,4 +1,5 @@
-"""/api/v1/escalation-policies/: a team's escalation policies with their ordered steps, nested.
+"""/api/tocsin/v1/escalation-policies/: a team's escalation policies with their ordered
+steps, nested.
 
 A policy's own settings are validated by the dashboard's PolicyForm and each step by its
 StepForm (through form_input.py), so the API enforces exactly the pages' rules: a unique name,

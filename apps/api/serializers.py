@@ -9,10 +9,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.badges.links import badge_url
+from apps.checks.current import show_current
 from apps.checks.models import Check, Flip, Ping, Run
 from apps.incidents.models import Incident, IncidentEvent
 
 from . import check_settings
+from .visibility import shown_check_id
 
 # Lone surrogates pass JSON parsing but cannot be encoded for the database.
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
@@ -105,6 +107,15 @@ class CheckInputSerializer(serializers.Serializer):
     severity_raise_to = serializers.ChoiceField(Check.Severity.choices, required=False)
     flap_threshold = StrictIntegerField(required=False, **_SANE_INT)
     flap_window = _seconds(required=False)
+    escalation_policy = StrictIntegerField(
+        required=False, allow_null=True, help_text="A policy's id; null: the team's default."
+    )
+    depends_on = serializers.ListField(
+        child=serializers.UUIDField(),
+        max_length=50,
+        required=False,
+        help_text="Ids of the team's checks whose incidents hold this check's back.",
+    )
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -123,7 +134,25 @@ class UpsertInputSerializer(CheckInputSerializer):
     slug = None
 
 
+class CurrentCheckListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        # One query for the pending pings of the whole page, not one per check.
+        return super().to_representation(show_current(data))
+
+
 class CheckSerializer(serializers.ModelSerializer):
+    """A check as people should read it: its status includes pings the sweeper has not folded
+    yet (apps/checks/current.py)."""
+
+    id = serializers.SerializerMethodField(
+        help_text="The UUID of the check's ping URL; for read-only keys its unique_key."
+    )
+    unique_key = serializers.CharField(
+        read_only=True, help_text="A stable id that does not reveal the ping URL."
+    )
+    slug = serializers.CharField(
+        read_only=True, help_text="Lower case; may be empty, and two checks may share one."
+    )
     tags = serializers.ListField(child=serializers.CharField(), source="tag_list")
     ping_url = serializers.SerializerMethodField()
     slug_ping_url = serializers.SerializerMethodField()
@@ -137,11 +166,16 @@ class CheckSerializer(serializers.ModelSerializer):
     progress_timeout = serializers.SerializerMethodField()
     severity_raise_after = serializers.SerializerMethodField()
     transient_exit_statuses = serializers.SerializerMethodField()
+    depends_on = serializers.SerializerMethodField(
+        help_text="The checks this one depends on (unique_keys for read-only keys)."
+    )
 
     class Meta:
         model = Check
+        list_serializer_class = CurrentCheckListSerializer
         fields = [
             "id",
+            "unique_key",
             "name",
             "slug",
             "status",
@@ -177,8 +211,21 @@ class CheckSerializer(serializers.ModelSerializer):
             "severity_raise_to",
             "flap_threshold",
             "flap_window",
+            "escalation_policy",
+            "depends_on",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        show_current([instance])
+        return super().to_representation(instance)
+
+    def get_id(self, check) -> str:
+        return shown_check_id(check.id, self.context.get("request"))
+
+    def get_depends_on(self, check) -> list[str]:
+        request = self.context.get("request")
+        return [shown_check_id(pk, request) for pk in check.depends_on.values_list("pk", flat=True)]
 
     def _may_ping(self) -> bool:
         # A ping URL is a credential: whoever has it can report the job as fine. A read-only
@@ -189,10 +236,10 @@ class CheckSerializer(serializers.ModelSerializer):
     def get_ping_url(self, check) -> str | None:
         if not self._may_ping():
             return None
-        return f"{settings.SITE_URL}/ping/{check.ping_token}"
+        return f"{settings.SITE_URL}/ping/{check.id}"
 
     def get_slug_ping_url(self, check) -> str | None:
-        if not self._may_ping():
+        if not self._may_ping() or not check.slug:
             return None
         return f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}"
 
@@ -250,6 +297,7 @@ class PingSerializer(serializers.ModelSerializer):
             "done",
             "total",
             "sent_at",
+            "ignored_input",
             "outcome",
         ]
         read_only_fields = fields
@@ -296,7 +344,9 @@ class IncidentEventSerializer(serializers.ModelSerializer):
 
 
 class IncidentSerializer(serializers.ModelSerializer):
-    check_id = serializers.UUIDField(source="owner_id")
+    check_id = serializers.SerializerMethodField(
+        help_text="The check's UUID; for read-only keys its unique_key."
+    )
     check_name = serializers.CharField(source="owner.name")
     acknowledged_by = serializers.SerializerMethodField()
     resolved_by = serializers.SerializerMethodField()
@@ -323,6 +373,9 @@ class IncidentSerializer(serializers.ModelSerializer):
             "details",
         ]
         read_only_fields = fields
+
+    def get_check_id(self, incident) -> str:
+        return shown_check_id(incident.owner_id, self.context.get("request"))
 
     def get_acknowledged_by(self, incident) -> str | None:
         return self._actor(incident, "acknowledged")

@@ -1,4 +1,5 @@
-"""/api/v1/silences/ and /api/v1/maintenance-windows/: what keeps a team's alerts quiet.
+"""/api/tocsin/v1/silences/ and /api/tocsin/v1/maintenance-windows/: what keeps a team's
+alerts quiet.
 
 Input is validated by the dashboard's SilenceForm and MaintenanceWindowForm (through
 form_input.py) and saved by the same domain functions as the pages: actions.create_silence,
@@ -38,6 +39,7 @@ from .form_input import (
     whole_minutes,
 )
 from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
+from .visibility import shown_check_id
 
 ID_PATTERN = "[0-9]{1,18}"
 # Far enough from datetime's limits that adding a duration can never overflow.
@@ -84,6 +86,13 @@ def matchers_form_data(matchers: dict) -> dict:
     if matchers["whole_team"]:
         data["whole_team"] = "on"
     return data
+
+
+def shown_matchers(value: dict, request) -> dict:
+    """Stored matchers as the key may see them: checks by unique_key for read-only keys."""
+    matchers = stored_matchers(value)
+    matchers["check_ids"] = [shown_check_id(i, request) for i in matchers["check_ids"]]
+    return matchers
 
 
 def stored_matchers(value: dict) -> dict:
@@ -141,7 +150,7 @@ class SilenceSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(MatchersSerializer)
     def get_matchers(self, silence) -> dict:
-        return stored_matchers(silence.matchers)
+        return shown_matchers(silence.matchers, self.context.get("request"))
 
     def get_created_by(self, silence) -> str | None:
         return _username(silence.created_by)
@@ -334,7 +343,7 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(MatchersSerializer)
     def get_matchers(self, window) -> dict:
-        return stored_matchers(window.matchers)
+        return shown_matchers(window.matchers, self.context.get("request"))
 
     def get_created_by(self, window) -> str | None:
         return _username(window.created_by)

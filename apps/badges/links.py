@@ -9,7 +9,7 @@ from .tokens import make_check_badge_token, make_tag_badge_token
 def badge_url(check, fmt: str = "svg") -> str:
     """The check's badge: fmt "svg" (an image), "json" (a shields.io endpoint badge) or
     "counts" (Healthchecks' badge JSON: status and counts)."""
-    token = make_check_badge_token(check.pk)
+    token = make_check_badge_token(check.badge_key)
     return settings.SITE_URL + reverse(f"badges:{fmt}", args=[token])
 
 

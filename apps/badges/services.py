@@ -30,7 +30,9 @@ def subject_for_token(token: str) -> BadgeSubject | None:
     gone. One query for a check; one for a tag (two when it has no checks, or for a team)."""
     claim = read_badge_token(token)
     if isinstance(claim, CheckBadgeClaim):
-        found = Check.objects.filter(pk=claim.check_id).values_list("name", "status").first()
+        found = (
+            Check.objects.filter(badge_key=claim.badge_key).values_list("name", "status").first()
+        )
         return BadgeSubject(found[0], [found[1]], is_single_check=True) if found else None
     if isinstance(claim, TagBadgeClaim):
         return _team_subject(claim)

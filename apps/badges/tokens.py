@@ -1,15 +1,14 @@
 """Badge URLs: unguessable without a login, and stable, so that a README can embed them.
 
-A badge token is a signed, non-expiring description of what the badge shows: one check
-(`{"c": "<check uuid>"}`), one tag of one team (`{"t": <team id>, "g": "<tag>"}`) or every
-check of one team (`{"t": <team id>}`, Healthchecks' "*" badge). `"s": 2` asks for the
-two-state variant of a team badge (late counts as up, as in Healthchecks' plain badges); the
-tokens of three-state badges are unchanged from before the variant existed. The
-HMAC (SECRET_KEY, with a salt used for nothing else) makes the URL unguessable and
+A badge token is a signed, non-expiring description of what the badge shows: one check (`{"c":
+"<check's badge key>"}`: not its id, which is its ping URL), one tag of one team (`{"t": <team
+id>, "g": "<tag>"}`) or every check of one team (`{"t": <team id>}`, Healthchecks' "*" badge).
+`"s": 2` asks for the two-state variant of a team badge (late counts as up, as in Healthchecks'
+plain badges); the tokens of three-state badges are unchanged from before the variant existed.
+The HMAC (SECRET_KEY, with a salt used for nothing else) makes the URL unguessable and
 untamperable; the payload is readable but holds only ids. Django's Signer without a timestamp
-gives the same token on every call, so the URL shown on the check page never changes.
-Rotating SECRET_KEY (with SECRET_KEY_FALLBACKS for a transition) invalidates every badge URL.
-"""
+gives the same token on every call, so the URL shown on the check page never changes. Rotating
+SECRET_KEY (with SECRET_KEY_FALLBACKS for a transition) invalidates every badge URL."""
 
 import uuid
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ SALT = "tocsin.badges"
 
 @dataclass(frozen=True)
 class CheckBadgeClaim:
-    check_id: uuid.UUID
+    badge_key: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ def _signer() -> signing.Signer:
     return signing.Signer(salt=SALT)
 
 
-def make_check_badge_token(check_id: uuid.UUID) -> str:
-    return _signer().sign_object({"c": check_id.hex}, compress=False)
+def make_check_badge_token(badge_key: uuid.UUID) -> str:
+    return _signer().sign_object({"c": badge_key.hex}, compress=False)
 
 
 def make_tag_badge_token(team_id: int, tag: str | None, *, states: int = 3) -> str:

@@ -1,3 +1,4 @@
+import hashlib
 import uuid
 from datetime import timedelta
 
@@ -54,6 +55,10 @@ def split_keywords(text: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in text.replace(",", "\n").splitlines() if k.strip())
 
 
+def unique_key_of(check_id) -> str:
+    return hashlib.sha1(uuid.UUID(str(check_id)).hex.encode(), usedforsecurity=False).hexdigest()
+
+
 # The sweeper only looks at checks whose status can still change on its own; paused and new
 # checks have alert_after NULL, down checks too, so the partial index stays small.
 SWEEPABLE = Q(alert_after__isnull=False)
@@ -71,14 +76,22 @@ class CheckQuerySet(models.QuerySet):
 class Check(models.Model):
     Status = models.TextChoices("Status", [(s.name, s.value) for s in Status])
 
+    # One identity, as in Healthchecks: the UUID in the ping URL (/ping/<id>) is also the
+    # check's uuid in every API and its dashboard URL. Migration 0003 gave existing checks
+    # their ping token as id, so ping URLs handed out before kept working.
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Since the id is the ping URL, public things name the check by another key: badge URLs
+    # (which are embedded in public pages) carry this one.
+    badge_key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="checks")
-    name = models.CharField(max_length=100)
-    slug = models.SlugField(max_length=100)
+    # Names and slugs are free, as in Healthchecks: neither is unique, both may be empty. The
+    # slug (lower case, derived from the name unless given) addresses /ping/<key>/<slug>; a slug
+    # two checks share answers 409 there.
+    name = models.CharField(max_length=100, blank=True)
+    slug = models.SlugField(max_length=100, blank=True)
     tags = models.CharField(max_length=500, blank=True, help_text="Space-separated.")
     description = models.TextField(blank=True, max_length=5000)
     environment = models.CharField(max_length=50, blank=True)
-    ping_token = models.UUIDField(unique=True, default=uuid.uuid4)
     ScheduleKind = models.TextChoices("ScheduleKind", [(k.name, k.value) for k in ScheduleKind])
     Severity = models.TextChoices("Severity", [(s.name, s.value) for s in Severity])
 
@@ -154,15 +167,24 @@ class Check(models.Model):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.UniqueConstraint(fields=["team", "slug"], name="unique_check_slug_per_team"),
-        ]
         indexes = [
             models.Index(fields=["alert_after"], condition=SWEEPABLE, name="check_due"),
+            models.Index(fields=["team", "slug"], name="check_team_slug"),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def unique_key(self) -> str:
+        """A stable id that does not reveal the ping URL, for read-only API keys (Healthchecks'
+        `unique_key`: the SHA-1 of the UUID)."""
+        return unique_key_of(self.id)
+
+    @property
+    def ping_token(self) -> uuid.UUID:
+        """The UUID of the ping URL, which is the check's id (kept as a name for readers)."""
+        return self.id
 
     @property
     def tag_list(self) -> list[str]:
@@ -248,6 +270,9 @@ class Ping(models.Model):
     done = models.PositiveBigIntegerField(null=True, blank=True)
     total = models.PositiveBigIntegerField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Malformed optional values the ping carried (e.g. "ignored ts=abc (...)"): the ping was
+    # recorded without them rather than refused, and the check page shows this line.
+    ignored_input = models.CharField(max_length=200, blank=True, default="")
     # Written by the sweeper when it folds the ping in: what the ping meant (rules.Outcome).
     outcome = models.CharField(max_length=20, blank=True)
 

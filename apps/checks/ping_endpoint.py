@@ -7,10 +7,14 @@ with GET, HEAD or POST, an optional `?rid=<uuid>` and, on POST, a body kept up t
 PING_BODY_LIMIT bytes. Tocsin's own additions, all optional query parameters: `attempt` and
 `max_attempts` (retry-aware failures), `processed` and `failed` (partial success), `done` and
 `total` (progress), and `ts` (the job's send time in Unix seconds; also the header
-X-Tocsin-Sent-At) for clock-skew tracking. `?create=1` on a slug URL creates the check when
-the team has none with that slug (auto-provisioning, as in Healthchecks), with the team's
-check defaults, up to the team's limit of checks (beyond it: 403, nothing is recorded but the
-refusal count on the team's defaults).
+X-Tocsin-Sent-At) for clock-skew tracking. A malformed value of one of these never costs the
+job its ping: the ping is recorded without it and says so (Ping.ignored_input). `?create=1` on
+a slug URL creates the check when the team has none with that slug (auto-provisioning, as in
+Healthchecks), with the team's check defaults, up to the team's limit of checks (beyond it:
+403, nothing is recorded but the refusal count on the team's defaults), answering 201 "Created"
+as Healthchecks does. Slugs are lower case, so an upper-case slug in the URL finds its check; a
+slug that two checks of the team share answers 409 and records nothing (Healthchecks' rule:
+slugs are not unique).
 
 `handle_ping` is framework-free so that both the Django view and the WSGI fast path
 (config/wsgi.py) serve the exact same protocol.
@@ -28,7 +32,7 @@ from django.db import DatabaseError
 from apps.teams.models import Team
 
 from .models import Check, Ping
-from .pings import PingData, record_ping
+from .pings import PingData, count_slug_checks, record_ping
 from .services import Provisioning, provision_check
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ _EXIT_STATUS_SHAPE = re.compile(r"^-?[0-9]{1,6}\Z")
 _COUNT_SHAPE = re.compile(r"^[0-9]{1,20}\Z")
 _SLUG_SHAPE = re.compile(r"^[-a-zA-Z0-9_]+\Z")
 _SLUG_MAX = Check._meta.get_field("slug").max_length
+IGNORED_INPUT_MAX = Ping._meta.get_field("ignored_input").max_length
 _PING_KEY_MAX = Team._meta.get_field("ping_key").max_length
 _ACTIONS = {
     "start": Ping.Kind.START,
@@ -78,9 +83,15 @@ def parse_sent_at(value: str):
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def parse_query(query_string: str, sent_at_header: str) -> dict:
-    """rid, counts and the job's send time from the query string (and X-Tocsin-Sent-At)."""
+def parse_query(query_string: str, sent_at_header: str) -> tuple[dict, str]:
+    """rid, counts and the job's send time from the query string (and X-Tocsin-Sent-At).
+
+    Returns (facts, ignored): a malformed optional count or send time is left out of the facts
+    and described in `ignored` (one line, for the ping's record) instead of refusing the ping,
+    because a monitor must never fail the job it watches. A malformed rid is refused with
+    BadPing (as Healthchecks does): pairing runs by a wrong id would mislead."""
     facts: dict = {}
+    problems: list[str] = []
     params = parse_qs(query_string, keep_blank_values=True) if query_string else {}
     rid = params.get("rid", [""])[0]
     if rid:
@@ -93,12 +104,29 @@ def parse_query(query_string: str, sent_at_header: str) -> dict:
         if not raw:
             continue
         if not _COUNT_SHAPE.match(raw) or not low <= int(raw) <= high:
-            raise BadPing(f"invalid {name}: must be a whole number from {low} to {high}")
+            problems.append(f"{name}={_shown(raw)} (not a whole number from {low} to {high})")
+            continue
         facts[field] = int(raw)
     sent_at = params.get("ts", [""])[0] or sent_at_header
     if sent_at:
-        facts["sent_at"] = parse_sent_at(sent_at.strip())
-    return facts
+        try:
+            facts["sent_at"] = parse_sent_at(sent_at.strip())
+        except BadPing as exc:
+            problems.append(f"ts={_shown(sent_at)} ({str(exc).removeprefix('invalid ts: ')})")
+    return facts, _ignored_line(problems)
+
+
+def _shown(raw: str) -> str:
+    """A malformed value as it may be shown: printable, short."""
+    text = "".join(c if c.isprintable() else "?" for c in raw[:20])
+    return text + ("…" if len(raw) > 20 else "")
+
+
+def _ignored_line(problems: list[str]) -> str:
+    if not problems:
+        return ""
+    line = "ignored " + "; ".join(problems)
+    return line if len(line) <= IGNORED_INPUT_MAX else line[: IGNORED_INPUT_MAX - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -110,16 +138,39 @@ class PingResponse:
     def reason(self) -> str:
         return {
             200: "OK",
+            201: "Created",
+            204: "No Content",
             400: "Bad Request",
             403: "Forbidden",
             404: "Not Found",
             405: "Method Not Allowed",
+            409: "Conflict",
             503: "Service Unavailable",
         }[self.status]
 
+    def headers(self, body_limit: int) -> list[tuple[str, str]]:
+        """The headers both adapters add to the plain-text answer. Every answer allows any
+        origin (a browser job may ping); a recorded ping tells the client how much of a body
+        is kept (Healthchecks' Ping-Body-Limit); a CORS preflight learns what may be sent."""
+        headers = [("Access-Control-Allow-Origin", "*")]
+        if self.status in (200, 201):
+            headers.append(("Ping-Body-Limit", str(body_limit)))
+        elif self.status == 204:
+            headers += [
+                ("Access-Control-Allow-Methods", "GET, HEAD, POST, OPTIONS"),
+                ("Access-Control-Allow-Headers", "Content-Type, X-Tocsin-Sent-At"),
+                ("Access-Control-Max-Age", "600"),
+            ]
+        elif self.status == 405:
+            headers.append(("Allow", "GET, HEAD, POST, OPTIONS"))
+        return headers
+
 
 OK = PingResponse(200, "OK")
+CREATED = PingResponse(201, "Created")
 NOT_FOUND = PingResponse(404, "not found: no check has this ping URL")
+AMBIGUOUS = PingResponse(409, "ambiguous slug: several checks of this team have it")
+PREFLIGHT = PingResponse(204, "")
 
 
 def handle_ping(
@@ -133,6 +184,8 @@ def handle_ping(
     user_agent: str,
     sent_at_header: str = "",
 ) -> PingResponse:
+    if method == "OPTIONS":
+        return PREFLIGHT  # a browser's CORS preflight: nothing is recorded
     if method not in ALLOWED_METHODS:
         return PingResponse(405, "method not allowed: use GET, HEAD or POST")
     parts = path[len(PREFIX) :].strip("/").split("/")
@@ -148,7 +201,9 @@ def handle_ping(
         # another check) or one with a NUL, which PostgreSQL text rejects with an error (a 503).
         if len(parts[0]) > _PING_KEY_MAX or len(parts[1]) > _SLUG_MAX or "\x00" in path:
             return NOT_FOUND
-        target = {"ping_key": parts[0], "slug": parts[1]}
+        # Slugs are stored in lower case (as Healthchecks makes them); a job's URL written
+        # with capitals finds its check instead of failing the job.
+        target = {"ping_key": parts[0], "slug": parts[1].lower()}
         suffix = parts[2] if len(parts) == 3 else ""
 
     kind, exit_status = Ping.Kind.SUCCESS, None
@@ -164,7 +219,7 @@ def handle_ping(
             400, "invalid ping suffix: use start, fail, log, progress or an exit status"
         )
     try:
-        facts = parse_query(query_string, sent_at_header)
+        facts, ignored = parse_query(query_string, sent_at_header)
     except BadPing as exc:
         return PingResponse(400, str(exc))
 
@@ -177,10 +232,15 @@ def handle_ping(
         user_agent=user_agent.replace("\x00", ""),
         body=body,
         body_truncated=body_truncated,
+        ignored_input=ignored,
         **facts,
     )
     try:
         found = record_ping(ping=ping, **target)
+        if not found and "slug" in target and count_slug_checks(**target) > 1:
+            # The statement skips a slug two checks share; only this miss path pays to tell
+            # an ambiguous slug from an unknown one.
+            return AMBIGUOUS
         if not found and "slug" in target and _wants_create(query_string):
             # Only the miss path pays for auto-provisioning; a known check's ping is still the
             # one statement above.
@@ -198,6 +258,8 @@ def handle_ping(
                 return PingResponse(403, _limit_message(provisioned.max_checks))
             if provisioned.outcome != Provisioning.NO_TEAM:
                 found = record_ping(ping=ping, **target)
+                if found and provisioned.outcome == Provisioning.CREATED:
+                    return CREATED
     except DatabaseError:
         # The job's curl retries on 5xx; answering quickly beats hanging the job.
         logger.exception("could not record ping")

@@ -14,7 +14,6 @@ from .ping_endpoint import PREFIX, handle_ping, read_limited
 _HEADERS = [
     ("Content-Type", "text/plain; charset=utf-8"),
     ("Cache-Control", "no-cache, no-store, must-revalidate, max-age=0"),
-    ("Access-Control-Allow-Origin", "*"),
 ]
 
 
@@ -50,8 +49,7 @@ class PingFastPath:
             close_old_connections()
         payload = b"" if method == "HEAD" else result.text.encode()
         headers = [*_HEADERS, ("Content-Length", str(len(payload)))]
-        if result.status == 405:
-            headers.append(("Allow", "GET, HEAD, POST"))
+        headers += result.headers(settings.PING_BODY_LIMIT)
         start_response(f"{result.status} {result.reason}", headers)
         return [payload]
 

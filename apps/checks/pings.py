@@ -1,11 +1,12 @@
 """Recording a ping: the hot path.
 
 One round trip on PostgreSQL: a single statement whose CTE updates the check (a conditional
-UPDATE keyed by the indexed ping token, no load-modify-save) and inserts the Ping row from what
-the UPDATE returned. On SQLite (single host) it is the same UPDATE and INSERT in one
-transaction. Nothing here touches Redis or Celery, and nothing here judges the ping: the UPDATE
-marks the check due (`alert_after = now`) and the sweeper, which owns every rule and every
-transition, folds the ping in within one sweep interval.
+UPDATE keyed by the check's id, which is its ping URL's UUID, or by team and slug; no
+load-modify-save) and inserts the Ping row from what the UPDATE returned. On SQLite (single
+host) it is the same UPDATE and INSERT in one transaction. Nothing here touches Redis or
+Celery, and nothing here judges the ping: the UPDATE marks the check due (`alert_after = now`)
+and the sweeper, which owns every rule and every transition, folds the ping in within one sweep
+interval.
 
 On PostgreSQL the statement goes through a psycopg cursor that binds parameters on the server,
 still wrapped by Django (error translation, query logging), so that psycopg can keep it as a
@@ -45,6 +46,7 @@ class PingData:
     done: int | None = None
     total: int | None = None
     sent_at: datetime | None = None
+    ignored_input: str = ""  # malformed optional query values left out, for the record
 
 
 _CHECK = Check._meta.db_table
@@ -52,13 +54,21 @@ _PING = Ping._meta.db_table
 _TEAM = Check._meta.get_field("team").related_model._meta.db_table
 
 
+_TEAM_OF_KEY = f"(SELECT id FROM {_TEAM} WHERE ping_key = %(ping_key)s)"
 _WHERE = {
-    "token": "ping_token = %(token)s",
-    "slug": f"team_id = (SELECT id FROM {_TEAM} WHERE ping_key = %(ping_key)s) AND slug = %(slug)s",
+    "token": "id = %(token)s",
+    # Slugs are not unique (as in Healthchecks): a slug two checks of the team share matches
+    # neither, and the caller answers 409 (see count_slug_checks). Both lookups use the
+    # check_team_slug index.
+    "slug": (
+        f"team_id = {_TEAM_OF_KEY} AND slug = %(slug)s AND NOT EXISTS (SELECT 1 FROM {_CHECK} "
+        f"twin WHERE twin.team_id = {_CHECK}.team_id AND twin.slug = {_CHECK}.slug "
+        f"AND twin.id <> {_CHECK}.id)"
+    ),
 }
 _FACTS = (
     "kind, run_id, exit_status, method, remote_addr, user_agent, body, body_truncated, "
-    "attempt, max_attempts, processed, failed_items, done, total, sent_at, outcome"
+    "attempt, max_attempts, processed, failed_items, done, total, sent_at, ignored_input, outcome"
 )
 # Server-side binding sends a NULL without a type: the casts give the SELECT list the column
 # types (an untyped NULL would be text, which a uuid or integer column refuses).
@@ -66,7 +76,7 @@ _FACT_PARAMS = (
     "%(kind)s, %(run_id)s::uuid, %(exit_status)s::smallint, %(method)s, %(remote_addr)s, "
     "%(user_agent)s, %(body)s, %(body_truncated)s, %(attempt)s::integer, "
     "%(max_attempts)s::integer, %(processed)s::bigint, %(failed_items)s::bigint, "
-    "%(done)s::bigint, %(total)s::bigint, %(sent_at)s::timestamptz, ''"
+    "%(done)s::bigint, %(total)s::bigint, %(sent_at)s::timestamptz, %(ignored_input)s, ''"
 )
 
 
@@ -135,6 +145,7 @@ def record_ping(
         "done": ping.done,
         "total": ping.total,
         "sent_at": ping.sent_at,
+        "ignored_input": ping.ignored_input,
         "now": now,
     }
     if db.vendor == "postgresql":
@@ -191,6 +202,12 @@ def _record_ping_sqlite(db, lookup: str, params: dict, now: datetime | None) -> 
         params["check_id"], params["n"] = row
         cursor.execute(insert, params)
     return True
+
+
+def count_slug_checks(*, ping_key: str, slug: str) -> int:
+    """How many checks of the team with `ping_key` have `slug` (the ping path's miss path asks,
+    to answer 409 for a shared slug)."""
+    return Check.objects.filter(team__ping_key=ping_key, slug=slug).count()
 
 
 def prune_pings(*, keep: int | None = None) -> int:

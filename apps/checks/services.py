@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
@@ -60,14 +60,39 @@ def resume_check(*, check_id, now: datetime) -> Check:
     return _save_step(check, step, now=now)
 
 
+def _references_to_checks():
+    """(table, column) of every foreign key to a check, many-to-many tables included, found
+    by introspection so that a model added later in any layer is followed too."""
+    for field in Check._meta.get_fields(include_hidden=True):
+        if field.auto_created and not field.concrete and (field.one_to_many or field.one_to_one):
+            yield field.related_model._meta.db_table, field.field.column
+
+
 @transaction.atomic
-def regenerate_ping_token(*, check_id) -> Check:
-    """Give the check a new random ping URL; the old one answers 404 from now on (for a URL
-    that leaked). The slug URL (team ping key + slug) is unchanged."""
+def give_new_ping_url(*, check_id) -> Check:
+    """Move the check to a fresh random UUID, for a ping URL that leaked: the UUID is both the
+    ping URL and the check's id in the APIs and the dashboard, so the old ping URL and the old
+    API uuid answer 404 from now on. Every row that refers to the check follows it in this
+    transaction (the foreign keys are checked at commit). The slug URL is unchanged. Returns
+    the check under its new id; callers that keep check ids elsewhere (silence matchers) must
+    rename them in the same transaction."""
     check = Check.objects.select_for_update().get(id=check_id)
-    check.ping_token = uuid.uuid4()
-    check.save(update_fields=["ping_token"])
-    return check
+    old, new = check.id, uuid.uuid4()
+    db = connections[Check.objects.db]
+    quote = db.ops.quote_name
+    old_value, new_value = (Check._meta.pk.get_db_prep_value(v, db) for v in (old, new))
+    with db.cursor() as cursor:
+        for table, column in sorted(set(_references_to_checks())):
+            cursor.execute(
+                # Names come from the models' metadata, values are parameters.
+                f"UPDATE {quote(table)} SET {quote(column)} = %s WHERE {quote(column)} = %s",  # noqa: S608
+                [new_value, old_value],
+            )
+        cursor.execute(
+            f"UPDATE {quote(Check._meta.db_table)} SET id = %s WHERE id = %s",  # noqa: S608
+            [new_value, old_value],
+        )
+    return Check.objects.get(id=new)
 
 
 @transaction.atomic

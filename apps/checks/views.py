@@ -35,7 +35,6 @@ def ping(request, rest: str = ""):
         sent_at_header=request.META.get("HTTP_X_TOCSIN_SENT_AT", ""),
     )
     response = HttpResponse(result.text, status=result.status, content_type="text/plain")
-    response["Access-Control-Allow-Origin"] = "*"
-    if result.status == 405:
-        response["Allow"] = "GET, HEAD, POST"
+    for name, value in result.headers(settings.PING_BODY_LIMIT):
+        response[name] = value
     return response

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django import forms
 from django.core.validators import MaxValueValidator
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Case, CharField, F, Value, When
 from django.db.models.functions import Concat, Lower
 from django.urls import reverse_lazy
@@ -337,10 +337,12 @@ class CheckForm(forms.ModelForm):
         return [(legend, [self[name] for name in names]) for legend, names in FIELDSETS]
 
     def clean_name(self):
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("Name is required.")
-        return name
+        # Free names, as in Healthchecks: two checks may share one, and it may be empty.
+        return self.cleaned_data["name"].strip()
+
+    def clean_slug(self):
+        # Stored in lower case: the ping path looks slugs up in lower case.
+        return (self.cleaned_data.get("slug") or "").lower()
 
     def clean_tags(self):
         return cleaned_tags(self.cleaned_data["tags"])
@@ -426,36 +428,21 @@ class CheckForm(forms.ModelForm):
             if name in cleaned and cleaned[name] in self.fields[name].empty_values:
                 cleaned[name] = Check._meta.get_field(name).get_default()
         self._clean_schedule(cleaned)
-        slug = cleaned.get("slug") or slugify(cleaned.get("name") or "")
-        if not slug and "name" in cleaned:
-            self.add_error("slug", "Could not derive a slug from the name; please enter one.")
-            return cleaned
-        clash = Check.objects.filter(team=self.team, slug=slug)
-        if self.instance.pk:
-            clash = clash.exclude(pk=self.instance.pk)
-        if slug and clash.exists():
-            self.add_error("slug", f"Another check of this team already uses the slug “{slug}”.")
-        cleaned["slug"] = slug
+        # Derived from the name unless given; not unique (a slug two checks share answers
+        # 409 to pings, as in Healthchecks), so the form never asks to change one.
+        cleaned["slug"] = cleaned.get("slug") or slugify(cleaned.get("name") or "")
         return cleaned
 
     def save(self, commit=True):
-        """Save the check in the form's team. Returns None, with an error on the slug, when a
-        concurrent request took the same slug between clean() and the INSERT (the unique
-        constraint is the real guard; clean() only gives the early, friendly message)."""
+        """Save the check in the form's team."""
         check = super().save(commit=False)
         check.team = self.team
         check.slug = self.cleaned_data["slug"]
         if not commit:
             return check
-        try:
-            with transaction.atomic():
-                check.save()
-                self.save_m2m()
-        except IntegrityError:
-            self.add_error(
-                "slug", f"Another check of this team already uses the slug “{check.slug}”."
-            )
-            return None
+        with transaction.atomic():
+            check.save()
+            self.save_m2m()
         return check
 
 

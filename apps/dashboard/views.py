@@ -21,15 +21,17 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from apps.checks.clock import database_now
+from apps.checks.current import show_current
 from apps.checks.models import Check, Ping
 from apps.checks.schedule import ScheduleError, ScheduleKind
 from apps.checks.services import (
     delete_check,
+    give_new_ping_url,
     pause_check,
     refresh_deadline,
-    regenerate_ping_token,
     resume_check,
 )
+from apps.escalation.services import rename_check_in_matchers
 from apps.teams.access import require_role
 from apps.teams.models import Membership
 
@@ -194,11 +196,12 @@ def schedule_preview(request):
 
 
 def _check_page_context(check, membership, now):
+    show_current([check])  # its status reflects pings the sweeper has not folded yet
     runs = list(check.runs.all()[:20])
     return {
         "check": check,
         "membership": membership,
-        "ping_url": f"{settings.SITE_URL}/ping/{check.ping_token}",
+        "ping_url": f"{settings.SITE_URL}/ping/{check.id}",
         "slug_url": f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}",
         "pings": check.pings.all()[:50],
         "flips": check.flips.all()[:20],
@@ -264,9 +267,15 @@ def check_action(request, check_id, action):
 @require_POST
 def check_regenerate(request, check_id):
     check, _ = get_check_for_user(request.user, check_id, Membership.Role.ADMIN)
-    regenerate_ping_token(check_id=check.id)
-    messages.success(request, "The check has a new ping URL; the old one no longer works.")
-    return redirect_anyhow(request, "dashboard:check-detail", check.id)
+    with transaction.atomic():
+        moved = give_new_ping_url(check_id=check.id)
+        rename_check_in_matchers(team_id=check.team_id, old_id=check.id, new_id=moved.id)
+    messages.success(
+        request,
+        "The check has a new ping URL, which is also its new UUID in the API; "
+        "the old one no longer works.",
+    )
+    return redirect_anyhow(request, "dashboard:check-detail", moved.id)
 
 
 @dashboard_login_required

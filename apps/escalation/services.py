@@ -6,7 +6,14 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Max
 
-from .models import EscalationPolicy, EscalationStep, MaintenanceWindow, Rotation, RotationOverride
+from .models import (
+    EscalationPolicy,
+    EscalationStep,
+    MaintenanceWindow,
+    Rotation,
+    RotationOverride,
+    Silence,
+)
 
 
 class StepLimitReached(Exception):
@@ -44,6 +51,22 @@ def change_step(*, step: EscalationStep, operation: str) -> None:
         if item.order != order:
             item.order = order
             item.save(update_fields=["order"])
+
+
+def rename_check_in_matchers(*, team_id, old_id, new_id) -> int:
+    """A check moved to a new UUID (a new ping URL): silences and maintenance windows that named
+    it by id name the new one. Call it in the transaction that moved the check. Returns the
+    number of rows rewritten; safe to repeat."""
+    old, new = str(old_id), str(new_id)
+    rewritten = 0
+    for model in (Silence, MaintenanceWindow):
+        for row in model.objects.filter(team_id=team_id).only("id", "matchers"):
+            ids = (row.matchers or {}).get("check_ids") or []
+            if old in ids:
+                row.matchers["check_ids"] = sorted(new if i == old else i for i in ids)
+                model.objects.filter(id=row.id).update(matchers=row.matchers)
+                rewritten += 1
+    return rewritten
 
 
 @transaction.atomic

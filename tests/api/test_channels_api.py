@@ -1,4 +1,4 @@
-"""/api/v1/channels/: CRUD per kind, secrets shown once, the outbound URL guard and header
+"""/api/tocsin/v1/channels/: CRUD per kind, secrets shown once, the outbound URL guard and header
 parsing of the dashboard form, deleting a channel in use, permissions and bad input."""
 
 import pytest
@@ -23,7 +23,7 @@ WEBHOOK = {
 
 
 def test_webhook_secret_is_shown_on_create_only(api, team):
-    response = api.post("/api/v1/channels/", WEBHOOK)
+    response = api.post("/api/tocsin/v1/channels/", WEBHOOK)
     assert response.status_code == 201, response.json()
     body = response.json()
     channel = Channel.objects.get(id=body["id"])
@@ -36,27 +36,30 @@ def test_webhook_secret_is_shown_on_create_only(api, team):
     assert body["header_names"] == ["Authorization"]
     assert "hunter2-header" not in response.content.decode()
 
-    for read in (api.get(f"/api/v1/channels/{channel.id}/"), api.get("/api/v1/channels/")):
+    for read in (
+        api.get(f"/api/tocsin/v1/channels/{channel.id}/"),
+        api.get("/api/tocsin/v1/channels/"),
+    ):
         text = read.content.decode()
         assert read.status_code == 200
         assert channel.secret not in text and "hunter2-header" not in text
-    detail = api.get(f"/api/v1/channels/{channel.id}/").json()
+    detail = api.get(f"/api/tocsin/v1/channels/{channel.id}/").json()
     assert "secret" not in detail
     assert detail["secret_hint"] == f"…{channel.secret[-4:]}"
     assert detail["url"] == PUBLIC_URL  # a read-write key may change it, so may read it
 
 
 def test_rotate_secret_returns_the_new_one_once(api, team):
-    created = api.post("/api/v1/channels/", WEBHOOK).json()
-    response = api.post(f"/api/v1/channels/{created['id']}/rotate-secret/")
+    created = api.post("/api/tocsin/v1/channels/", WEBHOOK).json()
+    response = api.post(f"/api/tocsin/v1/channels/{created['id']}/rotate-secret/")
     assert response.status_code == 200
     channel = Channel.objects.get(id=created["id"])
     assert response.json()["secret"] == channel.secret != created["secret"]
     email = api.post(
-        "/api/v1/channels/", {"name": "Mail", "kind": "email", "address": "ops@example.com"}
+        "/api/tocsin/v1/channels/", {"name": "Mail", "kind": "email", "address": "ops@example.com"}
     ).json()
     assert email["secret"] is None
-    assert api.post(f"/api/v1/channels/{email['id']}/rotate-secret/").status_code == 409
+    assert api.post(f"/api/tocsin/v1/channels/{email['id']}/rotate-secret/").status_code == 409
 
 
 def test_ntfy_token_is_write_only_and_kept_unless_cleared(api, team):
@@ -66,11 +69,11 @@ def test_ntfy_token_is_write_only_and_kept_unless_cleared(api, team):
         "url": "https://93.184.216.34/alerts",
         "token": "tk_s3cr3t",
     }
-    response = api.post("/api/v1/channels/", body)
+    response = api.post("/api/tocsin/v1/channels/", body)
     assert response.status_code == 201, response.json()
     assert "tk_s3cr3t" not in response.content.decode()
     assert response.json()["has_token"] is True
-    url = f"/api/v1/channels/{response.json()['id']}/"
+    url = f"/api/tocsin/v1/channels/{response.json()['id']}/"
 
     renamed = api.put(url, {"name": "Phones", "kind": "ntfy", "url": body["url"]})
     assert renamed.status_code == 200, renamed.json()
@@ -84,10 +87,10 @@ def test_ntfy_token_is_write_only_and_kept_unless_cleared(api, team):
 
 
 def test_read_only_key_sees_only_the_urls_host(api, ro_api, team):
-    created = api.post("/api/v1/channels/", WEBHOOK).json()
-    seen = ro_api.get(f"/api/v1/channels/{created['id']}/").json()
+    created = api.post("/api/tocsin/v1/channels/", WEBHOOK).json()
+    seen = ro_api.get(f"/api/tocsin/v1/channels/{created['id']}/").json()
     assert seen["url"] == "https://93.184.216.34/…"
-    assert PUBLIC_URL not in ro_api.get("/api/v1/channels/").content.decode()
+    assert PUBLIC_URL not in ro_api.get("/api/tocsin/v1/channels/").content.decode()
 
 
 @pytest.mark.parametrize(
@@ -121,15 +124,17 @@ def test_read_only_key_sees_only_the_urls_host(api, ro_api, team):
 )
 def test_outbound_guard_refuses_urls_as_the_form_does(api, team, url):
     for kind in ("webhook", "slack", "ntfy"):
-        response = api.post("/api/v1/channels/", {"name": f"x-{kind}", "kind": kind, "url": url})
+        response = api.post(
+            "/api/tocsin/v1/channels/", {"name": f"x-{kind}", "kind": kind, "url": url}
+        )
         assert response.status_code == 400, (kind, response.json())
         assert "url" in response.json()["fields"]
     assert not Channel.objects.exists()
 
 
 def test_outbound_guard_applies_to_updates_too(api, team):
-    created = api.post("/api/v1/channels/", WEBHOOK).json()
-    response = api.patch(f"/api/v1/channels/{created['id']}/", {"url": "http://127.0.0.1/"})
+    created = api.post("/api/tocsin/v1/channels/", WEBHOOK).json()
+    response = api.patch(f"/api/tocsin/v1/channels/{created['id']}/", {"url": "http://127.0.0.1/"})
     assert response.status_code == 400 and "url" in response.json()["fields"]
     assert Channel.objects.get(id=created["id"]).config["url"] == PUBLIC_URL
 
@@ -162,7 +167,7 @@ def test_outbound_guard_applies_to_updates_too(api, team):
     ],
 )
 def test_hostile_headers_are_refused(api, team, headers):
-    response = api.post("/api/v1/channels/", {**WEBHOOK, "headers": headers})
+    response = api.post("/api/tocsin/v1/channels/", {**WEBHOOK, "headers": headers})
     assert response.status_code == 400, response.json()
     assert "headers" in response.json()["fields"]
     assert not Channel.objects.exists()
@@ -203,7 +208,7 @@ def test_hostile_headers_are_refused(api, team, headers):
     ],
 )
 def test_create_refuses_bad_input_with_field_details(api, team, body, field):
-    response = api.post("/api/v1/channels/", body)
+    response = api.post("/api/tocsin/v1/channels/", body)
     assert response.status_code == 400, response.json()
     assert field in response.json()["fields"]
     assert not Channel.objects.exists()
@@ -211,21 +216,21 @@ def test_create_refuses_bad_input_with_field_details(api, team, body, field):
 
 def test_names_are_unique_and_the_kind_cannot_change(api, team):
     mail = {"name": "Mail", "kind": "email", "address": "ops@example.com"}
-    created = api.post("/api/v1/channels/", mail).json()
-    clash = api.post("/api/v1/channels/", mail)
+    created = api.post("/api/tocsin/v1/channels/", mail).json()
+    clash = api.post("/api/tocsin/v1/channels/", mail)
     assert clash.status_code == 400 and "name" in clash.json()["fields"]
-    change = api.patch(f"/api/v1/channels/{created['id']}/", {"kind": "webhook"})
+    change = api.patch(f"/api/tocsin/v1/channels/{created['id']}/", {"kind": "webhook"})
     assert change.status_code == 400 and "kind" in change.json()["fields"]
-    disabled = api.patch(f"/api/v1/channels/{created['id']}/", {"is_enabled": False})
+    disabled = api.patch(f"/api/tocsin/v1/channels/{created['id']}/", {"is_enabled": False})
     assert disabled.status_code == 200 and disabled.json()["is_enabled"] is False
     assert Channel.objects.get().kind == "email"
 
 
 def test_deleting_a_channel_a_policy_notifies_needs_force(api, team):
-    created = api.post("/api/v1/channels/", WEBHOOK).json()
+    created = api.post("/api/tocsin/v1/channels/", WEBHOOK).json()
     policy = EscalationPolicy.objects.create(team=team, name="Primary")
     EscalationStep.objects.create(policy=policy, targets=[{"kind": "channel", "id": created["id"]}])
-    url = f"/api/v1/channels/{created['id']}/"
+    url = f"/api/tocsin/v1/channels/{created['id']}/"
     refused = api.delete(url)
     assert refused.status_code == 409 and "Primary" in refused.json()["error"]
     assert api.delete(f"{url}?force=true").status_code == 204
@@ -233,10 +238,10 @@ def test_deleting_a_channel_a_policy_notifies_needs_force(api, team):
 
 
 def test_read_only_key_reads_but_cannot_write(api, ro_api, team):
-    created = api.post("/api/v1/channels/", WEBHOOK).json()
-    url = f"/api/v1/channels/{created['id']}/"
+    created = api.post("/api/tocsin/v1/channels/", WEBHOOK).json()
+    url = f"/api/tocsin/v1/channels/{created['id']}/"
     assert ro_api.get(url).status_code == 200
-    assert ro_api.post("/api/v1/channels/", {**WEBHOOK, "name": "Other"}).status_code == 403
+    assert ro_api.post("/api/tocsin/v1/channels/", {**WEBHOOK, "name": "Other"}).status_code == 403
     assert ro_api.patch(url, {"name": "Renamed"}).status_code == 403
     assert ro_api.put(url, {**WEBHOOK, "name": "Renamed"}).status_code == 403
     assert ro_api.post(f"{url}rotate-secret/").status_code == 403
@@ -246,14 +251,14 @@ def test_read_only_key_reads_but_cannot_write(api, ro_api, team):
 
 
 def test_other_teams_key_gets_404_and_no_key_401(api, other_api, anon_api, team):
-    created = api.post("/api/v1/channels/", WEBHOOK).json()
-    url = f"/api/v1/channels/{created['id']}/"
+    created = api.post("/api/tocsin/v1/channels/", WEBHOOK).json()
+    url = f"/api/tocsin/v1/channels/{created['id']}/"
     assert other_api.get(url).status_code == 404
     assert other_api.patch(url, {"name": "Mine"}).status_code == 404
     assert other_api.post(f"{url}rotate-secret/").status_code == 404
     assert other_api.delete(f"{url}?force=true").status_code == 404
-    assert other_api.get("/api/v1/channels/").json()["count"] == 0
+    assert other_api.get("/api/tocsin/v1/channels/").json()["count"] == 0
     assert anon_api.get(url).status_code == 401
-    assert anon_api.post("/api/v1/channels/", WEBHOOK).status_code == 401
+    assert anon_api.post("/api/tocsin/v1/channels/", WEBHOOK).status_code == 401
     channel = Channel.objects.get()
     assert channel.name == "Receiver" and channel.secret == created["secret"]

@@ -1,4 +1,4 @@
-"""/api/v1/checks/: every endpoint, its permissions and its bad input."""
+"""/api/tocsin/v1/checks/: every endpoint, its permissions and its bad input."""
 
 import json
 import uuid
@@ -19,11 +19,11 @@ def test_list_is_paginated_and_only_the_keys_team(api, team, other_team):
     for n in range(3):
         CheckFactory(team=team, name=f"job-{n}")
     CheckFactory(team=other_team, name="theirs")
-    body = api.get("/api/v1/checks/?page_size=2").json()
+    body = api.get("/api/tocsin/v1/checks/?page_size=2").json()
     assert body["count"] == 3
     assert [c["name"] for c in body["results"]] == ["job-0", "job-1"]
     assert body["next"].endswith("page=2&page_size=2")
-    second = api.get("/api/v1/checks/?page=2&page_size=2").json()
+    second = api.get("/api/tocsin/v1/checks/?page=2&page_size=2").json()
     assert [c["name"] for c in second["results"]] == ["job-2"]
 
 
@@ -33,7 +33,7 @@ def test_list_filters_by_tag_status_and_environment(api, team):
     CheckFactory(team=team, name="c", tags="web db", environment="production", status="down")
 
     def names(query):
-        response = api.get(f"/api/v1/checks/?{query}")
+        response = api.get(f"/api/tocsin/v1/checks/?{query}")
         assert response.status_code == 200
         return [c["name"] for c in response.json()["results"]]
 
@@ -50,7 +50,7 @@ def test_list_filters_by_tag_status_and_environment(api, team):
     ids=["unknown-status", "long-tag", "bad-page-size"],
 )
 def test_list_refuses_bad_filters_with_field_details(api, team, query, field):
-    response = api.get(f"/api/v1/checks/?{query}")
+    response = api.get(f"/api/tocsin/v1/checks/?{query}")
     if field is None:  # DRF falls back to the default page size for a malformed page_size
         assert response.status_code == 200
         return
@@ -59,7 +59,7 @@ def test_list_refuses_bad_filters_with_field_details(api, team, query, field):
 
 
 def test_create_with_only_a_name_takes_the_defaults(api, team, settings):
-    response = api.post("/api/v1/checks/", {"name": "Nightly backup"})
+    response = api.post("/api/tocsin/v1/checks/", {"name": "Nightly backup"})
     assert response.status_code == 201, response.json()
     body = response.json()
     check = Check.objects.get(id=body["id"])
@@ -109,7 +109,7 @@ def test_create_with_every_setting(api):
         "flap_threshold": 5,
         "flap_window": 2 * HOUR,
     }
-    response = api.post("/api/v1/checks/", settings_in)
+    response = api.post("/api/tocsin/v1/checks/", settings_in)
     assert response.status_code == 201, response.json()
     body = response.json()
     expected = {**settings_in, "transient_exit_statuses": [69, 75]}
@@ -123,7 +123,6 @@ def test_create_with_every_setting(api):
     "body, field, message",
     [
         ({}, "name", "This field is required."),
-        ({"name": "   "}, "name", "required"),
         ({"name": "x", "period": 30}, "period", "Period must be at least 1 minute."),
         ({"name": "x", "period": 0}, "period", "Period must be at least 1 minute."),
         ({"name": "x", "period": -60}, "period", "Period must be at least 1 minute."),
@@ -165,7 +164,6 @@ def test_create_with_every_setting(api):
     ],
     ids=[
         "missing-name",
-        "blank-name",
         "period-30-seconds",
         "period-zero",
         "period-negative",
@@ -194,7 +192,7 @@ def test_create_with_every_setting(api):
     ],
 )
 def test_create_refuses_bad_settings_with_the_forms_messages(api, body, field, message):
-    response = api.post("/api/v1/checks/", body)
+    response = api.post("/api/tocsin/v1/checks/", body)
     assert response.status_code == 400, response.json()
     error = response.json()
     assert error["code"] == "invalid"
@@ -204,10 +202,16 @@ def test_create_refuses_bad_settings_with_the_forms_messages(api, body, field, m
     assert not Check.objects.exists()
 
 
-def test_create_refuses_a_slug_the_team_already_uses(api, check):
-    response = api.post("/api/v1/checks/", {"name": "again", "slug": check.slug})
-    assert response.status_code == 400
-    assert "already uses the slug" in response.json()["fields"]["slug"][0]
+def test_create_accepts_a_blank_name_as_healthchecks_does(api):
+    response = api.post("/api/tocsin/v1/checks/", {"name": "   "})
+    assert response.status_code == 201
+    assert (response.json()["name"], response.json()["slug"]) == ("", "")
+
+
+def test_create_accepts_a_slug_the_team_already_uses(api, check):
+    response = api.post("/api/tocsin/v1/checks/", {"name": "again", "slug": check.slug})
+    assert response.status_code == 201
+    assert Check.objects.filter(slug=check.slug).count() == 2
 
 
 @pytest.mark.parametrize(
@@ -224,7 +228,7 @@ def test_create_refuses_a_slug_the_team_already_uses(api, check):
 )
 def test_malformed_bodies_are_refused_cleanly(api, raw, content_type, status):
     response = api.client.post(
-        "/api/v1/checks/", data=raw, content_type=content_type, headers=api.headers
+        "/api/tocsin/v1/checks/", data=raw, content_type=content_type, headers=api.headers
     )
     assert response.status_code == status
     assert response.json()["error"]
@@ -233,7 +237,7 @@ def test_malformed_bodies_are_refused_cleanly(api, raw, content_type, status):
 
 def test_oversized_body_is_413(api, settings):
     settings.API_MAX_BODY_BYTES = 1000
-    response = api.post("/api/v1/checks/", {"name": "x", "description": "y" * 2000})
+    response = api.post("/api/tocsin/v1/checks/", {"name": "x", "description": "y" * 2000})
     assert response.status_code == 413
     assert response.json() == {
         "error": "The request body must be at most 1000 bytes.",
@@ -243,19 +247,21 @@ def test_oversized_body_is_413(api, settings):
 
 def test_hostile_text_is_stored_and_returned_verbatim(api):
     hostile = "<script>alert(1)</script> '; DROP TABLE checks; -- \u202e\U0001f525"
-    response = api.post("/api/v1/checks/", {"name": "x", "description": hostile})
+    response = api.post("/api/tocsin/v1/checks/", {"name": "x", "description": hostile})
     assert response.status_code == 201
-    assert api.get(f"/api/v1/checks/{response.json()['id']}/").json()["description"] == hostile
+    assert (
+        api.get(f"/api/tocsin/v1/checks/{response.json()['id']}/").json()["description"] == hostile
+    )
 
 
 def test_read(api, check):
-    body = api.get(f"/api/v1/checks/{check.id}/").json()
+    body = api.get(f"/api/tocsin/v1/checks/{check.id}/").json()
     assert body["id"] == str(check.id)
     assert body["tags"] == ["backup", "nightly"]
 
 
 def test_patch_changes_only_what_it_names_and_keeps_the_rest(api, check):
-    response = api.patch(f"/api/v1/checks/{check.id}/", {"grace": 2 * HOUR, "tags": ["db"]})
+    response = api.patch(f"/api/tocsin/v1/checks/{check.id}/", {"grace": 2 * HOUR, "tags": ["db"]})
     assert response.status_code == 200, response.json()
     check.refresh_from_db()
     assert check.grace == timedelta(hours=2)
@@ -265,14 +271,14 @@ def test_patch_changes_only_what_it_names_and_keeps_the_rest(api, check):
 
 
 def test_patch_refuses_bad_values_and_changes_nothing(api, check):
-    response = api.patch(f"/api/v1/checks/{check.id}/", {"grace": 0, "name": "renamed"})
+    response = api.patch(f"/api/tocsin/v1/checks/{check.id}/", {"grace": 0, "name": "renamed"})
     assert response.status_code == 400
     check.refresh_from_db()
     assert (check.name, check.grace) == ("nightly-backup", timedelta(hours=1))
 
 
 def test_put_replaces_settings_but_keeps_the_slug(api, check):
-    response = api.put(f"/api/v1/checks/{check.id}/", {"name": "Renamed"})
+    response = api.put(f"/api/tocsin/v1/checks/{check.id}/", {"name": "Renamed"})
     assert response.status_code == 200, response.json()
     check.refresh_from_db()
     assert check.name == "Renamed"
@@ -286,27 +292,27 @@ def test_update_makes_a_watched_check_due_so_the_new_schedule_applies(api, check
     sweep_due_checks(now=now + timedelta(minutes=1))
     check.refresh_from_db()
     assert check.alert_after > now + timedelta(hours=23)
-    api.patch(f"/api/v1/checks/{check.id}/", {"period": HOUR})
+    api.patch(f"/api/tocsin/v1/checks/{check.id}/", {"period": HOUR})
     check.refresh_from_db()
     assert check.alert_after < database_now() + timedelta(seconds=1)
 
 
 def test_delete(api, check):
-    response = api.delete(f"/api/v1/checks/{check.id}/")
+    response = api.delete(f"/api/tocsin/v1/checks/{check.id}/")
     assert response.status_code == 204
     assert not Check.objects.exists()
 
 
 def test_pause_and_resume(api, check):
-    response = api.post(f"/api/v1/checks/{check.id}/pause/")
+    response = api.post(f"/api/tocsin/v1/checks/{check.id}/pause/")
     assert response.status_code == 200
     assert response.json()["status"] == "paused"
-    assert api.post(f"/api/v1/checks/{check.id}/pause/").json()["status"] == "paused"
-    response = api.post(f"/api/v1/checks/{check.id}/resume/")
+    assert api.post(f"/api/tocsin/v1/checks/{check.id}/pause/").json()["status"] == "paused"
+    response = api.post(f"/api/tocsin/v1/checks/{check.id}/resume/")
     assert response.status_code == 200
     assert response.json()["status"] == "new"
     # Resuming a check that is not paused changes nothing.
-    assert api.post(f"/api/v1/checks/{check.id}/resume/").json()["status"] == "new"
+    assert api.post(f"/api/tocsin/v1/checks/{check.id}/resume/").json()["status"] == "new"
 
 
 def test_pings_runs_and_flips_newest_first(api, check, t0):
@@ -318,66 +324,68 @@ def test_pings_runs_and_flips_newest_first(api, check, t0):
             now=t0 + timedelta(seconds=at),
         )
     sweep_due_checks(now=t0 + timedelta(minutes=5))
-    pings = api.get(f"/api/v1/checks/{check.id}/pings/").json()
+    pings = api.get(f"/api/tocsin/v1/checks/{check.id}/pings/").json()
     assert pings["count"] == 2
     assert [(p["n"], p["kind"], p["body"]) for p in pings["results"]] == [
         (2, "success", "body 1"),
         (1, "start", "body 0"),
     ]
     assert pings["results"][0]["run_id"] == str(rid)
-    runs = api.get(f"/api/v1/checks/{check.id}/runs/").json()["results"]
+    runs = api.get(f"/api/tocsin/v1/checks/{check.id}/runs/").json()["results"]
     assert [(r["outcome"], r["duration"]) for r in runs] == [("succeeded", 90.0)]
     assert Run.objects.count() == 1
-    flips = api.get(f"/api/v1/checks/{check.id}/flips/").json()["results"]
+    flips = api.get(f"/api/tocsin/v1/checks/{check.id}/flips/").json()["results"]
     assert [(f["from_status"], f["to_status"]) for f in flips] == [("new", "up")]
     assert Flip.objects.count() == 1
 
 
 def test_upsert_by_slug_creates_then_updates_idempotently(api, team):
     body = {"name": "Backup", "period": HOUR, "tags": ["db"]}
-    first = api.put("/api/v1/checks/by-slug/backup/", body)
+    first = api.put("/api/tocsin/v1/checks/by-slug/backup/", body)
     assert first.status_code == 201, first.json()
-    again = api.put("/api/v1/checks/by-slug/backup/", body)
+    again = api.put("/api/tocsin/v1/checks/by-slug/backup/", body)
     assert again.status_code == 200
     assert again.json() == first.json()
     assert Check.objects.count() == 1
-    changed = api.put("/api/v1/checks/by-slug/backup/", {"name": "Backup", "period": 2 * HOUR})
+    changed = api.put(
+        "/api/tocsin/v1/checks/by-slug/backup/", {"name": "Backup", "period": 2 * HOUR}
+    )
     assert changed.status_code == 200
     check = Check.objects.get()
     assert (check.slug, check.period, check.tags) == ("backup", timedelta(hours=2), "")
-    assert api.get("/api/v1/checks/by-slug/backup/").json()["id"] == str(check.id)
+    assert api.get("/api/tocsin/v1/checks/by-slug/backup/").json()["id"] == str(check.id)
 
 
 def test_upsert_by_slug_refuses_a_slug_in_the_body_and_bad_settings(api):
-    response = api.put("/api/v1/checks/by-slug/backup/", {"name": "x", "slug": "other"})
+    response = api.put("/api/tocsin/v1/checks/by-slug/backup/", {"name": "x", "slug": "other"})
     assert response.status_code == 400
     assert response.json()["fields"] == {"slug": ["Unknown field."]}
-    response = api.put("/api/v1/checks/by-slug/backup/", {"name": "x", "period": 1})
+    response = api.put("/api/tocsin/v1/checks/by-slug/backup/", {"name": "x", "period": 1})
     assert response.status_code == 400
     assert not Check.objects.exists()
 
 
 def test_malformed_ids_and_slugs_are_404(api):
-    assert api.get("/api/v1/checks/not-a-uuid/").status_code == 404
-    assert api.get(f"/api/v1/checks/{uuid.uuid4()}/").status_code == 404
-    assert api.put("/api/v1/checks/by-slug/bad%20slug/", {"name": "x"}).status_code == 404
-    assert api.get("/api/v1/no-such-thing/").json()["code"] == "not_found"
+    assert api.get("/api/tocsin/v1/checks/not-a-uuid/").status_code == 404
+    assert api.get(f"/api/tocsin/v1/checks/{uuid.uuid4()}/").status_code == 404
+    assert api.put("/api/tocsin/v1/checks/by-slug/bad%20slug/", {"name": "x"}).status_code == 404
+    assert api.get("/api/tocsin/v1/no-such-thing/").json()["code"] == "not_found"
 
 
 CHECK_ENDPOINTS = [
-    ("GET", "/api/v1/checks/{id}/", None),
-    ("PUT", "/api/v1/checks/{id}/", {"name": "stolen"}),
-    ("PATCH", "/api/v1/checks/{id}/", {"name": "stolen"}),
-    ("DELETE", "/api/v1/checks/{id}/", None),
-    ("POST", "/api/v1/checks/{id}/pause/", None),
-    ("POST", "/api/v1/checks/{id}/resume/", None),
-    ("GET", "/api/v1/checks/{id}/pings/", None),
-    ("GET", "/api/v1/checks/{id}/runs/", None),
-    ("GET", "/api/v1/checks/{id}/flips/", None),
-    ("GET", "/api/v1/checks/by-slug/{slug}/", None),
-    ("PUT", "/api/v1/checks/by-slug/{slug}/", {"name": "stolen"}),
+    ("GET", "/api/tocsin/v1/checks/{id}/", None),
+    ("PUT", "/api/tocsin/v1/checks/{id}/", {"name": "stolen"}),
+    ("PATCH", "/api/tocsin/v1/checks/{id}/", {"name": "stolen"}),
+    ("DELETE", "/api/tocsin/v1/checks/{id}/", None),
+    ("POST", "/api/tocsin/v1/checks/{id}/pause/", None),
+    ("POST", "/api/tocsin/v1/checks/{id}/resume/", None),
+    ("GET", "/api/tocsin/v1/checks/{id}/pings/", None),
+    ("GET", "/api/tocsin/v1/checks/{id}/runs/", None),
+    ("GET", "/api/tocsin/v1/checks/{id}/flips/", None),
+    ("GET", "/api/tocsin/v1/checks/by-slug/{slug}/", None),
+    ("PUT", "/api/tocsin/v1/checks/by-slug/{slug}/", {"name": "stolen"}),
 ]
-WRITES = [e for e in CHECK_ENDPOINTS if e[0] != "GET"] + [("POST", "/api/v1/checks/", {})]
+WRITES = [e for e in CHECK_ENDPOINTS if e[0] != "GET"] + [("POST", "/api/tocsin/v1/checks/", {})]
 
 
 @pytest.mark.parametrize("method, path, body", CHECK_ENDPOINTS, ids=lambda v: str(v))
@@ -403,7 +411,7 @@ def test_read_only_key_gets_403_on_every_write(ro_api, check, method, path, body
 
 
 @pytest.mark.parametrize(
-    "method, path, body", [*CHECK_ENDPOINTS, ("GET", "/api/v1/checks/", None)], ids=str
+    "method, path, body", [*CHECK_ENDPOINTS, ("GET", "/api/tocsin/v1/checks/", None)], ids=str
 )
 def test_no_key_gets_401(anon_api, check, method, path, body):
     response = anon_api.call(method, path.format(id=check.id, slug=check.slug), body)
@@ -421,7 +429,7 @@ def test_read_only_key_reads(ro_api, check, path):
 def test_durations_take_whole_seconds_for_short_jobs(api):
     body = {"name": "Short job", "period": 90, "grace": 15, "max_runtime": 20}
     body["progress_timeout"] = 7
-    response = api.post("/api/v1/checks/", body)
+    response = api.post("/api/tocsin/v1/checks/", body)
     assert response.status_code == 201, response.json()
     created = response.json()
     assert {key: created[key] for key in body} == body
@@ -432,7 +440,7 @@ def test_durations_take_whole_seconds_for_short_jobs(api):
         timedelta(seconds=20),
         timedelta(seconds=7),
     )
-    response = api.patch(f"/api/v1/checks/{check.id}/", {"max_runtime": 3601})
+    response = api.patch(f"/api/tocsin/v1/checks/{check.id}/", {"max_runtime": 3601})
     assert response.status_code == 200, response.json()
     check.refresh_from_db()
     assert check.max_runtime == timedelta(seconds=3601)
@@ -440,10 +448,14 @@ def test_durations_take_whole_seconds_for_short_jobs(api):
 
 def test_read_only_key_gets_no_ping_urls(ro_api, api, check):
     # A ping URL would let a dashboard's key report the job as fine.
-    for path in (f"/api/v1/checks/{check.id}/", "/api/v1/checks/"):
+    for path in (f"/api/tocsin/v1/checks/{check.id}/", "/api/tocsin/v1/checks/"):
         body = ro_api.get(path).json()
         item = body["results"][0] if "results" in body else body
         assert (item["ping_url"], item["slug_ping_url"]) == (None, None)
         assert str(check.ping_token) not in json.dumps(body)
         assert check.team.ping_key not in json.dumps(body)
-    assert api.get(f"/api/v1/checks/{check.id}/").json()["ping_url"].endswith(str(check.ping_token))
+    assert (
+        api.get(f"/api/tocsin/v1/checks/{check.id}/")
+        .json()["ping_url"]
+        .endswith(str(check.ping_token))
+    )

@@ -1,4 +1,5 @@
-"""/api/v1/metrics/: the team's Prometheus text, with every family issue 6 names (check status,
+"""/api/tocsin/v1/metrics/: the team's Prometheus text, with every family issue 6 names
+(check status,
 last ping age, run durations, open incidents, sweeper lag, delivery failures), built from
 real pings, sweeps and deliveries to a real local webhook receiver, with time as input."""
 
@@ -125,7 +126,7 @@ def test_before_any_ping_or_sweep_the_ages_and_lag_are_absent(team, check, t0):
 
 
 def test_endpoint_serves_prometheus_text_to_a_read_only_key(ro_api, check):
-    response = ro_api.get("/api/v1/metrics/", headers={"Accept": "text/plain"})
+    response = ro_api.get("/api/tocsin/v1/metrics/", headers={"Accept": "text/plain"})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = response.content.decode()
@@ -133,16 +134,16 @@ def test_endpoint_serves_prometheus_text_to_a_read_only_key(ro_api, check):
 
 
 def test_another_teams_key_sees_only_its_own_team(other_key, check):
-    text = Api(other_key).get("/api/v1/metrics/").content.decode()
+    text = Api(other_key).get("/api/tocsin/v1/metrics/").content.decode()
     assert "nightly-backup" not in text
     assert str(check.id) not in text
 
 
 def test_no_key_or_a_bad_key_is_401(anon_api, check):
-    assert anon_api.get("/api/v1/metrics/").status_code == 401
-    assert Api("nope").get("/api/v1/metrics/").status_code == 401
+    assert anon_api.get("/api/tocsin/v1/metrics/").status_code == 401
+    assert Api("nope").get("/api/tocsin/v1/metrics/").status_code == 401
 
 
 def test_writes_are_refused(api, ro_api):
-    assert api.post("/api/v1/metrics/", {}).status_code == 405
-    assert ro_api.post("/api/v1/metrics/", {}).status_code == 403
+    assert api.post("/api/tocsin/v1/metrics/", {}).status_code == 405
+    assert ro_api.post("/api/tocsin/v1/metrics/", {}).status_code == 403

@@ -1,4 +1,4 @@
-"""/api/v1/escalation-policies/: CRUD with nested, ordered steps; the dashboard forms' rules,
+"""/api/tocsin/v1/escalation-policies/: CRUD with nested, ordered steps; the dashboard forms' rules,
 deleting a policy in use, permissions and bad input."""
 
 from datetime import timedelta
@@ -37,7 +37,7 @@ def policy_body(channel, member, **changes):
 
 
 def test_create_with_ordered_steps_and_read_it_back(api, team, channel, member):
-    response = api.post("/api/v1/escalation-policies/", policy_body(channel, member))
+    response = api.post("/api/tocsin/v1/escalation-policies/", policy_body(channel, member))
     assert response.status_code == 201, response.json()
     body = response.json()
     policy = EscalationPolicy.objects.get(id=body["id"])
@@ -54,13 +54,13 @@ def test_create_with_ordered_steps_and_read_it_back(api, team, channel, member):
         "severities": [],
     }
     assert body["severities"] == ["critical"] and body["reminder_interval"] == 3600
-    assert api.get(f"/api/v1/escalation-policies/{policy.id}/").json() == body
-    assert api.get("/api/v1/escalation-policies/").json()["count"] == 1
+    assert api.get(f"/api/tocsin/v1/escalation-policies/{policy.id}/").json() == body
+    assert api.get("/api/tocsin/v1/escalation-policies/").json()["count"] == 1
 
 
 def test_put_replaces_everything_and_patch_only_what_it_names(api, channel, member):
-    created = api.post("/api/v1/escalation-policies/", policy_body(channel, member)).json()
-    url = f"/api/v1/escalation-policies/{created['id']}/"
+    created = api.post("/api/tocsin/v1/escalation-policies/", policy_body(channel, member)).json()
+    url = f"/api/tocsin/v1/escalation-policies/{created['id']}/"
 
     renamed = api.patch(url, {"name": "DB"})
     assert renamed.status_code == 200, renamed.json()
@@ -82,9 +82,15 @@ def test_put_replaces_everything_and_patch_only_what_it_names(api, channel, memb
 
 
 def test_a_new_default_replaces_the_old_one(api, team):
-    first = api.post("/api/v1/escalation-policies/", {"name": "A", "is_default": True}).json()
-    second = api.post("/api/v1/escalation-policies/", {"name": "B", "is_default": True}).json()
-    assert api.get(f"/api/v1/escalation-policies/{first['id']}/").json()["is_default"] is False
+    first = api.post(
+        "/api/tocsin/v1/escalation-policies/", {"name": "A", "is_default": True}
+    ).json()
+    second = api.post(
+        "/api/tocsin/v1/escalation-policies/", {"name": "B", "is_default": True}
+    ).json()
+    assert (
+        api.get(f"/api/tocsin/v1/escalation-policies/{first['id']}/").json()["is_default"] is False
+    )
     assert EscalationPolicy.objects.get(is_default=True).id == second["id"]
 
 
@@ -134,7 +140,7 @@ def test_a_new_default_replaces_the_old_one(api, team):
     ],
 )
 def test_create_refuses_bad_input_with_field_details(api, team, changes, field):
-    response = api.post("/api/v1/escalation-policies/", {"name": "P", **changes})
+    response = api.post("/api/tocsin/v1/escalation-policies/", {"name": "P", **changes})
     assert response.status_code == 400, response.json()
     fields = response.json()["fields"]
     assert field in fields or any(key.startswith(field) for key in fields), fields
@@ -142,21 +148,21 @@ def test_create_refuses_bad_input_with_field_details(api, team, changes, field):
 
 
 def test_create_refuses_a_taken_name_and_another_teams_channel(api, team, other_team):
-    api.post("/api/v1/escalation-policies/", {"name": "Taken"})
-    clash = api.post("/api/v1/escalation-policies/", {"name": "Taken"})
+    api.post("/api/tocsin/v1/escalation-policies/", {"name": "Taken"})
+    clash = api.post("/api/tocsin/v1/escalation-policies/", {"name": "Taken"})
     assert clash.status_code == 400 and "name" in clash.json()["fields"]
     theirs = Channel.objects.create(team=other_team, name="theirs", kind="email")
     steps = [{"targets": [{"kind": "channel", "id": theirs.id}]}]
-    response = api.post("/api/v1/escalation-policies/", {"name": "Other", "steps": steps})
+    response = api.post("/api/tocsin/v1/escalation-policies/", {"name": "Other", "steps": steps})
     assert response.status_code == 400
     assert "steps[0].targets" in response.json()["fields"]
     assert EscalationPolicy.objects.count() == 1
 
 
 def test_deleting_a_policy_checks_use_needs_force(api, team):
-    policy_id = api.post("/api/v1/escalation-policies/", {"name": "Used"}).json()["id"]
+    policy_id = api.post("/api/tocsin/v1/escalation-policies/", {"name": "Used"}).json()["id"]
     check = CheckFactory(team=team, escalation_policy_id=policy_id)
-    url = f"/api/v1/escalation-policies/{policy_id}/"
+    url = f"/api/tocsin/v1/escalation-policies/{policy_id}/"
     refused = api.delete(url)
     assert refused.status_code == 409
     assert "1 check" in refused.json()["error"]
@@ -164,23 +170,23 @@ def test_deleting_a_policy_checks_use_needs_force(api, team):
     assert api.delete(f"{url}?force=true").status_code == 204
     check.refresh_from_db()
     assert check.escalation_policy is None  # falls back to the team default
-    unused = api.post("/api/v1/escalation-policies/", {"name": "Unused"}).json()["id"]
-    assert api.delete(f"/api/v1/escalation-policies/{unused}/").status_code == 204
+    unused = api.post("/api/tocsin/v1/escalation-policies/", {"name": "Unused"}).json()["id"]
+    assert api.delete(f"/api/tocsin/v1/escalation-policies/{unused}/").status_code == 204
     assert not EscalationPolicy.objects.exists()
 
 
 def test_the_default_policy_is_in_use_by_checks_that_name_none(api, team):
-    policy_id = api.post("/api/v1/escalation-policies/", {"name": "D", "is_default": True})
+    policy_id = api.post("/api/tocsin/v1/escalation-policies/", {"name": "D", "is_default": True})
     CheckFactory(team=team)
-    response = api.delete(f"/api/v1/escalation-policies/{policy_id.json()['id']}/")
+    response = api.delete(f"/api/tocsin/v1/escalation-policies/{policy_id.json()['id']}/")
     assert response.status_code == 409
 
 
 def test_read_only_key_reads_but_cannot_write(api, ro_api, team):
-    policy_id = api.post("/api/v1/escalation-policies/", {"name": "P"}).json()["id"]
-    url = f"/api/v1/escalation-policies/{policy_id}/"
+    policy_id = api.post("/api/tocsin/v1/escalation-policies/", {"name": "P"}).json()["id"]
+    url = f"/api/tocsin/v1/escalation-policies/{policy_id}/"
     assert ro_api.get(url).status_code == 200
-    assert ro_api.post("/api/v1/escalation-policies/", {"name": "Q"}).status_code == 403
+    assert ro_api.post("/api/tocsin/v1/escalation-policies/", {"name": "Q"}).status_code == 403
     assert ro_api.put(url, {"name": "Q"}).status_code == 403
     assert ro_api.patch(url, {"name": "Q"}).status_code == 403
     assert ro_api.delete(url).status_code == 403
@@ -188,12 +194,12 @@ def test_read_only_key_reads_but_cannot_write(api, ro_api, team):
 
 
 def test_other_teams_key_gets_404_and_no_key_401(api, other_api, anon_api, team):
-    policy_id = api.post("/api/v1/escalation-policies/", {"name": "P"}).json()["id"]
-    url = f"/api/v1/escalation-policies/{policy_id}/"
+    policy_id = api.post("/api/tocsin/v1/escalation-policies/", {"name": "P"}).json()["id"]
+    url = f"/api/tocsin/v1/escalation-policies/{policy_id}/"
     assert other_api.get(url).status_code == 404
     assert other_api.patch(url, {"name": "Mine"}).status_code == 404
     assert other_api.delete(f"{url}?force=true").status_code == 404
-    assert other_api.get("/api/v1/escalation-policies/").json()["count"] == 0
+    assert other_api.get("/api/tocsin/v1/escalation-policies/").json()["count"] == 0
     assert anon_api.get(url).status_code == 401
-    assert anon_api.post("/api/v1/escalation-policies/", {"name": "Q"}).status_code == 401
+    assert anon_api.post("/api/tocsin/v1/escalation-policies/", {"name": "Q"}).status_code == 401
     assert list(EscalationPolicy.objects.values_list("name", flat=True)) == ["P"]

@@ -1,4 +1,4 @@
-"""The OpenAPI schema at /api/v1/schema/ against the running API, with schemathesis.
+"""The OpenAPI schema at /api/tocsin/v1/schema/ against the running API, with schemathesis.
 
 Every operation of the schema (v1: checks, incidents, silences, maintenance windows, escalation
 policies, channels, metrics; and the Healthchecks-compatible v3) is called over real HTTP, on
@@ -92,14 +92,14 @@ def seeded_key(transactional_db, settings, t0):
     member = MembershipFactory(team=team, role="admin").user
     key = create_api_key(team=team, name="schemathesis", is_read_only=False).secret
     real_ids = {
-        "/api/v1/members/": {"id": member.id},
-        "/api/v1/checks/by-slug/": {"slug": check.slug},
-        "/api/v1/checks/": {"id": str(check.id)},
-        "/api/v1/incidents/": {"id": check.incidents.get().id},
-        "/api/v1/silences/": {"id": silence.id},
-        "/api/v1/maintenance-windows/": {"id": window.id},
-        "/api/v1/escalation-policies/": {"id": policy.id},
-        "/api/v1/channels/": {"id": channel.id},
+        "/api/tocsin/v1/members/": {"id": member.id},
+        "/api/tocsin/v1/checks/by-slug/": {"slug": check.slug},
+        "/api/tocsin/v1/checks/": {"id": str(check.id)},
+        "/api/tocsin/v1/incidents/": {"id": check.incidents.get().id},
+        "/api/tocsin/v1/silences/": {"id": silence.id},
+        "/api/tocsin/v1/maintenance-windows/": {"id": window.id},
+        "/api/tocsin/v1/escalation-policies/": {"id": policy.id},
+        "/api/tocsin/v1/channels/": {"id": channel.id},
         "/api/v3/": {"code": str(check.id)},
     }
     return key, real_ids
@@ -108,21 +108,21 @@ def seeded_key(transactional_db, settings, t0):
 # Every operation of the schema belongs to one of these groups (a test below makes sure): one
 # test per group, so that a failure names its part of the API.
 GROUPS = {
-    "checks": "/api/v1/checks/",
-    "incidents": "/api/v1/incidents/",
-    "silences": "/api/v1/silences/",
-    "maintenance-windows": "/api/v1/maintenance-windows/",
-    "escalation-policies": "/api/v1/escalation-policies/",
-    "channels": "/api/v1/channels/",
-    "members": "/api/v1/members/",
-    "metrics": "/api/v1/metrics/",
+    "checks": "/api/tocsin/v1/checks/",
+    "incidents": "/api/tocsin/v1/incidents/",
+    "silences": "/api/tocsin/v1/silences/",
+    "maintenance-windows": "/api/tocsin/v1/maintenance-windows/",
+    "escalation-policies": "/api/tocsin/v1/escalation-policies/",
+    "channels": "/api/tocsin/v1/channels/",
+    "members": "/api/tocsin/v1/members/",
+    "metrics": "/api/tocsin/v1/metrics/",
     "healthchecks-v3": "/api/v3/",
 }
 
 
 def load_schema(live_app_url):
-    """The schema as the server publishes it, at /api/v1/schema/."""
-    return schemathesis.openapi.from_url(f"{live_app_url}/api/v1/schema/", timeout=10)
+    """The schema as the server publishes it, at /api/tocsin/v1/schema/."""
+    return schemathesis.openapi.from_url(f"{live_app_url}/api/tocsin/v1/schema/", timeout=10)
 
 
 def operations(schema):
@@ -213,7 +213,7 @@ def test_v3_writes_to_a_checks_unique_key_are_not_a_server_error(method, live_ap
 
 @pytest.mark.parametrize(
     "method, path",
-    [("post", "/api/v1/silences/not-a-number/"), ("get", "/api/v1/channels/%0A/")],
+    [("post", "/api/tocsin/v1/silences/not-a-number/"), ("get", "/api/tocsin/v1/channels/%0A/")],
     ids=["unsafe-method-without-csrf-token", "encoded-newline"],
 )
 def test_unknown_api_urls_answer_json_404_found_by_the_run(db, method, path):

@@ -1,4 +1,5 @@
-"""/api/v1/silences/ and /api/v1/maintenance-windows/: list, create, expire, delete; the
+"""/api/tocsin/v1/silences/ and /api/tocsin/v1/maintenance-windows/: list, create, expire,
+delete; the
 dashboard forms' rules, permissions and bad input."""
 
 from datetime import timedelta
@@ -40,11 +41,13 @@ def test_list_shows_active_and_upcoming_of_the_keys_team_by_default(api, team, o
     expired = make_silence(team, starts_in=timedelta(minutes=-5), expired_at=database_now())
     make_silence(other_team, starts_in=timedelta(minutes=-5))
 
-    assert ids(api.get("/api/v1/silences/")) == [active.id, upcoming.id]
-    assert ids(api.get("/api/v1/silences/?state=active")) == [active.id]
-    assert ids(api.get("/api/v1/silences/?state=upcoming")) == [upcoming.id]
-    assert set(ids(api.get("/api/v1/silences/?state=ended"))) == {ended.id, expired.id}
-    states = {item["id"]: item["state"] for item in api.get("/api/v1/silences/").json()["results"]}
+    assert ids(api.get("/api/tocsin/v1/silences/")) == [active.id, upcoming.id]
+    assert ids(api.get("/api/tocsin/v1/silences/?state=active")) == [active.id]
+    assert ids(api.get("/api/tocsin/v1/silences/?state=upcoming")) == [upcoming.id]
+    assert set(ids(api.get("/api/tocsin/v1/silences/?state=ended"))) == {ended.id, expired.id}
+    states = {
+        item["id"]: item["state"] for item in api.get("/api/tocsin/v1/silences/").json()["results"]
+    }
     assert states == {active.id: "active", upcoming.id: "upcoming"}
 
 
@@ -54,19 +57,19 @@ def test_list_filters_by_the_check_a_silence_covers(api, team):
     by_tag = make_silence(team, matchers={"tags": ["db"]})
     make_silence(team, matchers={"tags": ["web"]})
     whole = make_silence(team, matchers={"whole_team": True})
-    assert ids(api.get(f"/api/v1/silences/?check_id={db.id}")) == [by_tag.id, whole.id]
+    assert ids(api.get(f"/api/tocsin/v1/silences/?check_id={db.id}")) == [by_tag.id, whole.id]
 
 
 @pytest.mark.parametrize("query", ["state=sideways", "check_id=nope", "state=" + "a" * 5000])
 def test_list_refuses_bad_filters(api, team, query):
-    response = api.get(f"/api/v1/silences/?{query}")
+    response = api.get(f"/api/tocsin/v1/silences/?{query}")
     assert response.status_code == 400
     assert query.split("=")[0] in response.json()["fields"]
 
 
 def test_create_with_a_duration_starts_now_and_is_paginated_in_the_list(api, team, check):
     response = api.post(
-        "/api/v1/silences/",
+        "/api/tocsin/v1/silences/",
         {"duration": 2 * HOUR, "matchers": {"check_ids": [str(check.id)]}, "comment": "restore"},
     )
     assert response.status_code == 201, response.json()
@@ -82,7 +85,7 @@ def test_create_with_a_duration_starts_now_and_is_paginated_in_the_list(api, tea
         "environment": "",
         "whole_team": False,
     }
-    assert api.get("/api/v1/silences/?page_size=1").json()["count"] == 1
+    assert api.get("/api/tocsin/v1/silences/?page_size=1").json()["count"] == 1
 
 
 def test_create_holds_an_open_incident_of_a_covered_check_at_once(api, check, t0):
@@ -91,7 +94,7 @@ def test_create_holds_an_open_incident_of_a_covered_check_at_once(api, check, t0
     sweep_due_checks(now=now + timedelta(seconds=1))
     incident = Incident.objects.get(owner=check)
     response = api.post(
-        "/api/v1/silences/",
+        "/api/tocsin/v1/silences/",
         {"duration": HOUR, "matchers": {"tags": [], "whole_team": True}, "comment": "known"},
     )
     assert response.status_code == 201, response.json()
@@ -102,7 +105,7 @@ def test_create_holds_an_open_incident_of_a_covered_check_at_once(api, check, t0
 def test_create_an_upcoming_silence_with_start_and_end(api, team):
     start = database_now() + timedelta(days=1)
     response = api.post(
-        "/api/v1/silences/",
+        "/api/tocsin/v1/silences/",
         {
             "starts_at": start.isoformat(),
             "ends_at": (start + timedelta(hours=3)).isoformat(),
@@ -184,7 +187,7 @@ def test_create_an_upcoming_silence_with_start_and_end(api, team):
     ],
 )
 def test_create_refuses_bad_input_with_field_details(api, team, body, field):
-    response = api.post("/api/v1/silences/", body)
+    response = api.post("/api/tocsin/v1/silences/", body)
     assert response.status_code == 400, response.json()
     error = response.json()
     assert error["code"] == "invalid"
@@ -195,7 +198,7 @@ def test_create_refuses_bad_input_with_field_details(api, team, body, field):
 def test_create_refuses_another_teams_check(api, other_team):
     theirs = CheckFactory(team=other_team)
     response = api.post(
-        "/api/v1/silences/",
+        "/api/tocsin/v1/silences/",
         {"duration": HOUR, "matchers": {"check_ids": [str(theirs.id)]}, "comment": "x"},
     )
     assert response.status_code == 400
@@ -206,47 +209,47 @@ def test_create_refuses_another_teams_check(api, other_team):
     "raw", [b"{", b"[]", b'"text"', b"null"], ids=["malformed", "list", "string", "null"]
 )
 def test_create_refuses_bodies_that_are_not_an_object(api, team, raw):
-    response = api.call("POST", "/api/v1/silences/", raw=raw)
+    response = api.call("POST", "/api/tocsin/v1/silences/", raw=raw)
     assert response.status_code == 400
     assert response.json()["code"] in ("parse_error", "invalid")
 
 
 def test_create_refuses_an_oversized_body(api, team, settings):
     body = {"duration": HOUR, "matchers": {"whole_team": True}, "comment": "x" * 70_000}
-    response = api.post("/api/v1/silences/", body)
+    response = api.post("/api/tocsin/v1/silences/", body)
     assert response.status_code == 413
     assert response.json()["code"] == "too_large"
 
 
 def test_expire_ends_it_now_and_a_second_time_is_a_conflict(api, team):
     silence = make_silence(team, starts_in=timedelta(minutes=-5))
-    response = api.post(f"/api/v1/silences/{silence.id}/expire/")
+    response = api.post(f"/api/tocsin/v1/silences/{silence.id}/expire/")
     assert response.status_code == 200, response.json()
     assert response.json()["state"] == "ended"
     silence.refresh_from_db()
     assert silence.expired_at is not None
-    again = api.post(f"/api/v1/silences/{silence.id}/expire/")
+    again = api.post(f"/api/tocsin/v1/silences/{silence.id}/expire/")
     assert again.status_code == 409
     assert again.json()["code"] == "conflict"
 
 
 def test_read_only_key_reads_but_cannot_create_or_expire(ro_api, team):
     silence = make_silence(team)
-    assert ro_api.get(f"/api/v1/silences/{silence.id}/").status_code == 200
+    assert ro_api.get(f"/api/tocsin/v1/silences/{silence.id}/").status_code == 200
     body = {"duration": HOUR, "matchers": {"whole_team": True}, "comment": "x"}
-    assert ro_api.post("/api/v1/silences/", body).status_code == 403
-    assert ro_api.post(f"/api/v1/silences/{silence.id}/expire/").status_code == 403
+    assert ro_api.post("/api/tocsin/v1/silences/", body).status_code == 403
+    assert ro_api.post(f"/api/tocsin/v1/silences/{silence.id}/expire/").status_code == 403
     silence.refresh_from_db()
     assert silence.expired_at is None and Silence.objects.count() == 1
 
 
 def test_other_teams_key_gets_404_and_no_key_401(other_api, anon_api, team):
     silence = make_silence(team)
-    assert other_api.get(f"/api/v1/silences/{silence.id}/").status_code == 404
-    assert other_api.post(f"/api/v1/silences/{silence.id}/expire/").status_code == 404
-    assert other_api.get("/api/v1/silences/").json()["count"] == 0
-    assert anon_api.get("/api/v1/silences/").status_code == 401
-    assert anon_api.post(f"/api/v1/silences/{silence.id}/expire/").status_code == 401
+    assert other_api.get(f"/api/tocsin/v1/silences/{silence.id}/").status_code == 404
+    assert other_api.post(f"/api/tocsin/v1/silences/{silence.id}/expire/").status_code == 404
+    assert other_api.get("/api/tocsin/v1/silences/").json()["count"] == 0
+    assert anon_api.get("/api/tocsin/v1/silences/").status_code == 401
+    assert anon_api.post(f"/api/tocsin/v1/silences/{silence.id}/expire/").status_code == 401
     silence.refresh_from_db()
     assert silence.expired_at is None
 
@@ -265,16 +268,16 @@ WINDOW = {
 
 
 def test_create_read_list_and_delete_a_maintenance_window(api, team):
-    response = api.post("/api/v1/maintenance-windows/", WINDOW)
+    response = api.post("/api/tocsin/v1/maintenance-windows/", WINDOW)
     assert response.status_code == 201, response.json()
     body = response.json()
     window = MaintenanceWindow.objects.get(id=body["id"])
     assert (window.team, window.cron, window.duration) == (team, "0 2 * * 0", timedelta(hours=2))
     assert body["duration"] == 2 * HOUR and body["matchers"]["tags"] == ["db"]
     assert body["next_opens_at"]
-    listed = api.get("/api/v1/maintenance-windows/").json()
+    listed = api.get("/api/tocsin/v1/maintenance-windows/").json()
     assert [w["name"] for w in listed["results"]] == ["Sunday patching"]
-    assert api.delete(f"/api/v1/maintenance-windows/{window.id}/").status_code == 204
+    assert api.delete(f"/api/tocsin/v1/maintenance-windows/{window.id}/").status_code == 204
     assert not MaintenanceWindow.objects.exists()
 
 
@@ -304,18 +307,18 @@ def test_create_read_list_and_delete_a_maintenance_window(api, team):
     ],
 )
 def test_maintenance_window_refuses_what_the_form_refuses(api, team, change, field):
-    response = api.post("/api/v1/maintenance-windows/", {**WINDOW, **change})
+    response = api.post("/api/tocsin/v1/maintenance-windows/", {**WINDOW, **change})
     assert response.status_code == 400, response.json()
     assert field in response.json()["fields"]
     assert not MaintenanceWindow.objects.exists()
 
 
 def test_maintenance_window_permissions(api, ro_api, other_api, anon_api, team):
-    window_id = api.post("/api/v1/maintenance-windows/", WINDOW).json()["id"]
-    assert ro_api.get(f"/api/v1/maintenance-windows/{window_id}/").status_code == 200
-    assert ro_api.post("/api/v1/maintenance-windows/", WINDOW).status_code == 403
-    assert ro_api.delete(f"/api/v1/maintenance-windows/{window_id}/").status_code == 403
-    assert other_api.get(f"/api/v1/maintenance-windows/{window_id}/").status_code == 404
-    assert other_api.delete(f"/api/v1/maintenance-windows/{window_id}/").status_code == 404
-    assert anon_api.get("/api/v1/maintenance-windows/").status_code == 401
+    window_id = api.post("/api/tocsin/v1/maintenance-windows/", WINDOW).json()["id"]
+    assert ro_api.get(f"/api/tocsin/v1/maintenance-windows/{window_id}/").status_code == 200
+    assert ro_api.post("/api/tocsin/v1/maintenance-windows/", WINDOW).status_code == 403
+    assert ro_api.delete(f"/api/tocsin/v1/maintenance-windows/{window_id}/").status_code == 403
+    assert other_api.get(f"/api/tocsin/v1/maintenance-windows/{window_id}/").status_code == 404
+    assert other_api.delete(f"/api/tocsin/v1/maintenance-windows/{window_id}/").status_code == 404
+    assert anon_api.get("/api/tocsin/v1/maintenance-windows/").status_code == 401
     assert MaintenanceWindow.objects.count() == 1

@@ -225,9 +225,9 @@ def _tampered(token: str) -> list[str]:
 
 def test_tampered_check_tokens_get_404(client, check, other_team):
     other = CheckFactory(team=other_team)
-    token = make_check_badge_token(check.pk)
+    token = make_check_badge_token(check.badge_key)
     # Another check's payload with this check's signature.
-    other_payload = make_check_badge_token(other.pk).rsplit(":", 1)[0]
+    other_payload = make_check_badge_token(other.badge_key).rsplit(":", 1)[0]
     swapped = f"{other_payload}:{token.rsplit(':', 1)[1]}"
 
     for bad in [*_tampered(token), swapped]:

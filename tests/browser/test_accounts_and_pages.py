@@ -234,6 +234,10 @@ def test_admin_pauses_resumes_regenerates_and_deletes_a_check(new_page, site, ow
     expect(page.locator("#ping-url")).not_to_have_text(old_url)
     assert http(old_url)[0] == 404
     assert http(page.locator("#ping-url").inner_text()) == (200, "OK")
+    # The ping URL's UUID is the check's id: the check moved, and the page with it.
+    moved = Check.objects.get(team_id=check.team_id, name=check.name)
+    assert moved.id != check.id and str(moved.id) in page.url
+    check = moved
 
     page.get_by_text("Delete this check…").click()
     page.get_by_label(re.compile("Type the check's name")).fill("wrong name")
@@ -410,7 +414,7 @@ def test_api_key_is_created_shown_once_and_revoked(new_page, site, owner):
     key = ApiKey.objects.get()
     assert key.is_read_only and secret.startswith(key.prefix)
     bearer = {"Authorization": f"Bearer {secret}"}
-    assert page.request.get(f"{site}/api/v1/checks/", headers=bearer).status == 200
+    assert page.request.get(f"{site}/api/tocsin/v1/checks/", headers=bearer).status == 200
     screenshot(page, "api-key-created")
     page.goto("/team/api-keys/")
     expect(page.locator("#new-key-secret")).to_have_count(0)
@@ -420,7 +424,7 @@ def test_api_key_is_created_shown_once_and_revoked(new_page, site, owner):
     expect(page.locator(f"#api-key-{key.id}")).to_contain_text("revoked")
     key.refresh_from_db()
     assert key.revoked_at is not None
-    assert page.request.get(f"{site}/api/v1/checks/", headers=bearer).status == 401
+    assert page.request.get(f"{site}/api/tocsin/v1/checks/", headers=bearer).status == 401
 
 
 def test_admin_edits_a_check_with_errors_next_to_the_field(new_page, site, owner, team, check):

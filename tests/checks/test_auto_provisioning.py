@@ -23,7 +23,9 @@ def test_unknown_slug_with_create_makes_the_check_and_records_the_ping(client, t
     response = client.post(
         f"/ping/{team.ping_key}/db-backup/start?create=1", data=b"hello", content_type="text/plain"
     )
-    assert response.status_code == 200
+    # As Healthchecks answers the ping that created the check.
+    assert (response.status_code, response.content) == (201, b"Created")
+    assert response["Ping-Body-Limit"]
     check = Check.objects.get()
     assert (check.team, check.slug, check.name) == (team, "db-backup", "db-backup")
     assert (check.period, check.grace, check.status) == (
@@ -37,8 +39,8 @@ def test_unknown_slug_with_create_makes_the_check_and_records_the_ping(client, t
 
 
 def test_the_next_ping_with_create_uses_the_same_check(client, team):
-    for _ in range(3):
-        assert client.get(f"/ping/{team.ping_key}/db-backup?create=1").status_code == 200
+    codes = [client.get(f"/ping/{team.ping_key}/db-backup?create=1").status_code for _ in "abc"]
+    assert codes == [201, 200, 200]
     assert Check.objects.get().n_pings == 3
 
 
@@ -63,6 +65,12 @@ def test_a_slug_that_cannot_be_a_check_slug_is_400(client, team, slug):
     assert not Check.objects.exists()
 
 
+def test_an_upper_case_slug_creates_its_check_in_lower_case(client, team):
+    assert client.get(f"/ping/{team.ping_key}/DB-Backup?create=1").status_code == 201
+    assert client.get(f"/ping/{team.ping_key}/db-backup").status_code == 200
+    assert Check.objects.get().slug == "db-backup"
+
+
 def test_create_on_a_uuid_url_is_ignored(client, team):
     assert client.get("/ping/5f9d7a3c-0000-4000-8000-000000000000?create=1").status_code == 404
     assert not Check.objects.exists()
@@ -78,7 +86,7 @@ def test_create_for_a_known_slug_adds_no_query_to_the_ping(client, team, django_
 
 def test_create_over_the_wsgi_fast_path(live_app_url, team):
     reply = fetch(live_app_url, "GET", f"/ping/{team.ping_key}/nightly/0?create=1")
-    assert reply.status == 200
+    assert (reply.status, reply.text) == (201, "Created")
     check = Check.objects.get()
     assert check.slug == "nightly"
     assert Ping.objects.get(owner=check).exit_status == 0
@@ -100,7 +108,7 @@ def test_a_provisioned_check_takes_the_teams_defaults(client, team):
         tags="auto nightly",
         escalation_policy=policy,
     )
-    assert client.get(f"/ping/{team.ping_key}/db-backup?create=1").status_code == 200
+    assert client.get(f"/ping/{team.ping_key}/db-backup?create=1").status_code == 201
     check = Check.objects.get()
     assert (check.schedule_kind, check.schedule_expression, check.timezone) == (
         "cron",
@@ -117,7 +125,7 @@ def test_without_a_defaults_row_the_limit_is_the_default(team):
 
 def test_another_teams_defaults_are_never_used(client, team, other_team):
     CheckDefaults.objects.create(team=other_team, tags="theirs", grace=5 * MIN)
-    assert client.get(f"/ping/{team.ping_key}/db-backup?create=1").status_code == 200
+    assert client.get(f"/ping/{team.ping_key}/db-backup?create=1").status_code == 201
     check = Check.objects.get()
     assert (check.team, check.tags, check.grace) == (team, "", timedelta(hours=1))
 
@@ -212,7 +220,7 @@ def test_at_the_limit_known_checks_still_take_pings_with_create(
 def test_the_limit_counts_only_the_pinged_teams_checks(client, team, other_team):
     CheckDefaults.objects.create(team=team, max_checks=1)
     CheckFactory.create_batch(3, team=other_team)
-    assert client.get(f"/ping/{team.ping_key}/first?create=1").status_code == 200
+    assert client.get(f"/ping/{team.ping_key}/first?create=1").status_code == 201
     assert client.get(f"/ping/{team.ping_key}/second?create=1").status_code == 403
     assert list(Check.objects.filter(team=team).values_list("slug", flat=True)) == ["first"]
     assert not CheckDefaults.objects.filter(team=other_team).exists()

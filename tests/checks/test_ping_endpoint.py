@@ -191,13 +191,71 @@ def test_slug_of_another_team_with_the_same_slug_pings_only_that_team(client, ch
     assert_nothing_recorded(check)
 
 
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_other_methods_get_405_with_allow_header(client, check, method):
     response = client.generic(method, ping_path(check), data=b"x", content_type="text/plain")
     assert response.status_code == 405
-    assert response["Allow"] == "GET, HEAD, POST"
+    assert response["Allow"] == "GET, HEAD, POST, OPTIONS"
     assert_plain_one_line(response.content.decode(), response["Content-Type"])
     assert_nothing_recorded(check)
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_cors_preflight_is_answered_204_and_records_nothing(client, check, address):
+    response = client.options(
+        ping_path(check, address),
+        headers={"origin": "https://app.example", "access-control-request-method": "POST"},
+    )
+    assert response.status_code == 204
+    assert response["Access-Control-Allow-Origin"] == "*"
+    assert response["Access-Control-Allow-Methods"] == "GET, HEAD, POST, OPTIONS"
+    assert "Content-Type" in response["Access-Control-Allow-Headers"]
+    assert_nothing_recorded(check)
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_a_recorded_ping_tells_the_body_limit(client, check, address, settings):
+    settings.PING_BODY_LIMIT = 1234
+    response = client.post(ping_path(check, address), data=b"x", content_type="text/plain")
+    assert response.status_code == 200
+    assert response["Ping-Body-Limit"] == "1234"
+    assert response["Access-Control-Allow-Origin"] == "*"
+
+
+def test_a_refused_ping_has_no_body_limit_header(client, check):
+    response = client.get(f"/ping/{uuid.UUID(int=7)}")
+    assert response.status_code == 404
+    assert not response.has_header("Ping-Body-Limit")
+
+
+@pytest.mark.parametrize("suffix", ["", "/fail", "/0"])
+def test_an_upper_case_slug_finds_its_check(client, team, suffix):
+    check = CheckFactory(team=team, name="DB backup", slug="db-backup")
+    response = client.get(f"/ping/{team.ping_key}/DB-Backup{suffix}")
+    assert response.status_code == 200
+    assert only_ping(check).n == 1
+
+
+def test_a_slug_two_checks_share_answers_409_and_records_nothing(client, team):
+    first = CheckFactory(team=team, name="backup", slug="backup")
+    second = CheckFactory(team=team, name="backup", slug="backup")
+    for path in ("", "/fail", "?create=1"):
+        response = client.get(f"/ping/{team.ping_key}/backup{path}")
+        assert response.status_code == 409
+        assert response.content.decode().startswith("ambiguous slug")
+        assert_plain_one_line(response.content.decode(), response["Content-Type"])
+    assert_nothing_recorded(first)
+    assert_nothing_recorded(second)
+    assert Check.objects.filter(team=team).count() == 2
+    # Each still records by its UUID.
+    assert client.get(ping_path(first)).status_code == 200
+    assert only_ping(first).n == 1
+
+
+def test_a_slug_shared_only_with_another_team_is_not_ambiguous(client, check):
+    CheckFactory(team=TeamFactory(), slug=check.slug)
+    assert client.get(ping_path(check, "slug")).status_code == 200
+    assert only_ping(check).n == 1
 
 
 def test_oversized_body_is_stored_truncated_and_answered_200(client, check, settings):

@@ -100,13 +100,33 @@ def test_empty_rid_counts_as_no_rid(live_app_url, check):
     assert only_ping(check).run_id is None
 
 
-@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_other_methods_get_405_with_allow_header(live_app_url, check, method):
     reply = fetch(live_app_url, method, ping_path(check), body=b"x")
     assert reply.status == 405
-    assert reply.headers["Allow"] == "GET, HEAD, POST"
+    assert reply.headers["Allow"] == "GET, HEAD, POST, OPTIONS"
     assert_plain_one_line(reply.text, reply.headers["Content-Type"])
     assert_nothing_recorded(check)
+
+
+def test_preflight_and_body_limit_over_the_fast_path(live_app_url, check, settings):
+    settings.PING_BODY_LIMIT = 4321
+    preflight = fetch(live_app_url, "OPTIONS", ping_path(check))
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Methods"] == "GET, HEAD, POST, OPTIONS"
+    assert_nothing_recorded(check)
+    reply = fetch(live_app_url, "POST", ping_path(check, "slug"), body=b"x")
+    assert reply.status == 200
+    assert reply.headers["Ping-Body-Limit"] == "4321"
+    assert_fast_path_headers(reply)
+
+
+def test_a_malformed_optional_value_over_the_fast_path_keeps_the_ping(live_app_url, check):
+    reply = fetch(live_app_url, "GET", ping_path(check) + "?ts=abc&attempt=x&total=abc")
+    assert reply.status == 200
+    ping = Ping.objects.get(owner=check)
+    assert (ping.sent_at, ping.attempt, ping.total) == (None, None, None)
+    assert ping.ignored_input.startswith("ignored attempt=x")
 
 
 def test_oversized_body_is_stored_truncated_and_answered_200(live_app_url, check, settings):

@@ -214,22 +214,44 @@ def test_clock_offset_from_header_is_recorded(client, check, t0):
 
 
 @pytest.mark.parametrize(
-    ("query", "message"),
+    ("query", "ignored"),
     [
-        ("attempt=0&max_attempts=3", "invalid attempt"),
-        ("attempt=abc", "invalid attempt"),
-        ("done=-1", "invalid done"),
-        ("failed=1.5", "invalid failed"),
-        ("processed=99999999999999999999999", "invalid processed"),
-        ("ts=yesterday", "invalid ts"),
-        ("ts=12", "invalid ts: out of range"),
+        ("attempt=0&max_attempts=3", "ignored attempt=0 (not a whole number from 1 to 10000)"),
+        ("attempt=abc", "ignored attempt=abc (not a whole number from 1 to 10000)"),
+        ("done=-1", "ignored done=-1 (not a whole number from 0 to"),
+        ("failed=1.5", "ignored failed=1.5 (not a whole number"),
+        ("processed=99999999999999999999999", "ignored processed=99999999999999999999…"),
+        ("total=abc", "ignored total=abc (not a whole number"),
+        ("ts=abc", "ignored ts=abc (must be Unix seconds)"),
+        ("ts=yesterday", "ignored ts=yesterday (must be Unix seconds)"),
+        ("ts=12", "ignored ts=12 (out of range)"),
+        ("ts=%00%01", "ignored ts=?? (must be Unix seconds)"),
     ],
 )
-def test_malformed_facts_get_a_400_and_record_nothing(client, check, query, message):
+def test_a_malformed_optional_value_is_ignored_and_the_ping_recorded(client, check, query, ignored):
+    # A monitor must never fail the job: `curl -f` would drop a 400 and the job might fail.
     response = client.post(f"/ping/{check.ping_token}/progress?{query}")
-    assert response.status_code == 400
-    assert response.content.decode().startswith(message)
-    assert not Ping.objects.exists()
+    assert response.status_code == 200
+    stored = Ping.objects.get(owner=check)
+    assert stored.ignored_input.startswith(ignored)
+    assert (stored.attempt, stored.done, stored.failed_items, stored.total) == (None,) * 4
+    assert (stored.processed, stored.sent_at) == (None, None)
+
+
+def test_good_values_beside_a_malformed_one_are_kept(client, check, t0):
+    response = client.get(f"/ping/{check.ping_token}/fail?attempt=2&max_attempts=x&ts=abc")
+    assert response.status_code == 200
+    stored = Ping.objects.get(owner=check)
+    assert (stored.attempt, stored.max_attempts, stored.sent_at) == (2, None, None)
+    assert stored.ignored_input == (
+        "ignored max_attempts=x (not a whole number from 1 to 10000); ts=abc (must be Unix seconds)"
+    )
+
+
+def test_the_ignored_values_line_is_bounded(client, check):
+    query = "&".join(f"{name}={'9' * 5000}" for name in ("attempt", "done", "total", "ts"))
+    assert client.get(f"/ping/{check.ping_token}?{query}").status_code == 200
+    assert len(Ping.objects.get(owner=check).ignored_input) <= 200
 
 
 def test_progress_endpoint_records_counts(client, check):

@@ -32,7 +32,7 @@ def admin(team):
 
 
 def api_status(secret: str) -> int:
-    return Client().get("/api/v1/checks/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code
+    return Client().get("/api/tocsin/v1/checks/", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code
 
 
 @pytest.mark.parametrize("who", ["owner", "admin"])

@@ -15,6 +15,7 @@ from apps.checks.clock import database_now
 from apps.checks.models import Check, Flip, Ping, Run
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.escalation.models import Silence
 from apps.incidents.models import Incident
 from apps.incidents.services import acknowledge_incident
 from apps.teams.models import Membership
@@ -361,17 +362,36 @@ def test_check_actions_need_post_and_csrf(admin, check):
 # --- a new ping URL -------------------------------------------------------------------------------
 
 
-def test_regenerating_gives_a_new_ping_url_and_the_old_one_stops_working(admin, check):
-    old = check.ping_token
+def test_regenerating_moves_the_check_to_a_new_uuid_and_the_old_one_stops_working(admin, check):
+    # One identity: the ping URL's UUID is the check's id, so a new ping URL is a new id; its
+    # history, dependencies and the silences naming it follow.
+    old = check.id
+    record_ping(ping=PingData(kind="success", method="GET"), token=old)
+    parent = CheckFactory(team=check.team)
+    check.depends_on.add(parent)
+    silence = Silence.objects.create(
+        team=check.team,
+        starts_at=database_now(),
+        ends_at=database_now() + timedelta(hours=1),
+        matchers={"check_ids": [str(old), str(parent.id)]},
+        comment="window",
+        created_at=database_now(),
+    )
     response = client_for(admin).post(regenerate(check), **HTMX)
     assert response.status_code == 200
-    assert response["HX-Redirect"] == detail(check)
-    check.refresh_from_db()
-    assert check.ping_token != old
+    moved = Check.objects.get(name=check.name)
+    assert moved.id != old
+    assert response["HX-Redirect"] == detail(moved)
+    assert not Check.objects.filter(id=old).exists()
     assert not record_ping(ping=PingData(kind="success", method="GET"), token=old)
-    assert record_ping(ping=PingData(kind="success", method="GET"), token=check.ping_token)
-    page = client_for(admin).get(detail(check)).text
-    assert str(check.ping_token) in page and str(old) not in page
+    assert record_ping(ping=PingData(kind="success", method="GET"), token=moved.id)
+    assert moved.pings.count() == 2
+    assert list(moved.depends_on.all()) == [parent]
+    silence.refresh_from_db()
+    assert silence.matchers["check_ids"] == sorted([str(moved.id), str(parent.id)])
+    page = client_for(admin).get(detail(moved)).text
+    assert str(moved.id) in page and str(old) not in page
+    assert client_for(admin).get(detail(check)).status_code == 404
 
 
 # --- delete ---------------------------------------------------------------------------------------

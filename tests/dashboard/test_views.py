@@ -347,12 +347,11 @@ def test_create_without_csrf_token_is_refused(owner):
         ({"name": "x" * 101}, "name", "Ensure this value has at most 100 characters (it has 101)."),
         ({"description": "d" * 5001}, "description", "at most 5000 characters (it has 5001)"),
         ({"tags": "t" * 51}, "tags", "Each tag must be at most 50 characters"),
-        ({"name": ""}, "name", "This field is required."),
         ({"period_0": "0"}, "period", "Period must be at least 1 minute."),
         ({"grace_0": "366", "grace_1": "days"}, "grace", "Grace must be at most 365 days."),
         ({"period_0": "soon"}, "period", "Enter a whole number."),
     ],
-    ids=["name-101", "description-5001", "tag-51", "name-missing", "period-0", "grace-366d", "nan"],
+    ids=["name-101", "description-5001", "tag-51", "period-0", "grace-366d", "nan"],
 )
 def test_invalid_input_shows_the_error_next_to_its_field_and_creates_nothing(
     owner_client, changes, field, message
@@ -397,10 +396,11 @@ def test_fields_outside_the_form_cannot_be_set(owner_client, team, other_team):
     assert str(check.ping_token) != token
 
 
-def test_duplicate_slug_is_an_error_on_the_slug_field(owner_client, check):
+def test_a_slug_another_check_has_is_accepted_without_asking(owner_client, check):
+    # Slugs are not unique (as in Healthchecks); pings by a shared slug answer 409 instead.
     response = owner_client.post(CREATE, {**VALID_CHECK, "slug": check.slug})
-    assertContains(response, "already uses the slug", status_code=400)
-    assert Check.objects.count() == 1
+    assert response.status_code == 302
+    assert Check.objects.filter(slug=check.slug).count() == 2
 
 
 def test_hostile_name_is_escaped_on_the_check_page(owner_client):
