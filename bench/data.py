@@ -37,10 +37,10 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from apps.checks.clock import database_now  # noqa: E402
 from apps.checks.models import Check, Flip, Ping, SweepRun  # noqa: E402
 from apps.checks.pings import PingData, record_ping  # noqa: E402
 from apps.checks.sweeper import sweep_due_checks  # noqa: E402
+from apps.clock import database_now  # noqa: E402
 from apps.incidents.models import Incident  # noqa: E402
 from apps.notifications.models import Notification  # noqa: E402
 from apps.teams.models import Membership, Team  # noqa: E402

@@ -15,8 +15,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.clock import database_now
 from apps.escalation import actions, services
 from apps.escalation.forms import LONGEST_SILENCE, MaintenanceWindowForm, SilenceForm
 from apps.escalation.holds import check_facts

@@ -15,27 +15,15 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from apps.incidents.models import Incident
-from apps.incidents.services import (
-    change_incident_kind,
-    failure_details,
-    open_incident,
-    open_incident_for,
-    raise_due_severities,
-    resolve_open_incident,
-)
-
 from .models import Check, Flip, Ping, Run, SweepRun
 from .monitor import BlindWindow, SweepSample, detect_blind_window
 from .rules import PingEvent, PingKind
+from .signals import CheckChanged, announce_changes, announce_sweep_finished
 from .state import (
-    FAILURE_REASONS,
     FlappingChanged,
     PingClassified,
-    Reason,
     RunFinished,
     RunStarted,
-    Status,
     StatusChanged,
     advance_time,
     apply_ping,
@@ -106,7 +94,7 @@ def sweep_due_checks(*, now: datetime, batch_size: int | None = None) -> SweepRe
         claimed = _sweep_batch(now=now, batch_size=batch_size, result=result)
         if claimed < batch_size:
             break
-    result.severities_raised = raise_due_severities(now=now)
+    result.severities_raised = announce_sweep_finished(now=now)
     SweepRun.objects.create(
         started_at=now,
         duration_ms=int((time.monotonic() - started) * 1000),
@@ -201,11 +189,14 @@ def sweep_check(check: Check, *, now: datetime, result: SweepResult) -> None:
         return
     was_flapping = check.state().is_flapping
     check.status, check.eval_state = state.status, state_to_json(state)
-    _write_effects(check, effects, rules=rules, now=now, result=result, flapping=was_flapping)
+    write_effects(check, effects, rules=rules, now=now, result=result, flapping=was_flapping)
 
 
-def _write_effects(check, effects, *, rules, now, result, flapping) -> None:
+def write_effects(check, effects, *, rules, now, result, flapping) -> None:
+    """Write the flips, runs and ping outcomes of `effects`, and announce the status and
+    flapping changes to the layers above (incidents), in this transaction."""
     outcomes: dict[str, list[int]] = {}
+    changes = []
     for effect in effects:
         if isinstance(effect, PingClassified):
             outcomes.setdefault(effect.outcome, []).append(effect.n)
@@ -224,14 +215,16 @@ def _write_effects(check, effects, *, rules, now, result, flapping) -> None:
                 happened_at=effect.at,
                 reason=effect.reason,
             )
-            # While a check flaps, its flips are recorded but open and close nothing.
-            if not flapping or effect.to_status == Status.PAUSED:
-                _incident_for_status_change(check, effect, rules=rules, now=now, result=result)
+            changes.append(effect)
         elif isinstance(effect, FlappingChanged):
-            flapping = effect.is_flapping
-            _incident_for_flapping(check, effect, rules=rules, now=now, result=result)
+            changes.append(effect)
     for outcome, numbers in outcomes.items():
         Ping.objects.filter(owner=check, n__in=numbers).update(outcome=outcome)
+    if changes:
+        change = CheckChanged(check, rules, tuple(changes), was_flapping=flapping)
+        consequences = announce_changes([change], now=now)
+        result.opened += consequences.opened
+        result.resolved += consequences.resolved
 
 
 def _finish_run(check: Check, effect: RunFinished) -> None:
@@ -248,55 +241,6 @@ def _finish_run(check: Check, effect: RunFinished) -> None:
         if updated:
             return
     Run.objects.create(owner=check, run_id=effect.rid, started_at=effect.started_at, **fields)
-
-
-def _incident_for_status_change(check, effect: StatusChanged, *, rules, now, result) -> None:
-    if effect.to_status == Status.DOWN and effect.reason in FAILURE_REASONS:
-        open_incident(
-            check=check,
-            kind=effect.reason.value,
-            opened_at=effect.at,
-            details=failure_details(check, effect.failure),
-            now=now,
-            rules=rules,
-        )
-        result.opened += 1
-    elif effect.from_status == Status.DOWN and effect.to_status == Status.UP:
-        if resolve_open_incident(
-            check=check, resolved_at=effect.at, now=now, resolution=Incident.Resolution.RECOVERED
-        ):
-            result.resolved += 1
-    elif effect.to_status == Status.PAUSED:
-        resolve_open_incident(
-            check=check, resolved_at=effect.at, now=now, resolution=Incident.Resolution.PAUSED
-        )
-
-
-def _incident_for_flapping(check, effect: FlappingChanged, *, rules, now, result) -> None:
-    if effect.is_flapping:
-        # One alert that the check flaps, not one per flip: relabel the open incident, or open
-        # one (which notifies once) if the last flip was a recovery.
-        if change_incident_kind(check=check, kind=Incident.Kind.FLAPPING, at=effect.at) is None:
-            open_incident(
-                check=check,
-                kind=Incident.Kind.FLAPPING,
-                opened_at=effect.at,
-                details=failure_details(check, check.state().last_failure),
-                now=now,
-                rules=rules,
-            )
-            result.opened += 1
-        return
-    # Stable again: up means the episode is over; down means a plain failure remains.
-    if check.status == Status.UP:
-        if resolve_open_incident(
-            check=check, resolved_at=effect.at, now=now, resolution=Incident.Resolution.RECOVERED
-        ):
-            result.resolved += 1
-    elif open_incident_for(check) is not None:
-        last = check.state().last_failure
-        kind = last.reason.value if last else Reason.FAILURE_SIGNAL.value
-        change_incident_kind(check=check, kind=kind, at=effect.at)
 
 
 def prune_sweep_runs(*, now: datetime, keep_for: timedelta = timedelta(days=2)) -> int:

@@ -3,7 +3,8 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from .clock import database_now
+from apps.clock import database_now
+
 from .deadman import ping_deadman
 from .pings import prune_pings
 from .sweeper import prune_sweep_runs, sweep_due_checks

@@ -8,17 +8,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.escalation.actions import EscalationActionError, silence_incident_check
 from apps.escalation.holds import covering_silence
 from apps.incidents.models import Incident
 from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
 from apps.incidents.tokens import SILENCE_ACTIONS
 from apps.teams.access import require_role
+from apps.teams.current import current_membership, dashboard_login_required
 from apps.teams.models import Membership
 
-from .current_team import current_membership
-from .views import dashboard_login_required, wants_partial
+from .views import wants_partial
 
 INCIDENT_ACTIONS = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}
 # The silence buttons' values; the same lengths as the alert links' "silence for" actions.

@@ -1,8 +1,8 @@
 """Escalation, carried out: the incident's frozen policy walked step by step from persisted
 state, holds for dependencies and silences, and the actions people take (acknowledge, "not me",
 silence from a link). Every function takes `now` and runs inside the caller's transaction;
-notifications are owed through apps.notifications.dispatch (outbox rows, unique per incident,
-event, round, step and target), so a retried or concurrent sweep never sends twice.
+notifications are owed as outbox rows (unique per incident, event, round, step and target),
+so a retried or concurrent sweep never sends twice.
 
     open ──▶ suppressed (a parent check's incident is open) ──parent resolves──▶ released ─┐
       │                                                                                   │
@@ -11,6 +11,9 @@ event, round, step and target), so a retried or concurrent sweep never sends twi
       └──────────────────────────────────────────────────────────▶ escalating (policy.py)
     escalating ──acknowledge──▶ acknowledged ──ack timeout──▶ re-triggered: step 0 again
     any state ──resolve (by hand or recovery)──▶ resolved: "resolved" to whoever was told
+
+Notifications are owed through apps/escalation/signals.py (`owe`): the notifications app
+subscribes and writes the outbox rows in the same transaction.
 
 `Incident.next_escalation_at` says when the beat-driven sweep must look at an incident again;
 `Incident.hold` says why notifications are held back (`suppressed_by` / `silenced_by` say by
@@ -48,6 +51,7 @@ from .policy import (
     start,
 )
 from .rotation import on_call
+from .signals import Owed, Recipient, owe, team_channels
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +139,6 @@ def _recipients(incident: Incident, targets, now: datetime):
     """The dispatch recipients for a step's targets at `now`, and labels for the timeline:
     rotations resolve to whoever is on call now. Targets of another team (a stale snapshot)
     are dropped here; dispatch drops members who left and disabled channels."""
-    from apps.notifications.dispatch import Recipient
-
     team_id = incident.owner.team_id
     members = dict(
         Membership.objects.filter(team_id=team_id).values_list("user_id", "user__username")
@@ -175,15 +177,11 @@ def _recipients(incident: Incident, targets, now: datetime):
 
 
 def _channel_name(channel_id: int, team_id: int) -> str:
-    from apps.notifications.models import Channel
-
-    channel = Channel.objects.filter(id=channel_id, team_id=team_id).first()
-    return channel.name if channel else f"#{channel_id} (deleted)"
+    name = team_channels(team_id, {channel_id}).get(channel_id)
+    return name if name is not None else f"#{channel_id} (deleted)"
 
 
 def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: EscalationState, now) -> None:
-    from apps.notifications.dispatch import notify
-
     recipients, described = _recipients(incident, firing.targets, now)
     epoch = state.position.epoch
     if firing.is_reminder:
@@ -204,7 +202,7 @@ def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: Escalation
             event=event,
             targets=described,
         )
-    notify(incident=incident, event=event, recipients=recipients, round=round_, step=step, now=now)
+    owe([Owed(incident, event, tuple(recipients), round_, step)], now=now)
     state.notified = True
     incident.last_notified_at = now
 
@@ -378,13 +376,11 @@ def after_acknowledged(incident: Incident, *, now: datetime) -> None:
 
 
 def after_resolved(incident: Incident, *, now: datetime) -> None:
-    """Nothing more is due; tell whoever was told; release incidents held by this one."""
-    from apps.notifications.dispatch import notify_resolved
-
+    """Nothing more is due; release incidents held by this one. (Whoever was told hears
+    "resolved" from the notifications app, which subscribes to the incident's resolution.)"""
     incident.next_escalation_at = None
     incident.hold = ""
     incident.save(update_fields=["next_escalation_at", "hold"])
-    notify_resolved(incident=incident, now=now)
     release_at = now + settings.DEPENDENCY_RELEASE_DELAY
     Incident.objects.filter(suppressed_by=incident, hold=Incident.Hold.SUPPRESSED).exclude(
         state=Incident.State.RESOLVED

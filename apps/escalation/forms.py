@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 from django import forms
-from django.apps import apps
 
+from apps.checks.form_fields import DurationInput
 from apps.checks.models import Check
-from apps.dashboard.forms import DurationInput
 from apps.teams.models import Membership
 
 from .models import SEVERITY_NAMES, EscalationPolicy, Rotation
+from .signals import team_channels
 
 SEVERITY_CHOICES = [(name, name) for name in SEVERITY_NAMES]
 MAX_REPEAT = 20
@@ -32,10 +32,9 @@ def target_choices(team) -> list[tuple[str, str]]:
     """Everything a step may notify, as "kind:id" values."""
     choices = [(f"team:{team.id}", "Everyone on the team")]
     choices += [(f"user:{value}", f"Member {label}") for value, label in member_choices(team)]
-    channel_model = apps.get_model("notifications", "Channel")
     choices += [
-        (f"channel:{c.id}", f"Channel {c.name}")
-        for c in channel_model.objects.filter(team=team).order_by("name")
+        (f"channel:{channel_id}", f"Channel {name}")
+        for channel_id, name in team_channels(team.id).items()
     ]
     choices += [
         (f"rotation:{r.id}", f"On call in {r.name}")

@@ -6,6 +6,8 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Max
 
+from apps.checks.models import Check
+
 from .models import EscalationPolicy, EscalationStep, MaintenanceWindow, Rotation, RotationOverride
 
 
@@ -50,8 +52,6 @@ def change_step(*, step: EscalationStep, operation: str) -> None:
 def assign_policy(*, policy: EscalationPolicy, check_ids: list[str]) -> None:
     """Exactly the given checks of the policy's team use it; the others that did fall back to
     the team default."""
-    from apps.checks.models import Check
-
     team_checks = Check.objects.filter(team_id=policy.team_id)
     team_checks.filter(escalation_policy=policy).exclude(id__in=check_ids).update(
         escalation_policy=None

@@ -1,57 +1,34 @@
-"""Opening, acknowledging and resolving incidents. Every write that changes an incident also
-owes its notifications in the same transaction, through the escalation engine
-(apps/escalation/engine.py), which decides who hears what and when."""
+"""Opening, acknowledging and resolving incidents. Every write that changes an incident is
+announced through apps/incidents/signals.py in the same transaction; escalation (who hears what,
+when) and notifications (the outbox) subscribe there, so their rows commit with the incident."""
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
-from apps.escalation import actions, engine
 from apps.teams.models import Membership
 
-from .models import Incident, IncidentEvent, UsedActionToken
-from .tokens import SILENCE_ACTIONS, ActionClaim, InvalidToken, read_action_token
+from .models import Incident, IncidentEvent
+from .signals import (
+    incident_acknowledged,
+    incidents_opened,
+    incidents_resolved,
+    severities_raised,
+)
 
 
 class IncidentActionError(Exception):
     """The action cannot be carried out (already resolved, ...); the message says why."""
 
 
-class ActionNotAllowed(InvalidToken):
-    """The token is genuine, but the person it was sent to may not act on this incident (any
-    more): a viewer, or someone who left the team after the email went out."""
-
-
 def may_act_on_incidents(*, user_id: int, team_id: int) -> bool:
     """The dashboard's rule for acknowledging and resolving: a member or above of the team."""
     membership = Membership.objects.filter(user_id=user_id, team_id=team_id).first()
     return membership is not None and membership.has_role(Membership.Role.MEMBER)
-
-
-def channel_may_act(*, channel_id: int, team_id: int) -> bool:
-    """Links in a chat message: anyone in the channel may click them, as long as the channel
-    still belongs to the incident's team and is enabled."""
-    from django.apps import apps
-
-    try:
-        channel_model = apps.get_model("notifications", "Channel")
-    except LookupError:
-        return False
-    return channel_model.objects.filter(id=channel_id, team_id=team_id, is_enabled=True).exists()
-
-
-def channel_name(channel_id: int | None) -> str | None:
-    if channel_id is None:
-        return None
-    from django.apps import apps
-
-    channel = apps.get_model("notifications", "Channel").objects.filter(id=channel_id).first()
-    return channel.name if channel else f"#{channel_id}"
 
 
 def failure_details(check: Check, failure: Failure | None) -> dict:
@@ -125,7 +102,7 @@ def open_incident(
         severity_raise_at=raise_at,
     )
     record_event(incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity)
-    engine.start_escalation(incident, now=now)
+    incidents_opened.send(sender=Incident, incidents=[incident], now=now)
     return incident
 
 
@@ -183,14 +160,14 @@ def _resolve(
         by=user.get_username() if user else None,
         **({"via_channel": via_channel} if via_channel else {}),
     )
-    engine.after_resolved(incident, now=now)
+    incidents_resolved.send(sender=Incident, incidents=[incident], now=now)
     return incident
 
 
 def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
     """Apply severity rules (e.g. warning -> critical after 1 hour open) that fell due by `now`.
     Each change is recorded on the incident's timeline. Safe to run concurrently."""
-    raised = 0
+    raised, reached = 0, []
     with transaction.atomic():
         due = (
             Incident.objects.select_for_update(skip_locked=True)
@@ -208,7 +185,9 @@ def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
                 raised += 1
             incident.save(update_fields=["severity", "severity_raise_at"])
             if incident.severity == new:
-                engine.after_severity_raised(incident, now=now)
+                reached.append(incident)
+        if reached:
+            severities_raised.send(sender=Incident, incidents=reached, now=now)
     return raised
 
 
@@ -218,8 +197,6 @@ def acknowledge_incident(
 ) -> Incident:
     """Stop escalation and reminders (until the policy's acknowledgment timeout, if any).
     `user` is None for a chat channel's link; `via_channel` then names the channel."""
-    from apps.notifications.dispatch import notify_acknowledged
-
     incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
@@ -236,8 +213,7 @@ def acknowledge_incident(
         by=user.get_username() if user else None,
         **({"via_channel": via_channel} if via_channel else {}),
     )
-    engine.after_acknowledged(incident, now=now)
-    notify_acknowledged(incident=incident, by_user=user, now=now)
+    incident_acknowledged.send(sender=Incident, incident=incident, by_user=user, now=now)
     return incident
 
 
@@ -256,75 +232,3 @@ def resolve_incident(
         user=user,
         via_channel=via_channel,
     )
-
-
-@dataclass(frozen=True)
-class TokenAction:
-    claim: ActionClaim
-    incident: Incident
-    user: object  # None for a channel's token
-    via_channel: str | None = None  # the channel's name, for the timeline
-
-
-def inspect_action_token(token: str) -> TokenAction:
-    """Validate a token for the confirmation page without using it. Raises InvalidToken or
-    IncidentActionError with a message for the page."""
-    claim = read_action_token(token)
-    if UsedActionToken.objects.filter(nonce=claim.nonce).exists():
-        raise IncidentActionError("This link has already been used.")
-    incident = Incident.objects.select_related("owner").filter(id=claim.incident_id).first()
-    if incident is None:
-        raise InvalidToken("This link no longer points to anything.")
-    team_id = incident.owner.team_id
-    if claim.channel_id is not None:
-        if not channel_may_act(channel_id=claim.channel_id, team_id=team_id):
-            raise ActionNotAllowed("This channel can no longer act on this team's incidents.")
-        action = TokenAction(
-            claim=claim, incident=incident, user=None, via_channel=channel_name(claim.channel_id)
-        )
-    else:
-        user = get_user_model().objects.filter(id=claim.user_id, is_active=True).first()
-        if user is None:
-            raise InvalidToken("This link no longer points to anything.")
-        if not may_act_on_incidents(user_id=user.id, team_id=team_id):
-            raise ActionNotAllowed("You can no longer act on this team's incidents.")
-        action = TokenAction(claim=claim, incident=incident, user=user)
-    if incident.state == Incident.State.RESOLVED:
-        raise IncidentActionError("This incident is already resolved.")
-    return action
-
-
-def perform_action_token(token: str, *, now: datetime) -> Incident:
-    """Carry out the action a token names, once. The nonce is recorded in the same transaction
-    as the action, so a replay (or a double click racing itself) changes nothing."""
-    with transaction.atomic():
-        action = inspect_action_token(token)
-        try:
-            with transaction.atomic():
-                UsedActionToken.objects.create(nonce=action.claim.nonce)
-        except IntegrityError:
-            raise IncidentActionError("This link has already been used.") from None
-        return _carry_out(action, now=now)
-
-
-def _carry_out(action: TokenAction, *, now: datetime) -> Incident:
-    incident_id, user, via = action.incident.id, action.user, action.via_channel
-    name = action.claim.action
-    if name == "acknowledge":
-        return acknowledge_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
-    if name == "resolve":
-        return resolve_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
-    try:
-        if name == "escalate":
-            return actions.escalate_incident_now(
-                incident_id=incident_id, user=user, now=now, via_channel=via
-            )
-        return actions.silence_incident_check(
-            incident_id=incident_id,
-            duration=SILENCE_ACTIONS[name],
-            user=user,
-            now=now,
-            via_channel=via,
-        )
-    except actions.EscalationActionError as exc:
-        raise IncidentActionError(str(exc)) from None

@@ -1,17 +1,18 @@
 """The notifications side of the contract with escalation: who is owed a notification about
-what. Callers (the escalation engine, the incident services) decide WHEN; this module writes
+what. Escalation decides WHEN (its `notifications_owed` signal, received in receivers.py), and
+incidents announce acknowledgments and resolutions; this module writes
 outbox rows in the caller's transaction and does no network I/O. The rows are put into
 messages by the grouping flush (apps/notifications/flush.py) and sent by Celery tasks.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from apps.escalation.signals import Recipient
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
 
@@ -22,23 +23,6 @@ from .models import Channel, Notification, TeamNotificationSettings
 # "resolved" and "acknowledged" are follow-ups, with functions of their own below.
 EVENTS = frozenset({"down", "escalation", "reminder", "retriggered", "unsilenced"})
 ALERTING_EVENTS = EVENTS
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """One target: a team member (reached through their own contact methods: their email
-    address today) or one of the team's channels. Exactly one of the two is set."""
-
-    user_id: int | None = None
-    channel_id: int | None = None
-
-    def __post_init__(self):
-        if (self.user_id is None) == (self.channel_id is None):
-            raise ValueError("a Recipient is a user or a channel, exactly one of the two")
-
-    @property
-    def target(self) -> str:
-        return f"user:{self.user_id}" if self.user_id is not None else f"channel:{self.channel_id}"
 
 
 def grouping_rules(team_id: int) -> GroupingRules:

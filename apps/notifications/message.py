@@ -7,10 +7,10 @@ the links to the check and incident pages, and the one-click actions the recipie
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from apps.incidents.links import incident_links
 from apps.incidents.models import Incident
 
 from .flush import HEADLINES, check_label
+from .links import incident_links
 from .models import Delivery, Notification
 
 # The order in which action links are shown, with their short labels.

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from celery import shared_task
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 
 from .delivery import deliver, due_delivery_ids
 from .flush import flush_due_groups

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import transaction
 from django.http import Http404
@@ -17,15 +16,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.checks.clock import database_now
-from apps.dashboard.current_team import SESSION_KEY
-from apps.dashboard.views import dashboard_login_required
+from apps.clock import database_now
 
 from . import services, throttle
 from .access import require_role
-from .forms import AccountForm, CheckDefaultsForm, InviteForm, RoleForm, SignUpForm
+from .current import SESSION_KEY, dashboard_login_required
+from .forms import AccountForm, InviteForm, RoleForm, SignUpForm
 from .invitations import InvalidInvitation, make_invitation_token, read_invitation_token
-from .models import CheckDefaults, Invitation, Membership
+from .models import Invitation, Membership
 
 
 def refuse_throttled(request, template: str, context: dict, limit: throttle.Limit):
@@ -168,31 +166,6 @@ def remove_member(request, team_id, membership_id):
         if removed.user_id == request.user.id:
             return redirect("dashboard:check-list")
     return redirect("teams:members", team_id)
-
-
-@dashboard_login_required
-def check_defaults(request, team_id):
-    """The defaults of auto-provisioned checks and the team's limit: every member may look,
-    admins may change them."""
-    membership = require_role(request.user, team_id, Membership.Role.VIEWER)
-    team, is_admin = membership.team, membership.has_role(Membership.Role.ADMIN)
-    if request.method == "POST":
-        if not is_admin:
-            raise PermissionDenied("Changing the check defaults needs the admin role or higher.")
-        defaults, _ = CheckDefaults.objects.get_or_create(team=team)
-        saved = {"max_checks": defaults.max_checks}  # the form writes into `defaults`
-        form = CheckDefaultsForm(request.POST, instance=defaults, team=team)
-        if form.is_valid():
-            form.save()
-            messages.success(request, "Check defaults saved.")
-            return redirect("teams:check-defaults", team_id)
-    else:
-        defaults = CheckDefaults.objects.filter(team=team).first() or CheckDefaults(team=team)
-        saved = {"max_checks": defaults.max_checks}
-        form = CheckDefaultsForm(instance=defaults, team=team, read_only=not is_admin)
-    context = {"team": team, "form": form, "is_admin": is_admin, "defaults": defaults}
-    context.update(saved, check_count=team.checks.count())
-    return render(request, "teams/check_defaults.html", context, status=400 if form.errors else 200)
 
 
 def invitation_url(invitation: Invitation) -> str:

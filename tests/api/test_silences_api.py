@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from apps.checks.clock import database_now
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from apps.escalation.models import MaintenanceWindow, Silence
 from apps.incidents.models import Incident
 from tests.factories import CheckFactory

@@ -15,8 +15,8 @@ from playwright.sync_api import expect
 
 from apps.api.keys import create_api_key
 from apps.api.models import ApiKey
-from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.clock import database_now
 from apps.escalation.actions import silence_incident_check
 from apps.escalation.models import EscalationPolicy, Silence
 from apps.incidents.models import Incident

@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.clock import database_now
 from apps.escalation.models import Silence
 from apps.incidents.models import Incident
 from apps.incidents.services import acknowledge_incident

@@ -12,10 +12,10 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check, Flip, Ping
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from tests.factories import CheckFactory, TeamFactory
 
 # suffix, the Ping.kind it records, the exit status it records

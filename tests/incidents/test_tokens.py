@@ -10,14 +10,9 @@ from django.core import signing
 from django.db import connection
 
 from apps.incidents.models import Incident, UsedActionToken
-from apps.incidents.services import (
-    ActionNotAllowed,
-    IncidentActionError,
-    acknowledge_incident,
-    inspect_action_token,
-    perform_action_token,
-)
+from apps.incidents.services import IncidentActionError, acknowledge_incident
 from apps.incidents.tokens import SALT, InvalidToken, make_action_token, read_action_token
+from apps.notifications.links import ActionNotAllowed, inspect_action_token, perform_action_token
 from apps.teams.models import Membership
 from tests.escalation.helpers import open_for
 

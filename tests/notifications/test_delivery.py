@@ -21,9 +21,9 @@ from aiosmtpd.controller import Controller
 from django.core import mail
 from django.db import connection
 
-from apps.checks.clock import database_now
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from apps.incidents.models import Incident
 from apps.notifications.delivery import deliver, due_delivery_ids
 from apps.notifications.flush import flush_due_groups

@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.incidents.models import IncidentEvent
 from apps.incidents.tokens import read_action_token
 from apps.notifications.delivery import deliver, due_delivery_ids

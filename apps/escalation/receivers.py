@@ -1,0 +1,36 @@
+"""Escalation follows the incidents it is told about: the receivers of the incidents layer's
+signals (apps/incidents/signals.py), connected in EscalationConfig.ready()."""
+
+from django.dispatch import receiver
+
+from apps.incidents.signals import (
+    incident_acknowledged,
+    incidents_opened,
+    incidents_resolved,
+    severities_raised,
+)
+
+from . import engine
+
+
+@receiver(incidents_opened, dispatch_uid="escalation.on_incidents_opened")
+def on_incidents_opened(sender, *, incidents, now, **kwargs) -> None:
+    for incident in incidents:
+        engine.start_escalation(incident, now=now)
+
+
+@receiver(incidents_resolved, dispatch_uid="escalation.on_incidents_resolved")
+def on_incidents_resolved(sender, *, incidents, now, **kwargs) -> None:
+    for incident in incidents:
+        engine.after_resolved(incident, now=now)
+
+
+@receiver(incident_acknowledged, dispatch_uid="escalation.on_incident_acknowledged")
+def on_incident_acknowledged(sender, *, incident, now, **kwargs) -> None:
+    engine.after_acknowledged(incident, now=now)
+
+
+@receiver(severities_raised, dispatch_uid="escalation.on_severities_raised")
+def on_severities_raised(sender, *, incidents, now, **kwargs) -> None:
+    for incident in incidents:
+        engine.after_severity_raised(incident, now=now)
