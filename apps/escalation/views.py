@@ -50,6 +50,48 @@ def team_membership(request, minimum=VIEWER) -> Membership:
     return require_role(request.user, membership.team_id, minimum)
 
 
+def _create_page(request, form_class, *, template: str, detail: str):
+    """A page that creates one of the team's objects (admins only): a valid submission is
+    saved and its detail page opens; a refused one comes back with its errors."""
+    membership = team_membership(request, ADMIN)
+    form = form_class(_submitted(request), team=membership.team)
+    if request.method == "POST" and form.is_valid():
+        return redirect(detail, form.save().id)
+    context = {"form": form, "team": membership.team}
+    return render(request, template, context, status=400 if form.errors else 200)
+
+
+def _settings_form(request, obj, form_class):
+    """The object's own settings form: bound to a POST (which needs the admin role) or unbound
+    on GET. Returns the form and whether it was valid and saved."""
+    if request.method == "POST":
+        require_role(request.user, obj.team_id, ADMIN)
+    form = form_class(_submitted(request), instance=obj, team=obj.team)
+    saved = request.method == "POST" and form.is_valid()
+    if saved:
+        form.save()
+    return form, saved
+
+
+def _team_form(request, form_class, minimum, **kwargs):
+    """A form of the current team's list page (silences, windows): anyone in the team sees it,
+    submitting it needs `minimum`. Returns the membership, the form and whether it is valid."""
+    membership = team_membership(request)
+    form = form_class(_submitted(request), team=membership.team, **kwargs)
+    if request.method == "POST":
+        require_role(request.user, membership.team_id, minimum)
+    return membership, form, request.method == "POST" and form.is_valid()
+
+
+def _delete(request, model, pk, *, then: str, message: str = ""):
+    """Delete one of the team's objects (admins only) and go back to its list."""
+    obj, _ = scoped(request, model, pk, ADMIN)
+    obj.delete()
+    if message:
+        messages.success(request, message.format(obj=obj))
+    return redirect(then)
+
+
 @dashboard_login_required
 @require_GET
 def overview(request):
@@ -67,24 +109,20 @@ def overview(request):
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def policy_create(request):
-    membership = team_membership(request, ADMIN)
-    form = PolicyForm(_submitted(request), team=membership.team)
-    if request.method == "POST" and form.is_valid():
-        return redirect("escalation:policy-detail", form.save().id)
-    status = 400 if form.errors else 200
-    context = {"form": form, "team": membership.team}
-    return render(request, "escalation/policy_form.html", context, status=status)
+    return _create_page(
+        request,
+        PolicyForm,
+        template="escalation/policy_form.html",
+        detail="escalation:policy-detail",
+    )
 
 
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def policy_detail(request, pk):
     policy, membership = scoped(request, EscalationPolicy, pk)
-    if request.method == "POST":
-        require_role(request.user, policy.team_id, ADMIN)
-    form = PolicyForm(_submitted(request), instance=policy, team=policy.team)
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    form, saved = _settings_form(request, policy, PolicyForm)
+    if saved:
         messages.success(request, "Policy saved. Incidents already open keep the old copy.")
         return redirect("escalation:policy-detail", policy.id)
     context = {
@@ -187,22 +225,18 @@ def policy_checks(request, pk):
 @dashboard_login_required
 @require_POST
 def policy_delete(request, pk):
-    policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
-    policy.delete()
-    messages.success(request, f"Policy “{policy.name}” deleted; its checks use the default.")
-    return redirect("escalation:overview")
+    message = "Policy “{obj.name}” deleted; its checks use the default."
+    return _delete(request, EscalationPolicy, pk, then="escalation:overview", message=message)
 
 
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def rotation_create(request):
-    membership = team_membership(request, ADMIN)
-    form = RotationForm(_submitted(request), team=membership.team)
-    if request.method == "POST" and form.is_valid():
-        return redirect("escalation:rotation-detail", form.save().id)
-    context = {"form": form, "team": membership.team}
-    return render(
-        request, "escalation/rotation_form.html", context, status=400 if form.errors else 200
+    return _create_page(
+        request,
+        RotationForm,
+        template="escalation/rotation_form.html",
+        detail="escalation:rotation-detail",
     )
 
 
@@ -210,11 +244,8 @@ def rotation_create(request):
 @require_http_methods(["GET", "POST"])
 def rotation_detail(request, pk):
     rotation, membership = scoped(request, Rotation, pk)
-    if request.method == "POST":
-        require_role(request.user, rotation.team_id, ADMIN)
-    form = RotationForm(_submitted(request), instance=rotation, team=rotation.team)
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    form, saved = _settings_form(request, rotation, RotationForm)
+    if saved:
         return redirect("escalation:rotation-detail", rotation.id)
     return _rotation_page(request, rotation, membership, form=form)
 
@@ -272,9 +303,7 @@ def override_delete(request, pk, override_id):
 @dashboard_login_required
 @require_POST
 def rotation_delete(request, pk):
-    rotation, _ = scoped(request, Rotation, pk, ADMIN)
-    rotation.delete()
-    return redirect("escalation:overview")
+    return _delete(request, Rotation, pk, then="escalation:overview")
 
 
 # --- silences and maintenance windows ------------------------------------------------------------
@@ -283,23 +312,21 @@ def rotation_delete(request, pk):
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def silence_list(request):
-    membership = team_membership(request)
-    team, now = membership.team, database_now()
-    form = SilenceForm(_submitted(request), team=team, now=now)
-    if request.method == "POST":
-        require_role(request.user, team.id, MEMBER)
-        if form.is_valid():
-            actions.create_silence(
-                team_id=team.id,
-                starts_at=form.cleaned_data["starts_at"],
-                ends_at=form.cleaned_data["ends_at"],
-                matchers=form.matchers(),
-                user=request.user,
-                comment=form.cleaned_data["comment"],
-                now=now,
-            )
-            messages.success(request, "Silence saved.")
-            return redirect("escalation:silence-list")
+    now = database_now()
+    membership, form, valid = _team_form(request, SilenceForm, MEMBER, now=now)
+    team = membership.team
+    if valid:
+        actions.create_silence(
+            team_id=team.id,
+            starts_at=form.cleaned_data["starts_at"],
+            ends_at=form.cleaned_data["ends_at"],
+            matchers=form.matchers(),
+            user=request.user,
+            comment=form.cleaned_data["comment"],
+            now=now,
+        )
+        messages.success(request, "Silence saved.")
+        return redirect("escalation:silence-list")
     silences = Silence.objects.filter(team=team).select_related("created_by")
     context = {
         "team": team,
@@ -336,20 +363,14 @@ def silence_expire(request, pk):
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def maintenance_list(request):
-    membership = team_membership(request)
-    team, now = membership.team, database_now()
-    form = MaintenanceWindowForm(_submitted(request), team=team)
-    if request.method == "POST":
-        require_role(request.user, team.id, ADMIN)
-        if form.is_valid():
-            services.create_maintenance_window(
-                team=team,
-                data=form.cleaned_data,
-                matchers=form.matchers(),
-                user=request.user,
-                now=now,
-            )
-            return redirect("escalation:maintenance-list")
+    now = database_now()
+    membership, form, valid = _team_form(request, MaintenanceWindowForm, ADMIN)
+    team = membership.team
+    if valid:
+        services.create_maintenance_window(
+            team=team, data=form.cleaned_data, matchers=form.matchers(), user=request.user, now=now
+        )
+        return redirect("escalation:maintenance-list")
     windows = [
         (w, w.spec().window_at(now), w.spec().next_windows(now, 3))
         for w in MaintenanceWindow.objects.filter(team=team).select_related("created_by")
@@ -368,6 +389,4 @@ def maintenance_list(request):
 @dashboard_login_required
 @require_POST
 def maintenance_delete(request, pk):
-    window, _ = scoped(request, MaintenanceWindow, pk, ADMIN)
-    window.delete()
-    return redirect("escalation:maintenance-list")
+    return _delete(request, MaintenanceWindow, pk, then="escalation:maintenance-list")
