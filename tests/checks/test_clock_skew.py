@@ -30,9 +30,10 @@ pytestmark = [
     pytest.mark.skipif(
         "connection.vendor != 'postgresql'",
         reason=(
-            "SQLite is the single-host embedded mode: web, worker and beat run on one machine "
-            "and share its one clock, which stamps pings and judges them, so no second clock "
-            "can drift from it (shifting Python's clock shifts the only clock there is)."
+            "SQLite has no clock apart from its host's: in the embedded mode web, worker and "
+            "beat run on one machine and Tocsin reads that machine's clock (apps/checks/"
+            "clock.py), so no node clock can drift from the database's (shifting Python's "
+            "clock shifts the only clock there is)."
         ),
     ),
     pytest.mark.django_db(transaction=True),

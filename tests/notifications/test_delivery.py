@@ -36,12 +36,6 @@ from .conftest import beat_until
 SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
 Status = Delivery.Status
 
-requires_postgres = pytest.mark.skipif(
-    "connection.vendor != 'postgresql'",
-    reason="needs two concurrent transactions; the in-memory SQLite test database is one "
-    "connection",
-)
-
 
 def open_failure_incident(check, now) -> Incident:
     """A failed run, swept: the incident is open and its DOWN rows are pending."""
@@ -104,7 +98,6 @@ def test_delivering_one_that_is_gone_does_nothing(db, t0):
     assert mail.outbox == []
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_delivering_one_at_once_send_one_email(check, member, t0):
     open_failure_incident(check, t0)

@@ -143,9 +143,6 @@ def test_an_escalation_email_says_which_step(incident, team, t0):
     assert "Escalated: step 2, repeat 1\n" in message.body
 
 
-@pytest.mark.skipif(
-    "connection.vendor != 'postgresql'", reason="needs concurrent transactions (PostgreSQL)"
-)
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_sweeps_owe_each_notification_once(check, team, t0):
     users = [MembershipFactory(team=team).user for _ in range(3)]

@@ -298,9 +298,6 @@ def test_a_big_group_fits_slack_and_mattermost_limits(grouping, team, receiver):
         assert f"|{check.name}>" in request.body.decode()
 
 
-@pytest.mark.skipif(
-    "connection.vendor != 'postgresql'", reason="needs concurrent transactions (PostgreSQL)"
-)
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_flushes_put_each_notification_into_one_message(grouping, team, member):
     checks = [CheckFactory(team=team, name=f"job-{n:02}") for n in range(50)]

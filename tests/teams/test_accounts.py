@@ -355,7 +355,7 @@ def test_counts_are_kept_in_redis_where_every_web_process_sees_them(settings, ow
     post_from("10.0.10.1", LOGIN, {"username": "alice", "password": "guess"})
     # A separate connection (another web process) finds the counts.
     server = redis.Redis.from_url(settings.REDIS_URL)
-    pattern = f"*account-throttle:{settings.ACCOUNT_THROTTLE_NAMESPACE}:*"
+    pattern = f"{settings.CACHES['default']['KEY_PREFIX']}:*account-throttle:*"
     keys = sorted(k.decode() for k in server.scan_iter(match=pattern))
     assert len(keys) == 2 and {k.split(":")[-2] for k in keys} == {"login-address", "login-account"}
     assert all(0 < server.ttl(k) <= 900 for k in keys)
