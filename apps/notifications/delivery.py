@@ -49,10 +49,11 @@ Status = Delivery.Status
 Claimer = Callable[[datetime, int], list[int]]
 
 
-# A run stops claiming after this many seconds (and finishes what it has in flight): a worker
-# that also sweeps (the embedded setup runs one task at a time) gets its turn, and the run's
-# task wakes another run for what is left.
-CLAIM_FOR_SECONDS = 30.0
+# The delivery task's runs stop claiming after this many seconds (and finish what they have in
+# flight, within OUTBOUND_TIMEOUT): a worker that also sweeps (the embedded setup runs one task
+# at a time) gets its turn within about one sweep interval, and the task wakes another run for
+# what is left.
+CLAIM_FOR_SECONDS = 5.0
 
 
 @dataclass
@@ -170,17 +171,25 @@ def send_message(
 
 
 def deliver_due(
-    *, now: datetime, concurrency: int | None = None, jitter: float | None = None
+    *,
+    now: datetime,
+    concurrency: int | None = None,
+    jitter: float | None = None,
+    claim_for: float | None = None,
 ) -> RunResult:
     """Send every delivery that is due, DELIVERY_CONCURRENCY (or `concurrency`) at a time,
-    claiming more as slots free up, until none is due and none is in flight. `now` is the
-    run's start; later claims and lease renewals add the time elapsed since. `jitter` (0..1)
-    is the random part of the retry backoff; tests pass it, production draws it."""
+    claiming more as slots free up, until none is due and none is in flight (or, once
+    `claim_for` seconds have passed, finishing what is in flight; `stopped_claiming` then says
+    whether more may be due). Writes
+    each attempt's outcome as it ends; safe to run twice and in several workers at once. `now`
+    is the run's start; later claims and lease renewals add the time elapsed since. `jitter`
+    (0..1) is the random part of the retry backoff; tests pass it, production draws it."""
     return _run(
         lambda moment, n: claim_due(now=moment, limit=n),
         now=now,
         concurrency=concurrency or settings.DELIVERY_CONCURRENCY,
         jitter=jitter,
+        claim_for=claim_for,
     )
 
 
@@ -195,20 +204,22 @@ def deliver(*, delivery_id: int, now: datetime, jitter: float | None = None) -> 
         asked.append(delivery_id)
         return [delivery_id] if claim(delivery_id, moment) else []
 
-    result = _run(claim_it_once, now=now, concurrency=1, jitter=jitter)
+    result = _run(claim_it_once, now=now, concurrency=1, jitter=jitter, claim_for=None)
     return result.outcomes.get(delivery_id, f"delivery {delivery_id}: nothing to do")
 
 
-def _run(claim_batch: Claimer, *, now: datetime, concurrency: int, jitter) -> RunResult:
+def _run(
+    claim_batch: Claimer, *, now: datetime, concurrency: int, jitter, claim_for: float | None
+) -> RunResult:
     started = time.monotonic()
 
-    asked: list[bool] = []
+    has_claimed: list[bool] = []  # set by the first claim's reading of the clock
 
     def clock() -> datetime:
         # The first claim is as of `now` exactly; later claims and renewals add the time
         # elapsed since.
-        if not asked:
-            asked.append(True)
+        if not has_claimed:
+            has_claimed.append(True)
             return now
         return now + timedelta(seconds=time.monotonic() - started)
 
@@ -226,7 +237,7 @@ def _run(claim_batch: Claimer, *, now: datetime, concurrency: int, jitter) -> Ru
             # Claim when a quarter of the slots are free (or all are): a claim per freed slot
             # would cost a transaction per message.
             free = concurrency - len(in_flight)
-            if time.monotonic() - started > CLAIM_FOR_SECONDS:
+            if has_claimed and claim_for is not None and time.monotonic() - started >= claim_for:
                 result.stopped_claiming = maybe_more
             elif free >= max(1, concurrency // 4) or not in_flight:
                 moment = clock()

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.checks.clock import database_now
 
-from .delivery import deliver, deliver_due, prepare_due_deliveries
+from .delivery import CLAIM_FOR_SECONDS, deliver, deliver_due, prepare_due_deliveries
 from .flush import flush_due_groups
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ MAX_RUNS_PER_WAKE = 4
 
 @shared_task(acks_late=True)
 def deliver_due_task() -> str:
-    result = deliver_due(now=database_now())
+    result = deliver_due(now=database_now(), claim_for=CLAIM_FOR_SECONDS)
     if result.stopped_claiming:
         wake_deliverers(1)
     return str(result)
