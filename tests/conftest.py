@@ -17,7 +17,8 @@ _SESSION_QUEUE = f"tocsin-test-{uuid.uuid4().hex[:8]}"
 celery_app.conf.task_default_queue = _SESSION_QUEUE
 celery_app.conf.task_queues = [Queue(_SESSION_QUEUE), Queue(f"{_SESSION_QUEUE}-deliveries")]
 celery_app.conf.task_routes = {
-    "apps.notifications.tasks.deliver_task": {"queue": f"{_SESSION_QUEUE}-deliveries"}
+    "apps.notifications.tasks.deliver_task": {"queue": f"{_SESSION_QUEUE}-deliveries"},
+    "apps.notifications.tasks.deliver_due_task": {"queue": f"{_SESSION_QUEUE}-deliveries"},
 }
 
 T0 = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)

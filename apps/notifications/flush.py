@@ -198,19 +198,6 @@ def summarize(rows: list[Notification]) -> str:
 def enqueue_deliveries_after_commit(delivery_ids: list[int]) -> None:
     if not delivery_ids:
         return
-    from .tasks import deliver_task
+    from .tasks import wake_deliverers
 
-    def send():
-        for delivery_id in delivery_ids:
-            try:
-                deliver_task.delay(delivery_id)
-            except Exception:
-                # The broker is down: the deliveries are pending with next_attempt_at due, so
-                # the retry beat hands them out when it is back. The commit stands.
-                import logging
-
-                logging.getLogger(__name__).warning(
-                    "could not enqueue delivery %s; the retry beat will send it", delivery_id
-                )
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: wake_deliverers(len(delivery_ids)))

@@ -195,12 +195,25 @@ def build_item(row: Notification, *, user_id: int | None, channel_id: int | None
     )
 
 
-def build_message(delivery: Delivery) -> Message:
-    rows = list(
-        delivery.notifications.select_related(
+def notification_rows(delivery_ids: list[int]) -> dict[int, list[Notification]]:
+    """The notifications that deliveries carry, with what their messages show, in one query."""
+    rows: dict[int, list[Notification]] = {delivery_id: [] for delivery_id in delivery_ids}
+    for row in (
+        Notification.objects.filter(delivery_id__in=delivery_ids)
+        .select_related(
             "incident__owner__team", "incident__resolved_by", "incident__acknowledged_by"
-        ).order_by("created_at", "id")
-    )
+        )
+        .order_by("created_at", "id")
+    ):
+        rows[row.delivery_id].append(row)
+    return rows
+
+
+def build_message(delivery: Delivery, rows: list[Notification] | None = None) -> Message:
+    """The message of `delivery`; `rows` are its notifications when already loaded (a run
+    loads those of many deliveries at once with notification_rows)."""
+    if rows is None:
+        rows = notification_rows([delivery.id])[delivery.id]
     items = sorted(
         (
             build_item(row, user_id=delivery.recipient_id, channel_id=delivery.channel_id)

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from apps.notifications.outbound import OutboundError, address_allowed, post
+from apps.notifications.outbound import ConnectionPool, OutboundError, address_allowed, post
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -154,3 +154,73 @@ def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(allow_loopb
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# --- connection reuse ---------------------------------------------------------------------
+
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive; on /drop it answers as if keeping the connection, then
+    closes it (a receiver whose keep-alive timeout ran out between two requests)."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", 0))
+        self.rfile.read(length)
+        self.server.received.append((self.path, self.client_address))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+        if self.path == "/drop":
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def keep_alive_server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
+    httpd.received = []
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_a_pool_reuses_one_connection_for_requests_in_turn(keep_alive_server, allow_loopback):
+    httpd, base = keep_alive_server
+    with ConnectionPool() as pool:
+        for n in range(5):
+            assert pool.post(f"{base}/{n}", body=b"{}", headers={}, timeout=2).status == 200
+    assert pool.opened == 1
+    assert len({peer for _, peer in httpd.received}) == 1
+
+
+def test_a_reused_connection_is_still_checked_against_the_address_guard(
+    keep_alive_server, settings
+):
+    httpd, base = keep_alive_server
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
+    with ConnectionPool() as pool:
+        pool.post(f"{base}/first", body=b"", headers={}, timeout=2)
+        # An idle connection to the receiver is in the pool; the guard now refuses loopback.
+        settings.OUTBOUND_ALLOW_LOOPBACK = False
+        with pytest.raises(OutboundError) as raised:
+            pool.post(f"{base}/second", body=b"", headers={}, timeout=2)
+    assert raised.value.permanent
+    assert "private or reserved address" in str(raised.value)
+    assert [path for path, _ in httpd.received] == ["/first"]
+
+
+def test_a_connection_the_receiver_closed_while_idle_is_replaced(keep_alive_server, allow_loopback):
+    httpd, base = keep_alive_server
+    with ConnectionPool() as pool:
+        pool.post(f"{base}/drop", body=b"", headers={}, timeout=2)
+        # The pooled connection is dead: the request goes once more on a new one.
+        assert pool.post(f"{base}/after", body=b"", headers={}, timeout=2).status == 200
+    assert [path for path, _ in httpd.received] == ["/drop", "/after"]
+    assert pool.opened == 2
