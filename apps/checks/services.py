@@ -15,7 +15,7 @@ from apps.teams.models import Team
 
 from .models import Check, CheckDefaults
 from .state import Reason, Status, StatusChanged, Step, next_deadline, pause, state_to_json
-from .sweeper import SweepResult, write_effects
+from .sweeper import Evaluated, write_effects
 
 
 def _save_step(check: Check, step: Step, *, now: datetime) -> Check:
@@ -27,9 +27,7 @@ def _save_step(check: Check, step: Step, *, now: datetime) -> Check:
         alert_after=next_deadline(step.state, rules, settings.CLOCK_SKEW_ALLOWANCE),
     )
     check.status, check.eval_state = step.state.status, state_to_json(step.state)
-    write_effects(
-        check, step.effects, rules=rules, now=now, result=SweepResult(), flapping=was_flapping
-    )
+    write_effects([Evaluated(check, rules, step.state, step.effects, was_flapping)], now=now)
     return check
 
 

@@ -15,14 +15,12 @@ from . import engine
 
 @receiver(incidents_opened, dispatch_uid="escalation.on_incidents_opened")
 def on_incidents_opened(sender, *, incidents, now, **kwargs) -> None:
-    for incident in incidents:
-        engine.start_escalation(incident, now=now)
+    engine.start_escalations(incidents, now=now)
 
 
 @receiver(incidents_resolved, dispatch_uid="escalation.on_incidents_resolved")
 def on_incidents_resolved(sender, *, incidents, now, **kwargs) -> None:
-    for incident in incidents:
-        engine.after_resolved(incident, now=now)
+    engine.after_resolved_many(incidents, now=now)
 
 
 @receiver(incident_acknowledged, dispatch_uid="escalation.on_incident_acknowledged")

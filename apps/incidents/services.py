@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
@@ -20,6 +21,8 @@ from .signals import (
     severities_raised,
 )
 
+RESOLVED_FIELDS = ["state", "resolved_at", "resolved_by", "resolution", "severity_raise_at"]
+
 
 class IncidentActionError(Exception):
     """The action cannot be carried out (already resolved, ...); the message says why."""
@@ -33,6 +36,25 @@ def may_act_on_incidents(*, user_id: int, team_id: int) -> bool:
 
 def failure_details(check: Check, failure: Failure | None) -> dict:
     """The context an alert needs: what was expected, what happened, and the job's own words."""
+    ping = None
+    if failure is not None and failure.n:
+        ping = Ping.objects.filter(owner=check, n=failure.n).first()
+    return details_of(check, failure, ping)
+
+
+def failure_pings(failures: list[tuple[Check, Failure | None]]) -> dict[tuple, Ping]:
+    """The pings that reported the failures, by (check id, ping number), in one query."""
+    wanted = Q()
+    for check, failure in failures:
+        if failure is not None and failure.n:
+            wanted |= Q(owner_id=check.id, n=failure.n)
+    if not wanted:
+        return {}
+    return {(ping.owner_id, ping.n): ping for ping in Ping.objects.filter(wanted)}
+
+
+def details_of(check: Check, failure: Failure | None, ping: Ping | None) -> dict:
+    """failure_details with the failure's ping (if any) already loaded."""
     details = {
         "environment": check.environment,
         "tags": check.tag_list,
@@ -56,7 +78,6 @@ def failure_details(check: Check, failure: Failure | None) -> dict:
         details["run_duration_seconds"] = round(
             (failure.at - failure.run_started_at).total_seconds(), 3
         )
-    ping = Ping.objects.filter(owner=check, n=failure.n).first() if failure.n else None
     if ping is not None:
         details["body_tail"] = ping.body_tail()
         details["run_id"] = str(ping.run_id) if ping.run_id else None
@@ -89,11 +110,22 @@ def open_incident(
     existing = Incident.objects.filter(owner=check).exclude(state=Incident.State.RESOLVED).first()
     if existing is not None:
         return existing
+    incident = new_incident(check, kind=kind, opened_at=opened_at, details=details, rules=rules)
+    incident.save()
+    record_event(
+        incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=incident.severity
+    )
+    incidents_opened.send(sender=Incident, incidents=[incident], now=now)
+    return incident
+
+
+def new_incident(check: Check, *, kind: str, opened_at, details: dict, rules=None) -> Incident:
+    """An incident for `check`, not saved yet, with the severity its rules give it."""
     rules = rules or check.rules()
     raise_at = None
     if rules.severity_raise_after and rules.severity_raise_to.rank > rules.severity.rank:
         raise_at = opened_at + rules.severity_raise_after
-    incident = Incident.objects.create(
+    return Incident(
         owner=check,
         kind=kind,
         opened_at=opened_at,
@@ -101,9 +133,62 @@ def open_incident(
         severity=rules.severity,
         severity_raise_at=raise_at,
     )
-    record_event(incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity)
-    incidents_opened.send(sender=Incident, incidents=[incident], now=now)
-    return incident
+
+
+def open_incidents(incidents: list[Incident], *, now: datetime) -> list[Incident]:
+    """open_incident for many checks at once (a sweep's batch), in bulk: `incidents` are new,
+    unsaved (new_incident), for checks that have no open incident (the caller holds their
+    rows). Inserts them and their "opened" events, then starts their escalation."""
+    if not incidents:
+        return []
+    Incident.objects.bulk_create(incidents)
+    IncidentEvent.objects.bulk_create(
+        IncidentEvent(
+            incident=incident,
+            kind=IncidentEvent.Kind.OPENED,
+            at=incident.opened_at,
+            detail={"kind": incident.kind, "severity": incident.severity},
+        )
+        for incident in incidents
+    )
+    incidents_opened.send(sender=Incident, incidents=incidents, now=now)
+    return incidents
+
+
+def resolve_incidents(resolved: list[tuple[Incident, datetime, str]], *, now: datetime) -> None:
+    """Resolve many open incidents at once (a sweep's recoveries and pauses), in bulk:
+    (incident, resolved_at, resolution) each, incidents locked by the caller."""
+    if not resolved:
+        return
+    incidents = []
+    for incident, resolved_at, resolution in resolved:
+        incident.state = Incident.State.RESOLVED
+        incident.resolved_at = resolved_at
+        incident.resolved_by = None
+        incident.resolution = resolution
+        incident.severity_raise_at = None
+        incidents.append(incident)
+    Incident.objects.bulk_update(incidents, RESOLVED_FIELDS)
+    IncidentEvent.objects.bulk_create(
+        IncidentEvent(
+            incident=incident,
+            kind=IncidentEvent.Kind.RESOLVED,
+            at=incident.resolved_at,
+            detail={"resolution": incident.resolution, "by": None},
+        )
+        for incident in incidents
+    )
+    incidents_resolved.send(sender=Incident, incidents=incidents, now=now)
+
+
+def open_incidents_of(check_ids) -> dict:
+    """Check id -> its open incident, locked (FOR UPDATE), in one query."""
+    rows = (
+        Incident.objects.select_for_update(of=("self",))
+        .filter(owner_id__in=check_ids)
+        .exclude(state=Incident.State.RESOLVED)
+    )
+    return {incident.owner_id: incident for incident in rows}
 
 
 def open_incident_for(check: Check) -> Incident | None:
@@ -149,9 +234,7 @@ def _resolve(
     incident.resolved_by = _person(user)
     incident.resolution = resolution
     incident.severity_raise_at = None
-    incident.save(
-        update_fields=["state", "resolved_at", "resolved_by", "resolution", "severity_raise_at"]
-    )
+    incident.save(update_fields=RESOLVED_FIELDS)
     record_event(
         incident,
         IncidentEvent.Kind.RESOLVED,

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from apps.escalation.signals import Recipient
+from apps.escalation.signals import Owed, Recipient
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
 
@@ -52,16 +52,15 @@ def notify(
     target), so a retried or concurrent call writes nothing twice. No network I/O: the rows go
     out when their group's window is due. Returns the number of rows written (a concurrent
     identical call may make this an overcount; the unique constraint keeps the rows single)."""
-    if event not in EVENTS:
-        raise ValueError(f"unknown notification event {event!r}")
-    return _write_rows(
-        incident=incident,
-        event=event,
-        recipients=list(recipients),
-        round=round,
-        step=step,
-        now=now,
-    )
+    return notify_many([Owed(incident, event, tuple(recipients), round, step)], now=now)
+
+
+def notify_many(owed: list[Owed], *, now: datetime) -> int:
+    """notify() for many at once (a sweep's batch), in a fixed number of queries."""
+    for item in owed:
+        if item.event not in EVENTS:
+            raise ValueError(f"unknown notification event {item.event!r}")
+    return _write_rows(owed, now=now)
 
 
 def notify_resolved(*, incident: Incident, now: datetime) -> int:
@@ -69,14 +68,16 @@ def notify_resolved(*, incident: Incident, now: datetime) -> int:
     Rows for targets whose alert never went out (the incident resolved inside the grouping
     window) are skipped by the flush, so nobody hears "resolved" about something they never
     heard of. Returns the number of rows written."""
-    return _write_rows(
-        incident=incident,
-        event=Notification.Event.RESOLVED,
-        recipients=_recipients_told(incident),
-        round=0,
-        step=0,
-        now=now,
-    )
+    return notify_resolved_many([incident], now=now)
+
+
+def notify_resolved_many(incidents: list[Incident], *, now: datetime) -> int:
+    told = _recipients_told(incidents)
+    owed = [
+        Owed(incident, Notification.Event.RESOLVED, tuple(told.get(incident.id, ())), 0, 0)
+        for incident in incidents
+    ]
+    return _write_rows(owed, now=now)
 
 
 def notify_acknowledged(*, incident: Incident, by_user, now: datetime) -> int:
@@ -88,94 +89,114 @@ def notify_acknowledged(*, incident: Incident, by_user, now: datetime) -> int:
     ).aggregate(last=Max("round"))["last"]
     by_user_id = getattr(by_user, "id", None)
     recipients = [
-        r for r in _recipients_told(incident) if r.user_id is None or r.user_id != by_user_id
+        r
+        for r in _recipients_told([incident]).get(incident.id, [])
+        if r.user_id is None or r.user_id != by_user_id
     ]
-    return _write_rows(
-        incident=incident,
-        event=Notification.Event.ACKNOWLEDGED,
-        recipients=recipients,
-        round=0 if previous is None else previous + 1,
-        step=0,
-        now=now,
-    )
+    round_ = 0 if previous is None else previous + 1
+    owed = Owed(incident, Notification.Event.ACKNOWLEDGED, tuple(recipients), round_, 0)
+    return _write_rows([owed], now=now)
 
 
-def _recipients_told(incident: Incident) -> list[Recipient]:
+def _recipients_told(incidents: list[Incident]) -> dict[int, list[Recipient]]:
+    """Incident id -> the targets that were sent (or owed) an alert about it, in one query."""
     rows = (
-        Notification.objects.filter(incident=incident, event__in=ALERTING_EVENTS)
+        Notification.objects.filter(incident__in=incidents, event__in=ALERTING_EVENTS)
         .exclude(status=Notification.DeliveryStatus.SKIPPED)
-        .values_list("target", flat=True)
+        .values_list("incident_id", "target")
         .distinct()
     )
-    recipients = []
-    for target in sorted(set(rows)):
-        kind, _, raw_id = target.partition(":")
-        if kind == "user":
-            recipients.append(Recipient(user_id=int(raw_id)))
-        elif kind == "channel":
-            recipients.append(Recipient(channel_id=int(raw_id)))
-    return recipients
+    targets: dict[int, set] = {}
+    for incident_id, target in rows:
+        targets.setdefault(incident_id, set()).add(target)
+    told = {}
+    for incident_id, found in targets.items():
+        recipients = []
+        for target in sorted(found):
+            kind, _, raw_id = target.partition(":")
+            if kind == "user":
+                recipients.append(Recipient(user_id=int(raw_id)))
+            elif kind == "channel":
+                recipients.append(Recipient(channel_id=int(raw_id)))
+        told[incident_id] = recipients
+    return told
 
 
-def _write_rows(*, incident, event, recipients, round, step, now) -> int:
-    check = incident.owner
-    team_id = check.team_id
-    rules = grouping_rules(team_id)
-    group_key = group_key_for(
-        group_by=rules.group_by, environment=check.environment, tags=check.tag_list
-    )
-    user_ids = {r.user_id for r in recipients if r.user_id is not None}
-    channel_ids = {r.channel_id for r in recipients if r.channel_id is not None}
-    # Reachable targets only: a user must still be an active member of the incident's team
-    # with an address; a channel must be the team's own and enabled.
-    members = {
-        m.user_id: m.user
-        for m in Membership.objects.filter(team_id=team_id, user_id__in=user_ids)
-        .filter(user__is_active=True)
-        .exclude(user__email="")
-        .select_related("user")
+def _write_rows(owed: list[Owed], *, now: datetime) -> int:
+    """The outbox rows for everything `owed`, in one INSERT. Reachable targets only: a user
+    must still be an active member of the incident's team with an address; a channel must be
+    the team's own and enabled. Targets already owed the same (incident, event, round, step)
+    are skipped."""
+    owed = [item for item in owed if item.recipients]
+    if not owed:
+        return 0
+    team_ids = {item.incident.owner.team_id for item in owed}
+    rules = {team_id: grouping_rules(team_id) for team_id in sorted(team_ids)}
+    user_ids = {r.user_id for item in owed for r in item.recipients if r.user_id is not None}
+    channel_ids = {
+        r.channel_id for item in owed for r in item.recipients if r.channel_id is not None
     }
-    channels = {
-        c.id: c
-        for c in Channel.objects.filter(team_id=team_id, id__in=channel_ids, is_enabled=True)
-    }
+    members = {}
+    if user_ids:
+        for m in (
+            Membership.objects.filter(team_id__in=team_ids, user_id__in=user_ids)
+            .filter(user__is_active=True)
+            .exclude(user__email="")
+            .select_related("user")
+        ):
+            members[(m.team_id, m.user_id)] = m.user
+    channels = {}
+    if channel_ids:
+        for c in Channel.objects.filter(team_id__in=team_ids, id__in=channel_ids, is_enabled=True):
+            channels[(c.team_id, c.id)] = c
     already = set(
         Notification.objects.filter(
-            incident=incident, event=event, round=round, step=step
-        ).values_list("target", flat=True)
+            incident__in={item.incident.id for item in owed},
+            event__in={item.event for item in owed},
+        ).values_list("incident_id", "event", "round", "step", "target")
     )
-    rows, seen = [], set()
-    for recipient in recipients:
-        target = recipient.target
-        if target in seen or target in already:
-            continue
-        seen.add(target)
-        row = Notification(
-            incident=incident,
-            event=event,
-            round=round,
-            step=step,
-            target=target,
-            group_key=group_key,
-            created_at=now,
-            updated_at=now,
+    rows, teams_written = [], set()
+    for item in owed:
+        incident, check = item.incident, item.incident.owner
+        team_id = check.team_id
+        group_key = group_key_for(
+            group_by=rules[team_id].group_by, environment=check.environment, tags=check.tag_list
         )
-        if recipient.user_id is not None:
-            user = members.get(recipient.user_id)
-            if user is None:
+        seen = set()
+        for recipient in item.recipients:
+            target = recipient.target
+            key = (incident.id, item.event, item.round, item.step, target)
+            if target in seen or key in already:
                 continue
-            row.recipient, row.address = user, user.email
-        else:
-            channel = channels.get(recipient.channel_id)
-            if channel is None:
-                continue
-            row.channel, row.address = channel, channel.name
-        rows.append(row)
+            seen.add(target)
+            row = Notification(
+                incident=incident,
+                event=item.event,
+                round=item.round,
+                step=item.step,
+                target=target,
+                group_key=group_key,
+                created_at=now,
+                updated_at=now,
+            )
+            if recipient.user_id is not None:
+                user = members.get((team_id, recipient.user_id))
+                if user is None:
+                    continue
+                row.recipient, row.address = user, user.email
+            else:
+                channel = channels.get((team_id, recipient.channel_id))
+                if channel is None:
+                    continue
+                row.channel, row.address = channel, channel.name
+            rows.append(row)
+            teams_written.add(team_id)
     if not rows:
         return 0
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    if rules.group_wait.total_seconds() <= 0:
-        flush_after_commit(team_id, as_of=now)
+    for team_id in sorted(teams_written):
+        if rules[team_id].group_wait.total_seconds() <= 0:
+            flush_after_commit(team_id, as_of=now)
     return len(rows)
 
 

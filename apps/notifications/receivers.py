@@ -8,28 +8,19 @@ from django.dispatch import receiver
 from apps.escalation.signals import channel_directory, notifications_owed
 from apps.incidents.signals import incident_acknowledged, incidents_resolved
 
-from .dispatch import notify, notify_acknowledged, notify_resolved
+from .dispatch import notify_acknowledged, notify_many, notify_resolved_many
 from .models import Channel
 
 
 @receiver(notifications_owed, dispatch_uid="notifications.on_notifications_owed")
 def on_notifications_owed(sender, *, owed, now, **kwargs) -> None:
-    for item in owed:
-        notify(
-            incident=item.incident,
-            event=item.event,
-            recipients=item.recipients,
-            round=item.round,
-            step=item.step,
-            now=now,
-        )
+    notify_many(owed, now=now)
 
 
 @receiver(incidents_resolved, dispatch_uid="notifications.on_incidents_resolved")
 def on_incidents_resolved(sender, *, incidents, now, **kwargs) -> None:
     """Whoever was told that it was down hears that it is resolved."""
-    for incident in incidents:
-        notify_resolved(incident=incident, now=now)
+    notify_resolved_many(incidents, now=now)
 
 
 @receiver(incident_acknowledged, dispatch_uid="notifications.on_incident_acknowledged")
