@@ -20,7 +20,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.incidents.models import IncidentEvent
 from apps.notifications.delivery import (
     claim_due,

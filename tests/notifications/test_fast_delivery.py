@@ -12,7 +12,7 @@ from django.core import mail
 from django.db import connection
 from django.urls import reverse
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.notifications.delivery import deliver_due
 from apps.notifications.flush import flush_due_groups
 from apps.notifications.models import Delivery, Notification
