@@ -190,14 +190,16 @@ def summarize(args, pings: dict) -> list[dict]:
                 )
                 for app in ("tocsin", "reference")
             )
-            ratios.append(t / ref)
+            ratios.append(t / ref if ref else 0.0)
         summary.append(
             {
                 "connections": connections,
                 **{f"{app}_{k}": v for app, d in by_app.items() for k, v in d.items()},
                 "ratio_per_round": [round(x, 3) for x in ratios],
                 "ratio": statistics.median(ratios),
-                "p99_ratio": by_app["tocsin"]["p99_ms"] / by_app["reference"]["p99_ms"],
+                "p99_ratio": by_app["tocsin"]["p99_ms"] / by_app["reference"]["p99_ms"]
+                if by_app["reference"]["p99_ms"]
+                else None,
             }
         )
     return summary

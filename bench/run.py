@@ -256,7 +256,7 @@ def figures(results: dict) -> list[tuple[str, str, str]]:
             rows.append((
                 "ping p99 vs the reference's p99, 8 connections",
                 f"{x['tocsin_p99_ms']:.1f} vs {x['reference_p99_ms']:.1f} ms "
-                f"({x['p99_ratio']:.1f}x)",
+                f"({fmt(x['p99_ratio'], '.1f', 'x')})",
                 "<= 1.5x",
             ))  # fmt: skip
     if "sweeps" in s:

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -124,6 +126,26 @@ class Server(Process):
             cmd += ["--pythonpath", args.pythonpath]
         super().__init__(f"gunicorn-{name}", cmd, env, cwd=chdir)
         wait_listening(port, self.proc, self.name, self.log_path)
+        self.wait_answering(args.workers * 2)
+
+    def wait_answering(self, answers: int, timeout: float = 120.0) -> None:
+        """The master listens before its workers have imported the app (seconds on a busy
+        machine): a measurement starting then would count the import. Wait for answers (any
+        status: a ping to a token no check has is a 404) to requests of our own."""
+        url = f"http://127.0.0.1:{self.port}/ping/00000000-0000-4000-8000-000000000000"
+        deadline = time.monotonic() + timeout
+        while answers and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=timeout):
+                    pass
+            except urllib.error.HTTPError:
+                pass  # an answer all the same
+            except OSError:
+                time.sleep(0.2)
+                continue
+            answers -= 1
+        if answers:
+            sys.exit(f"{self.name} did not answer within {timeout:.0f} s; see {self.log_path}")
 
 
 class Receiver(Process):
