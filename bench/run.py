@@ -70,6 +70,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier() or not name.isupper():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE with an upper-case NAME")
+    return name, value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     cores = os.cpu_count() or 1
     p = argparse.ArgumentParser(description="Tocsin's benchmarks (not a test; never gates CI).")
@@ -115,6 +122,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--wrk-threads", type=positive_int, default=min(cores, 4))
     p.add_argument("--ports", type=int, nargs=2, default=[8101, 8102])
     p.add_argument("--receiver-port", type=int, default=8109)
+    p.add_argument(
+        "--stack-env",
+        type=env_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the real stack (e2e, soak), e.g. BLIND_WINDOW_DETECTION=0; repeatable",
+    )
     p.add_argument("--tocsin-app", default="config.wsgi:application")
     p.add_argument("--pythonpath", default="", help="extra sys.path for gunicorn (experiments)")
     # pings: Tocsin against the reference.

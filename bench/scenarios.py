@@ -177,7 +177,7 @@ def bench_e2e(args) -> dict:
     results = {}
     modes = {"off": GROUPING_OFF, "on": GROUPING_ON}
     for mode in args.e2e_grouping:
-        env_extra = {"OUTBOUND_ALLOW_LOOPBACK": "1", **modes[mode]}
+        env_extra = {"OUTBOUND_ALLOW_LOOPBACK": "1", **modes[mode], **dict(args.stack_env)}
         log = VAR / "receiver.jsonl"
         receiver = Receiver(args.receiver_port, log)
         try:
@@ -204,7 +204,8 @@ def bench_e2e(args) -> dict:
             f"\nEnd to end, grouping {mode}: {result['checks']} checks down at once; first webhook "
             f"{result['first_webhook_after_s']} s after the deadline, last "
             f"{result['last_webhook_after_s']} s; {result['messages']} messages carrying "
-            f"{result['incidents_in_messages']} incidents; notifications {result['notifications']}"
+            f"{result['incidents_in_messages']} incidents; "
+            f"notifications {result['notifications']}; checks {result['statuses']}"
             + ("; TIMED OUT" if result["timed_out"] else ""),
             flush=True,
         )
@@ -223,7 +224,7 @@ def bench_soak(args) -> dict:
     )  # fmt: skip
     flush_redis(args)
     load_before = load()
-    with tocsin_stack(args, args.db, env_extra={}, label="soak") as stack:
+    with tocsin_stack(args, args.db, env_extra=dict(args.stack_env), label="soak") as stack:
         watcher = subprocess.Popen(
             [sys.executable, "bench/live.py", "soak-watch", "--stop-file", str(stop_file),
              "--drain-timeout", str(args.soak_drain_timeout)],
