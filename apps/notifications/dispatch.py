@@ -4,6 +4,7 @@ outbox rows in the caller's transaction and does no network I/O. The rows are pu
 messages by the grouping flush (apps/notifications/flush.py) and sent by Celery tasks.
 """
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,8 +16,8 @@ from django.db.models import Max
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
 
-from .grouping import GroupingRules, group_key_for
-from .models import Channel, Notification, TeamNotificationSettings
+from .grouping import GroupingRules, group_key_for, is_burst_open
+from .models import Channel, Delivery, Notification, TeamNotificationSettings
 
 # What notify() accepts: every one of them alerts someone to an incident that needs them.
 # "resolved" and "acknowledged" are follow-ups, with functions of their own below.
@@ -190,25 +191,55 @@ def _write_rows(*, incident, event, recipients, round, step, now) -> int:
     if not rows:
         return 0
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    if rules.group_wait.total_seconds() <= 0:
+    if rules.group_wait.total_seconds() <= 0 or _opens_a_burst(
+        rows, team_id=team_id, rules=rules, now=now
+    ):
         flush_after_commit(team_id, as_of=now)
     return len(rows)
 
 
+def last_message_at(*, team_id: int, target: str, group_key: str) -> datetime | None:
+    """When the group (team, target, group key) last got a message (test sends aside)."""
+    return Delivery.objects.filter(
+        team_id=team_id, target=target, group_key=group_key, is_test=False
+    ).aggregate(last=Max("created_at"))["last"]
+
+
+def _opens_a_burst(
+    rows: list[Notification], *, team_id: int, rules: GroupingRules, now: datetime
+) -> bool:
+    """Whether one of `rows` is news due at once: a failure for a target whose group has no
+    burst open. Then the writing transaction (the sweep that detected it) hands it to delivery
+    as it commits, instead of leaving it to the beat's next flush."""
+    for row in rows:
+        if row.event not in ("down", "unsilenced", "retriggered", "escalation"):
+            continue  # reminders and follow-ups are never due at once
+        last = last_message_at(team_id=team_id, target=row.target, group_key=row.group_key)
+        if not is_burst_open(at=now, last_message_at=last, rules=rules):
+            return True
+    return False
+
+
 def flush_after_commit(team_id: int, *, as_of: datetime) -> None:
-    """With no grouping wait, the team's new rows are due at once: hand them to a worker right
-    after commit instead of waiting for the next beat tick. A broker outage loses nothing: the
-    beat's flush finds the rows."""
-    from .tasks import flush_notification_groups_task
+    """News due at once (no grouping wait, or the first failure of a burst): flush the team's
+    groups as of `as_of` right after this transaction commits, in this process, so the
+    deliveries are enqueued by the commit of the sweep that owed them, not by the beat's next
+    tick. One flush per team and transaction, however many rows it wrote. An error loses
+    nothing: the rows are pending and the beat's flush finds them."""
+    connection = transaction.get_connection()
+    for _savepoints, callback, *_rest in connection.run_on_commit:
+        if getattr(callback, "flushes_team", None) == team_id:
+            return
 
-    def enqueue():
+    def flush():
+        from .flush import flush_due_groups
+
         try:
-            flush_notification_groups_task.delay(team_id=team_id, as_of=as_of.isoformat())
+            flush_due_groups(now=as_of, team_id=team_id)
         except Exception:
-            import logging
-
-            logging.getLogger(__name__).warning(
-                "could not enqueue the flush for team %s; the beat's flush will do it", team_id
+            logging.getLogger(__name__).exception(
+                "the flush after commit failed for team %s; the beat's flush will do it", team_id
             )
 
-    transaction.on_commit(enqueue)
+    flush.flushes_team = team_id
+    transaction.on_commit(flush)
