@@ -215,7 +215,8 @@ def validated_steps(steps: list[dict], team) -> list[dict]:
 
 def save_policy(*, team, data: dict, policy: EscalationPolicy | None = None) -> EscalationPolicy:
     """Create or update a policy from validated input; `steps` (when given) replace its steps."""
-    form = PolicyForm(policy_form_data(data), instance=policy, team=team)
+    steps_after = len(data["steps"]) if "steps" in data else None
+    form = PolicyForm(policy_form_data(data), instance=policy, team=team, steps_after=steps_after)
     if not form.is_valid():
         raise ValidationError(form_errors(form))
     steps = validated_steps(data["steps"], team) if "steps" in data else None
