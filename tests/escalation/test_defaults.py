@@ -56,3 +56,17 @@ def test_a_team_that_has_a_default_keeps_it(db):
     team = create_team(name="Ops")
     assert create_default_policy(team=team) is None
     assert EscalationPolicy.objects.filter(team=team).count() == 1
+
+
+def test_a_default_left_without_steps_falls_back_to_telling_every_member(team, member, owner):
+    # Saved before a step-less default was refused (or straight into the database).
+    EscalationPolicy.objects.create(team=team, name="Empty", is_default=True)
+    check = CheckFactory(team=team, name="backup")
+    record_ping(
+        ping=PingData(kind="fail", method="POST", exit_status=1), token=check.ping_token, now=T
+    )
+    sweep_due_checks(now=T)
+    flush_due_groups(now=T)
+    for delivery in Delivery.objects.all():
+        deliver(delivery_id=delivery.id, now=T, jitter=0)
+    assert sorted(m.to[0] for m in mail.outbox) == sorted([member.email, owner.email])
