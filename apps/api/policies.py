@@ -215,7 +215,10 @@ def validated_steps(steps: list[dict], team) -> list[dict]:
 
 def save_policy(*, team, data: dict, policy: EscalationPolicy | None = None) -> EscalationPolicy:
     """Create or update a policy from validated input; `steps` (when given) replace its steps."""
-    form = valid_form(PolicyForm, policy_form_data(data), instance=policy, team=team)
+    steps_after = len(data["steps"]) if "steps" in data else None
+    form = valid_form(
+        PolicyForm, policy_form_data(data), instance=policy, team=team, steps_after=steps_after
+    )
     steps = validated_steps(data["steps"], team) if "steps" in data else None
     try:
         with transaction.atomic():

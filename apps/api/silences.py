@@ -169,6 +169,11 @@ class SilenceInputSerializer(StrictObjectSerializer):
     )
     matchers = MatchersSerializer()
     comment = StrictCharField(max_length=1000, help_text="Why; required.")
+    confirm_no_match = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="A silence whose matchers match no check now is refused (400) unless true.",
+    )
 
 
 def _utc_text(value: datetime | None) -> str:
@@ -183,6 +188,8 @@ def silence_form_data(data: dict) -> dict:
         comment=data["comment"],
         **duration_data("duration", data.get("duration")),
     )
+    if data.get("confirm_no_match"):
+        form_data["confirm_no_match"] = "on"
     return form_data
 
 
@@ -260,9 +267,9 @@ class SilenceViewSet(
         summary="Create a silence",
         description=(
             "Validated like the dashboard's silence form: a comment is required, the matchers "
-            "must name something, the end (ends_at, or starts_at plus duration) must be in the "
-            "future and at most 90 days after the start. Open incidents it covers are held at "
-            "once."
+            "must name something and match a check (or confirm_no_match), the end (ends_at, or "
+            "starts_at plus duration) must be in the future and at most 90 days after the "
+            "start. Open incidents it covers are held at once."
         ),
         request=SilenceInputSerializer,
         responses={201: SilenceSerializer},

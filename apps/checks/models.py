@@ -9,7 +9,7 @@ from apps.teams.models import Team
 
 from . import schedule
 from .rules import EX_TEMPFAIL, Rules, Severity
-from .schedule import Schedule, ScheduleKind
+from .schedule import HostClock, Schedule, ScheduleKind, host_clock
 from .state import EvalState, RunOutcome, Status, state_from_json
 
 
@@ -210,8 +210,21 @@ class Check(models.Model):
         return float((self.eval_state or {}).get("clock_offset", 0.0))
 
     @property
+    def host_clock(self) -> HostClock:
+        """The job host's clock as the schedule rules see it: smoothed and capped."""
+        return host_clock(self.state().recent_offsets)
+
+    @property
     def has_clock_warning(self) -> bool:
-        return abs(self.clock_offset_seconds) > self.skew_warning.total_seconds()
+        clock = self.host_clock
+        return clock.is_capped or abs(clock.offset) > self.skew_warning
+
+    @property
+    def clock_note(self) -> str:
+        """What a host clock that is off means for this check ("" when it is not off)."""
+        if not self.has_clock_warning:
+            return ""
+        return schedule.describe_host_clock(self.host_clock, ScheduleKind(self.schedule_kind))
 
     @property
     def open_runs(self) -> list[dict]:

@@ -6,6 +6,6 @@ class EscalationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        # Subscribes to the incidents layer's signals (apps/incidents/signals.py): incidents
-        # announce what happened and never name this app.
+        # Subscribes to the signals of the layers below (apps/incidents/signals.py,
+        # apps/teams/lifecycle.py): they announce what happened and never name this app.
         from . import receivers  # noqa: F401

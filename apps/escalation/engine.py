@@ -216,6 +216,10 @@ def policy_for_check(check: Check) -> tuple[PolicySnapshot, str]:
         ).first()
     if policy is None:
         policy = EscalationPolicy.objects.filter(team_id=check.team_id, is_default=True).first()
+        if policy is not None and not policy.steps.exists():
+            # A default left without steps (saved before that was refused) would tell nobody:
+            # the team falls back to telling every member.
+            policy = None
     if policy is None:
         return implicit_policy(check.team_id), ""
     return policy.snapshot(), policy.name

@@ -9,8 +9,10 @@ from apps.incidents.signals import (
     incidents_resolved,
     severities_raised,
 )
+from apps.teams.lifecycle import team_created
 
 from . import engine
+from .defaults import on_team_created
 
 
 @receiver(incidents_opened, dispatch_uid="escalation.on_incidents_opened")
@@ -32,3 +34,7 @@ def on_incident_acknowledged(sender, *, incident, now, **kwargs) -> None:
 def on_severities_raised(sender, *, incidents, now, **kwargs) -> None:
     for incident in incidents:
         engine.after_severity_raised(incident, now=now)
+
+
+# A new team starts with a default policy that emails every member.
+team_created.connect(on_team_created, dispatch_uid="escalation-default-policy")

@@ -9,6 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.checks.models import Check
 from apps.clock import database_now
 from apps.teams.access import require_role
 from apps.teams.current import current_membership, dashboard_login_required
@@ -97,10 +98,13 @@ def _delete(request, model, pk, *, then: str, message: str = ""):
 def overview(request):
     membership = team_membership(request)
     team = membership.team
+    policies = list(EscalationPolicy.objects.filter(team=team).prefetch_related("steps"))
+    for policy in policies:
+        policy.covered_count = checks_using(policy).count()
     context = {
         "team": team,
         "can_edit": membership.has_role(ADMIN),
-        "policies": EscalationPolicy.objects.filter(team=team).prefetch_related("steps"),
+        "policies": policies,
         "rotations": Rotation.objects.filter(team=team).prefetch_related("members__user"),
     }
     return render(request, "escalation/overview.html", context)
@@ -138,6 +142,15 @@ def policy_detail(request, pk):
     )
 
 
+def checks_using(policy: EscalationPolicy):
+    """The team's checks whose incidents `policy` handles: those naming it and, for the
+    default, those naming none."""
+    checks = Check.objects.filter(team_id=policy.team_id, escalation_policy=policy)
+    if policy.is_default:
+        checks |= Check.objects.filter(team_id=policy.team_id, escalation_policy__isnull=True)
+    return checks
+
+
 def described_steps(policy) -> list[tuple]:
     """(step, target labels) in order; a target that no longer exists says so."""
     labels = dict(target_choices(policy.team))
@@ -150,11 +163,12 @@ def described_steps(policy) -> list[tuple]:
     ]
 
 
-def _steps_response(request, policy, step_form, *, status=200):
+def _steps_response(request, policy, step_form, *, status=200, steps_error=""):
     context = {
         "policy": policy,
         "steps": described_steps(policy),
         "step_form": step_form,
+        "steps_error": steps_error,
         "can_edit": True,
     }
     template = "escalation/policy_detail.html"
@@ -205,8 +219,12 @@ def step_change(request, pk, step_id, operation):
     step = get_object_or_404(EscalationStep, id=step_id, policy=policy)
     if operation not in STEP_OPERATIONS:
         raise Http404("No such operation")
-    services.change_step(step=step, operation=operation)
-    return _steps_response(request, policy, StepForm(team=policy.team))
+    form = StepForm(team=policy.team)
+    try:
+        services.change_step(step=step, operation=operation)
+    except services.LastStepOfDefault as exc:
+        return _steps_response(request, policy, form, status=400, steps_error=str(exc))
+    return _steps_response(request, policy, form)
 
 
 @dashboard_login_required
@@ -331,12 +349,20 @@ def silence_list(request):
     context = {
         "team": team,
         "form": form,
-        "active": silences.active_at(now),
-        "upcoming": silences.upcoming(now),
+        "active": with_covered_checks(silences.active_at(now), team.id),
+        "upcoming": with_covered_checks(silences.upcoming(now), team.id),
         "silenced_now": holds.silenced_now(team.id, now),
         "can_silence": membership.has_role(MEMBER),
     }
     return render(request, "escalation/silences.html", context, status=400 if form.errors else 200)
+
+
+def with_covered_checks(silences, team_id: int) -> list[Silence]:
+    """The silences, each with `covered`: the team's checks its matchers match now."""
+    silences = list(silences)
+    for silence in silences:
+        silence.covered = holds.matching_checks(team_id, silence.matchers)
+    return silences
 
 
 @dashboard_login_required

@@ -5,10 +5,10 @@ outbox rows in the caller's transaction and does no network I/O. The rows are pu
 messages by the grouping flush (apps/notifications/flush.py) and sent by Celery tasks.
 """
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
@@ -16,24 +16,14 @@ from apps.escalation.signals import Owed, Recipient
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
 
-from .grouping import GroupingRules, group_key_for
-from .models import Channel, Notification, TeamNotificationSettings
+from .flush import flush_due_groups
+from .grouping import GroupingRules, group_key_for, is_burst_open
+from .groups import ALERTING_EVENTS, grouping_rules, last_message_at
+from .models import Channel, Notification
 
 # What notify() accepts: every one of them alerts someone to an incident that needs them.
 # "resolved" and "acknowledged" are follow-ups, with functions of their own below.
-EVENTS = frozenset({"down", "escalation", "reminder", "retriggered", "unsilenced"})
-ALERTING_EVENTS = EVENTS
-
-
-def grouping_rules(team_id: int) -> GroupingRules:
-    row = TeamNotificationSettings.objects.filter(team_id=team_id).first()
-    if row is None:
-        return GroupingRules(
-            group_by=TeamNotificationSettings.GroupBy.TEAM,
-            group_wait=settings.NOTIFICATION_GROUP_WAIT,
-            group_interval=settings.NOTIFICATION_GROUP_INTERVAL,
-        )
-    return GroupingRules(row.group_by, row.group_wait, row.group_interval)
+EVENTS = ALERTING_EVENTS
 
 
 def notify(
@@ -195,25 +185,52 @@ def _write_rows(owed: list[Owed], *, now: datetime) -> int:
         return 0
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     for team_id in sorted(teams_written):
-        if rules[team_id].group_wait.total_seconds() <= 0:
+        team_rows = [row for row in rows if row.incident.owner.team_id == team_id]
+        if rules[team_id].group_wait.total_seconds() <= 0 or _opens_a_burst(
+            team_rows, team_id=team_id, rules=rules[team_id], now=now
+        ):
             flush_after_commit(team_id, as_of=now)
     return len(rows)
 
 
+def _opens_a_burst(
+    rows: list[Notification], *, team_id: int, rules: GroupingRules, now: datetime
+) -> bool:
+    """Whether one of `rows` is news due at once: a failure for a target whose group has no
+    burst open. Then the writing transaction (the sweep that detected it) hands it to delivery
+    as it commits, instead of leaving it to the beat's next flush."""
+    # One look per (target, group): a herd of a thousand failures told to one channel costs one
+    # query here, not a thousand.
+    groups = {
+        (row.target, row.group_key)
+        for row in rows
+        if row.event in ("down", "unsilenced", "retriggered", "escalation")
+    }  # reminders and follow-ups are never due at once
+    for target, group_key in sorted(groups):
+        last = last_message_at(team_id=team_id, target=target, group_key=group_key)
+        if not is_burst_open(at=now, last_message_at=last, rules=rules):
+            return True
+    return False
+
+
 def flush_after_commit(team_id: int, *, as_of: datetime) -> None:
-    """With no grouping wait, the team's new rows are due at once: hand them to a worker right
-    after commit instead of waiting for the next beat tick. A broker outage loses nothing: the
-    beat's flush finds the rows."""
-    from .tasks import flush_notification_groups_task
+    """News due at once (no grouping wait, or the first failure of a burst): flush the team's
+    groups as of `as_of` right after this transaction commits, in this process, so the
+    deliveries are enqueued by the commit of the sweep that owed them, not by the beat's next
+    tick. One flush per team and transaction, however many rows it wrote. An error loses
+    nothing: the rows are pending and the beat's flush finds them."""
+    connection = transaction.get_connection()
+    for _savepoints, callback, *_rest in connection.run_on_commit:
+        if getattr(callback, "flushes_team", None) == team_id:
+            return
 
-    def enqueue():
+    def flush():
         try:
-            flush_notification_groups_task.delay(team_id=team_id, as_of=as_of.isoformat())
+            flush_due_groups(now=as_of, team_id=team_id)
         except Exception:
-            import logging
-
-            logging.getLogger(__name__).warning(
-                "could not enqueue the flush for team %s; the beat's flush will do it", team_id
+            logging.getLogger(__name__).exception(
+                "the flush after commit failed for team %s; the beat's flush will do it", team_id
             )
 
-    transaction.on_commit(enqueue)
+    flush.flushes_team = team_id
+    transaction.on_commit(flush)

@@ -139,7 +139,14 @@ class Message:
 def why(incident: Incident) -> str:
     details = incident.details or {}
     if incident.kind == Incident.Kind.MISSED_HEARTBEAT:
-        return "Missed heartbeat: no ping came in time."
+        check = incident.owner
+        note = check.clock_note
+        if note:
+            # A host clock that is off moves a cron check's runs: a likely cause. A period
+            # check is judged by arrival, so there it is only worth knowing.
+            label = "Note" if check.schedule_kind == "period" else "Likely cause"
+            note = f" {label}: {note}"
+        return f"Missed heartbeat: no ping came in time.{note}"
     if incident.kind == Incident.Kind.FAILURE_SIGNAL:
         status = details.get("exit_status")
         with_status = f" with exit status {status}" if status is not None else ""
