@@ -27,6 +27,7 @@ from apps.incidents.services import (
 
 from .models import Check, Flip, Ping, Run, SweepRun
 from .monitor import BlindWindow, SweepSample, detect_blind_window
+from .quarantine import record_evaluation_failure
 from .rules import PingEvent, PingKind
 from .state import (
     FAILURE_REASONS,
@@ -45,8 +46,6 @@ from .state import (
 
 logger = logging.getLogger(__name__)
 
-# A check whose evaluation raised is looked at again after this long, not in a tight loop.
-RETRY_BROKEN_CHECK_AFTER = timedelta(minutes=5)
 MAX_BATCHES_PER_SWEEP = 50
 # Pings folded per check per sweep; a flood is worked off over several sweeps.
 MAX_PINGS_PER_CHECK = 500
@@ -63,6 +62,9 @@ class SweepResult:
     severities_raised: int = 0
     blind: BlindWindow | None = None
     errors: list[str] = field(default_factory=list)
+    # Checks whose evaluation failed and whose team is due a report (quarantine.py): the task
+    # sends the reports after the sweep, outside its transactions.
+    failures_to_report: list = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (
@@ -138,8 +140,67 @@ def _sweep_batch(*, now: datetime, batch_size: int, result: SweepResult) -> int:
             except Exception as exc:
                 logger.exception("sweeping check %s failed", check.id)
                 result.errors.append(f"{check.id}: {exc}")
-                Check.objects.filter(id=check.id).update(alert_after=now + RETRY_BROKEN_CHECK_AFTER)
+                _quarantine(check, error=exc, now=now, result=result)
     return len(batch)
+
+
+def _quarantine(check: Check, *, error: Exception, now: datetime, result: SweepResult) -> None:
+    """Find the ping that makes `check`'s evaluation raise and skip it, so that one bad input
+    never stops a check from being judged (retrying it would fail the same way forever).
+
+    Pings are folded one per savepoint until one raises; the ones before it are kept. When
+    the first pending ping folds fine alone, the failure needs the pings after it: folding on
+    one at a time finds the one that breaks. Nothing pending to blame: the check's own state
+    is broken, and it is retried later. Either way the failure is recorded and reported.
+    """
+    skipped_n = None
+    try:
+        with transaction.atomic():
+            check.refresh_from_db()
+            try:
+                check.rules(), check.state()
+            except Exception as exc:
+                # The check's own settings or state cannot be read: no ping is to blame, and
+                # skipping them would only lose them.
+                return _record_failure(check, error=exc, skipped_n=None, now=now, result=result)
+            for _ in range(MAX_PINGS_PER_CHECK):
+                # The failed savepoint left the in-memory check ahead of its row.
+                check.refresh_from_db()
+                pending = (
+                    Ping.objects.filter(owner=check, n__gt=check.processed_n)
+                    .order_by("n")
+                    .values_list("n", flat=True)
+                    .first()
+                )
+                if pending is None:
+                    break
+                try:
+                    with transaction.atomic():
+                        sweep_check(check, now=now, result=result, max_pings=1)
+                except Exception as exc:
+                    error, skipped_n = exc, pending
+                    break
+            check.refresh_from_db()
+            if skipped_n is None:
+                # Every pending ping folded: only letting time pass is left to try. If it works
+                # now, the first failure was passing (a lost connection), not this check's.
+                try:
+                    with transaction.atomic():
+                        sweep_check(check, now=now, result=result)
+                    return
+                except Exception as exc:
+                    error = exc
+                check.refresh_from_db()
+            _record_failure(check, error=error, skipped_n=skipped_n, now=now, result=result)
+    except Exception:
+        # Even recording failed (the database refuses writes): the row keeps its deadline,
+        # and the next sweep tries again.
+        logger.exception("quarantining check %s failed", check.id)
+
+
+def _record_failure(check, *, error, skipped_n, now, result: SweepResult) -> None:
+    if record_evaluation_failure(check, error=error, skipped_n=skipped_n, now=now):
+        result.failures_to_report.append(str(check.id))
 
 
 def ping_event(ping: Ping) -> PingEvent:
@@ -162,23 +223,24 @@ def ping_event(ping: Ping) -> PingEvent:
     )
 
 
-def sweep_check(check: Check, *, now: datetime, result: SweepResult) -> None:
-    """Fold the claimed check's new pings, advance it to `now`, and write what changed."""
+def sweep_check(
+    check: Check, *, now: datetime, result: SweepResult, max_pings: int = MAX_PINGS_PER_CHECK
+) -> None:
+    """Fold the claimed check's new pings (at most `max_pings`; the rest leave it due), advance
+    it to `now`, and write what changed."""
     rules = check.rules()
     skew = settings.CLOCK_SKEW_ALLOWANCE
     blind_since = result.blind.since if result.blind else None
     state = check.state()
     pings = list(
-        Ping.objects.filter(owner=check, n__gt=check.processed_n).order_by("n")[
-            :MAX_PINGS_PER_CHECK
-        ]
+        Ping.objects.filter(owner=check, n__gt=check.processed_n).order_by("n")[:max_pings]
     )
     effects = []
     for ping in pings:
         step = apply_ping(state, ping_event(ping), rules, skew, blind_since)
         state = step.state
         effects.extend(step.effects)
-    more_pending = len(pings) == MAX_PINGS_PER_CHECK
+    more_pending = len(pings) == max_pings
     if not more_pending:
         step = advance_time(state, rules, now, skew, blind_since)
         state = step.state

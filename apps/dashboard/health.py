@@ -6,6 +6,7 @@ from django.db import DatabaseError
 
 from apps.checks.clock import database_now
 from apps.checks.models import Flip, SweepRun
+from apps.checks.quarantine import recent_evaluation_failures
 
 
 def sweeper_lag_seconds() -> float | None:
@@ -76,3 +77,9 @@ def recent_blind_episode(hours: int = 24) -> dict | None:
         "cause": sweep.blind_cause,
         "checks_marked_unknown": unknown,
     }
+
+
+def evaluation_failures() -> dict:
+    """Checks whose evaluation raised lately (apps/checks/quarantine.py): each is a bug or
+    damaged data that the operator should hear of, even though the check goes on being judged."""
+    return recent_evaluation_failures(database_now())
