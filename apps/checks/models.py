@@ -11,6 +11,7 @@ from . import schedule
 from .rules import EX_TEMPFAIL, Rules, Severity
 from .schedule import HostClock, Schedule, ScheduleKind, host_clock
 from .state import EvalState, RunOutcome, Status, state_from_json
+from .storable import decode_storable
 
 
 def _raise_if_out_of_range(value, label, minimum=schedule.MIN_INTERVAL):
@@ -148,6 +149,11 @@ class Check(models.Model):
     # The sweeper's bookkeeping: pings up to this number are folded into eval_state.
     processed_n = models.PositiveIntegerField(default=0)
     eval_state = models.JSONField(default=dict, blank=True)
+    # The last time folding this check's pings raised (a bug, or a row the rules cannot read):
+    # the ping that caused it is skipped with the outcome "error", the check page shows this,
+    # /healthz reports it and the team's owners and admins are emailed (see sweeper.py).
+    evaluation_failed_at = models.DateTimeField(null=True, blank=True)
+    evaluation_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CheckQuerySet.as_manager()
@@ -273,7 +279,8 @@ class Ping(models.Model):
 
     @property
     def body_text(self) -> str:
-        return bytes(self.body).decode("utf-8", errors="replace")
+        # Goes into incident details (jsonb), emails and pages: never a NUL (issue 14).
+        return decode_storable(bytes(self.body))
 
     def body_tail(self, lines: int = 20, max_chars: int = 2000) -> str:
         tail = "\n".join(self.body_text.rstrip().splitlines()[-lines:])

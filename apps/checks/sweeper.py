@@ -34,6 +34,7 @@ from django.db.models import Q
 
 from .models import SWEEPABLE, Check, Flip, Ping, Run, SweepRun
 from .monitor import BlindWindow, SweepSample, detect_blind_window
+from .quarantine import record_evaluation_failure
 from .rules import PingEvent, PingKind, Rules
 from .signals import CheckChanged, announce_changes, announce_sweep_finished
 from .state import (
@@ -51,8 +52,6 @@ from .state import (
 
 logger = logging.getLogger(__name__)
 
-# A check whose evaluation raised is looked at again after this long, not in a tight loop.
-RETRY_BROKEN_CHECK_AFTER = timedelta(minutes=5)
 MAX_BATCHES_PER_SWEEP = 50
 # Pings folded per check per sweep; a flood is worked off over several sweeps.
 MAX_PINGS_PER_CHECK = 500
@@ -70,6 +69,9 @@ class SweepResult:
     severities_raised: int = 0
     blind: BlindWindow | None = None
     errors: list[str] = field(default_factory=list)
+    # Checks whose evaluation failed and whose team is due a report (quarantine.py): the task
+    # sends the reports after the sweep, outside its transactions.
+    failures_to_report: list = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (
@@ -87,6 +89,7 @@ class SweepResult:
         self.resolved += other.resolved
         self.pings_folded += other.pings_folded
         self.errors += other.errors
+        self.failures_to_report += other.failures_to_report
 
 
 @dataclass
@@ -225,15 +228,21 @@ def _sweep_one_by_one(ids, now: datetime, blind_since: datetime | None) -> Sweep
         except Exception as exc:
             logger.exception("sweeping check %s failed", check.id)
             result.errors.append(f"{check.id}: {exc}")
-            Check.objects.filter(id=check.id).update(alert_after=now + RETRY_BROKEN_CHECK_AFTER)
+            _quarantine(check, error=exc, now=now, blind_since=blind_since, result=result)
     return result
 
 
-def sweep_checks(checks: list[Check], *, now: datetime, blind_since=None) -> SweepResult:
-    """Fold, advance and write `checks` (claimed by the caller) as one set."""
-    pending = _pending_pings(checks)
+def sweep_checks(
+    checks: list[Check], *, now: datetime, blind_since=None, max_pings=MAX_PINGS_PER_CHECK
+) -> SweepResult:
+    """Fold, advance and write `checks` (claimed by the caller) as one set, folding at most
+    `max_pings` pending pings per check (the rest leave it due)."""
+    pending = _pending_pings(checks, max_pings)
     folded = [
-        fold(check, pending.get(check.id, []), now=now, blind_since=blind_since) for check in checks
+        fold(
+            check, pending.get(check.id, []), now=now, blind_since=blind_since, max_pings=max_pings
+        )
+        for check in checks
     ]
     written = _write_checks(folded)
     done = [item for item in folded if item.check.id in written]
@@ -245,21 +254,84 @@ def sweep_checks(checks: list[Check], *, now: datetime, blind_since=None) -> Swe
     return result
 
 
-def _pending_pings(checks: list[Check]) -> dict:
-    """Check id -> its unfolded pings in order, at most MAX_PINGS_PER_CHECK each, in one query.
+def _pending_pings(checks: list[Check], max_pings: int = MAX_PINGS_PER_CHECK) -> dict:
+    """Check id -> its unfolded pings in order, at most `max_pings` each, in one query.
     Pings are numbered 1, 2, 3, ... per check (n_pings counts them), so the next ones to fold
     are those numbered after processed_n."""
     waiting = Q()
     for check in checks:
         if check.n_pings > check.processed_n:
             first = check.processed_n
-            waiting |= Q(owner_id=check.id, n__gt=first, n__lte=first + MAX_PINGS_PER_CHECK)
+            waiting |= Q(owner_id=check.id, n__gt=first, n__lte=first + max_pings)
     if not waiting:
         return {}
     pending: dict = {}
     for ping in Ping.objects.filter(waiting).order_by("owner_id", "n"):
         pending.setdefault(ping.owner_id, []).append(ping)
     return pending
+
+
+def _quarantine(
+    check: Check, *, error: Exception, now: datetime, blind_since, result: SweepResult
+) -> None:
+    """Find the ping that makes `check`'s evaluation raise and skip it, so that one bad input
+    never stops a check from being judged (retrying it would fail the same way forever).
+
+    Pings are folded one per savepoint until one raises; the ones before it are kept. When
+    the first pending ping folds fine alone, the failure needs the pings after it: folding on
+    one at a time finds the one that breaks. Nothing pending to blame: the check's own state
+    is broken, and it is retried later. Either way the failure is recorded and reported.
+    """
+    skipped_n = None
+    try:
+        with transaction.atomic():
+            check.refresh_from_db()
+            try:
+                check.rules(), check.state()
+            except Exception as exc:
+                # The check's own settings or state cannot be read: no ping is to blame, and
+                # skipping them would only lose them.
+                return _record_failure(check, error=exc, skipped_n=None, now=now, result=result)
+            for _ in range(MAX_PINGS_PER_CHECK):
+                # The failed savepoint left the in-memory check ahead of its row.
+                check.refresh_from_db()
+                pending = (
+                    Ping.objects.filter(owner=check, n__gt=check.processed_n)
+                    .order_by("n")
+                    .values_list("n", flat=True)
+                    .first()
+                )
+                if pending is None:
+                    break
+                try:
+                    with transaction.atomic():
+                        result.add(
+                            sweep_checks([check], now=now, blind_since=blind_since, max_pings=1)
+                        )
+                except Exception as exc:
+                    error, skipped_n = exc, pending
+                    break
+            check.refresh_from_db()
+            if skipped_n is None:
+                # Every pending ping folded: only letting time pass is left to try. If it works
+                # now, the first failure was passing (a lost connection), not this check's.
+                try:
+                    with transaction.atomic():
+                        result.add(sweep_checks([check], now=now, blind_since=blind_since))
+                    return
+                except Exception as exc:
+                    error = exc
+                check.refresh_from_db()
+            _record_failure(check, error=error, skipped_n=skipped_n, now=now, result=result)
+    except Exception:
+        # Even recording failed (the database refuses writes): the row keeps its deadline,
+        # and the next sweep tries again.
+        logger.exception("quarantining check %s failed", check.id)
+
+
+def _record_failure(check, *, error, skipped_n, now, result: SweepResult) -> None:
+    if record_evaluation_failure(check, error=error, skipped_n=skipped_n, now=now):
+        result.failures_to_report.append(str(check.id))
 
 
 def ping_event(ping: Ping) -> PingEvent:
@@ -282,9 +354,16 @@ def ping_event(ping: Ping) -> PingEvent:
     )
 
 
-def fold(check: Check, pings: list[Ping], *, now: datetime, blind_since=None) -> Evaluated:
-    """The check's new state after its `pings` (in order) and the time up to `now`: pure, no
-    database access."""
+def fold(
+    check: Check,
+    pings: list[Ping],
+    *,
+    now: datetime,
+    blind_since=None,
+    max_pings: int = MAX_PINGS_PER_CHECK,
+) -> Evaluated:
+    """The check's new state after its `pings` (in order, at most `max_pings` of them loaded)
+    and the time up to `now`: pure, no database access."""
     rules = check.rules()
     skew = settings.CLOCK_SKEW_ALLOWANCE
     state = check.state()
@@ -294,7 +373,7 @@ def fold(check: Check, pings: list[Ping], *, now: datetime, blind_since=None) ->
         step = apply_ping(state, ping_event(ping), rules, skew, blind_since)
         state = step.state
         effects.extend(step.effects)
-    more_pending = len(pings) == MAX_PINGS_PER_CHECK
+    more_pending = len(pings) == max_pings
     if not more_pending:
         step = advance_time(state, rules, now, skew, blind_since)
         state = step.state

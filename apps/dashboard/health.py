@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from apps.checks.models import Flip, SweepRun
+from apps.checks.quarantine import recent_evaluation_failures
 from apps.clock import database_now
 from apps.notifications.models import Delivery
 
@@ -65,3 +66,9 @@ def recent_blind_episode(hours: int = 24) -> dict | None:
         "cause": sweep.blind_cause,
         "checks_marked_unknown": unknown,
     }
+
+
+def evaluation_failures() -> dict:
+    """Checks whose evaluation raised lately (apps/checks/quarantine.py): each is a bug or
+    damaged data that the operator should hear of, even though the check goes on being judged."""
+    return recent_evaluation_failures(database_now())

@@ -310,8 +310,8 @@ def _jsonable(episode):
 @never_cache
 @require_GET
 def healthz(request):
-    """Monitor the monitor: 503 when the database is unreachable, the sweeper is late or due
-    notifications are not being sent."""
+    """Monitor the monitor: 503 when the database is unreachable, the sweeper is late, due
+    notifications are not being sent, or a check's evaluation failed in the last 15 minutes."""
     db_ok, db_detail = database_ok()
     broker_ok, broker_detail = health.broker_ok()
     lag = health.sweeper_lag_seconds() if db_ok else None
@@ -320,7 +320,9 @@ def healthz(request):
     delivery_lag = health.delivery_lag_seconds() if db_ok else None
     max_delivery_lag = health.MAX_DELIVERY_LAG.total_seconds()
     deliveries_ok = delivery_lag is not None and delivery_lag <= max_delivery_lag
-    healthy = db_ok and sweeper_ok and deliveries_ok
+    evaluation = health.evaluation_failures() if db_ok else None
+    evaluation_ok = evaluation is not None and evaluation["checks"] == 0
+    healthy = db_ok and sweeper_ok and deliveries_ok and evaluation_ok
     body = {
         "status": "ok" if healthy else "unhealthy",
         "database": {"ok": db_ok, "detail": db_detail},
@@ -336,5 +338,6 @@ def healthz(request):
             "max_lag_seconds": max_delivery_lag,
         },
         "blind_episode": _jsonable(health.recent_blind_episode()) if db_ok else None,
+        "evaluation": {"ok": evaluation_ok, "failed_lately": evaluation},
     }
     return JsonResponse(body, status=200 if healthy else 503)

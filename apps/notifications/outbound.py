@@ -37,22 +37,58 @@ class Response:
     body: bytes
 
 
-def address_allowed(ip: str) -> bool:
-    address = ipaddress.ip_address(ip)
-    if getattr(address, "ipv4_mapped", None):
-        address = address.ipv4_mapped
-    if address.is_loopback:
-        return settings.OUTBOUND_ALLOW_LOOPBACK or settings.OUTBOUND_ALLOW_PRIVATE
-    if (
+# IPv6 ranges that no public host uses: IPv4-compatible addresses (deprecated by RFC 4291;
+# :: and ::1 are handled as unspecified and loopback first) and local-use NAT64 (RFC 8215),
+# which by definition translates into someone's private network.
+_NEVER_PUBLIC_V6 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# Translators that carry the IPv4 destination in the last 32 bits: well-known NAT64
+# (RFC 6052) and SIIT's IPv4-translated form (RFC 2765).
+_LAST_32_BITS_V4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address leads to: a 6to4 (2002::/16) or Teredo (2001::/32,
+    server and client) address is delivered through a relay to the IPv4 host inside it, a NAT64
+    one is translated to it. Python's `is_global` judges only the outer address (it calls
+    2002:7f00:1:: global), so these are what must be judged instead. Empty for other forms."""
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    if any(address in network for network in _LAST_32_BITS_V4):
+        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
+    return ()
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True when `address`, and every IPv4 address embedded in it, is a public host."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if any(address in network for network in _NEVER_PUBLIC_V6):
+            return False
+        embedded = embedded_ipv4(address)
+        if embedded:
+            # The outer prefix says nothing (Teredo's is "private" to Python, NAT64's
+            # "reserved"): the destination is the embedded host.
+            return all(is_public(inner) for inner in embedded)
+    return address.is_global and not (
         address.is_private
         or address.is_link_local
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
-        or not address.is_global
-    ):
-        return settings.OUTBOUND_ALLOW_PRIVATE
-    return True
+    )
+
+
+def address_allowed(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # ::ffff:a.b.c.d is the IPv4 host itself on a dual-stack socket.
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return settings.OUTBOUND_ALLOW_LOOPBACK or settings.OUTBOUND_ALLOW_PRIVATE
+    return is_public(address) or settings.OUTBOUND_ALLOW_PRIVATE
 
 
 def resolve_public(host: str, port: int) -> str:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from apps.checks.models import Check, Flip, Ping, Run, SweepRun
 from apps.checks.pings import PingData, record_ping
-from apps.checks.sweeper import RETRY_BROKEN_CHECK_AFTER, earliest_due_at, sweep_due_checks
+from apps.checks.quarantine import RETRY_BROKEN_CHECK_AFTER
+from apps.checks.sweeper import earliest_due_at, sweep_due_checks
 from apps.incidents.models import Incident, IncidentEvent
 from apps.notifications.models import Notification
 from tests.conftest import requires_postgres

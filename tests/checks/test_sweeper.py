@@ -9,7 +9,8 @@ import pytest
 from django.db import connections
 
 from apps.checks.models import Check, Flip, SweepRun
-from apps.checks.sweeper import RETRY_BROKEN_CHECK_AFTER, sweep_due_checks
+from apps.checks.quarantine import RETRY_BROKEN_CHECK_AFTER
+from apps.checks.sweeper import sweep_due_checks
 from apps.incidents.models import Incident
 from apps.notifications.models import Notification
 from config.celery import app as celery_app

@@ -118,6 +118,83 @@ def test_public_addresses_are_allowed(settings):
     assert not address_allowed("100.64.0.1")  # carrier-grade NAT is not public either
 
 
+# Every IPv6 form that leads to an IPv4 host, with the host inside: the embedded address
+# decides (issue 14: Python's is_global calls 2002:7f00:1:: public).
+EMBEDDED_IPV4_FORMS = [
+    ("6to4-loopback", "2002:7f00:1::", False),
+    ("6to4-private", "2002:a00:1::1", False),
+    ("6to4-metadata", "2002:a9fe:a9fe::", False),
+    ("6to4-cgnat", "2002:6440:1::", False),
+    ("6to4-public", "2002:808:808::1", True),
+    ("nat64-loopback", "64:ff9b::7f00:1", False),
+    ("nat64-private", "64:ff9b::a00:1", False),
+    ("nat64-metadata", "64:ff9b::169.254.169.254", False),
+    ("nat64-public", "64:ff9b::8.8.8.8", True),
+    ("nat64-local-use-public-inside", "64:ff9b:1::808:808", False),
+    ("nat64-local-use-private-inside", "64:ff9b:1::a00:1", False),
+    ("teredo-client-loopback", "2001:0:4136:e378:8000:63bf:80ff:fffe", False),
+    ("teredo-client-private", "2001:0:4136:e378:8000:63bf:3f57:fef5", False),
+    ("teredo-server-private", "2001:0:a00:1:8000:63bf:f7f7:f7f7", False),
+    ("teredo-both-public", "2001:0:4136:e378:8000:63bf:f7f7:f7f7", True),
+    ("mapped-loopback", "::ffff:127.0.0.1", False),
+    ("mapped-private", "::ffff:192.168.1.1", False),
+    ("mapped-metadata", "::ffff:169.254.169.254", False),
+    ("mapped-public", "::ffff:8.8.8.8", True),
+    ("translated-loopback", "::ffff:0:127.0.0.1", False),
+    ("translated-public", "::ffff:0:8.8.8.8", True),
+    ("compatible-loopback", "::127.0.0.1", False),
+    ("compatible-private", "::10.0.0.1", False),
+    ("compatible-public", "::8.8.8.8", False),  # deprecated form: no public host uses it
+    ("unspecified", "::", False),
+    ("loopback", "::1", False),
+    ("plain-public", "2606:4700:4700::1111", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("ip", "allowed"),
+    [(ip, allowed) for _, ip, allowed in EMBEDDED_IPV4_FORMS],
+    ids=[name for name, _, _ in EMBEDDED_IPV4_FORMS],
+)
+def test_addresses_with_an_ipv4_inside_are_judged_by_it(settings, ip, allowed):
+    settings.OUTBOUND_ALLOW_LOOPBACK = settings.OUTBOUND_ALLOW_PRIVATE = False
+    assert address_allowed(ip) is allowed
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [ip for _, ip, allowed in EMBEDDED_IPV4_FORMS if not allowed and ip != "::1"],
+    ids=[name for name, ip, allowed in EMBEDDED_IPV4_FORMS if not allowed and ip != "::1"],
+)
+def test_loopback_setting_does_not_open_embedded_forms(settings, ip):
+    # OUTBOUND_ALLOW_LOOPBACK is for a receiver on this host: ::ffff:127.0.0.1 is that host,
+    # a 6to4 or NAT64 wrapping of 127.0.0.1 is somebody else's relay.
+    settings.OUTBOUND_ALLOW_LOOPBACK, settings.OUTBOUND_ALLOW_PRIVATE = True, False
+    assert address_allowed(ip) is (ip == "::ffff:127.0.0.1")
+
+
+def test_private_setting_allows_every_embedded_form(settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    assert all(address_allowed(ip) for _, ip, _ in EMBEDDED_IPV4_FORMS)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[2002:7f00:1::]/hook",
+        "https://[64:ff9b::a9fe:a9fe]/latest/meta-data",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:8080/hook",
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[::a00:1]/hook",
+    ],
+)
+def test_embedded_private_addresses_are_refused_at_send_time(settings, url):
+    settings.OUTBOUND_ALLOW_LOOPBACK = settings.OUTBOUND_ALLOW_PRIVATE = False
+    with pytest.raises(OutboundError) as raised:
+        post(url, body=b"", headers={}, timeout=1)
+    assert raised.value.permanent and "refused" in str(raised.value)
+
+
 class DripHandler(BaseHTTPRequestHandler):
     """Answers one byte every 0.2 s: each read succeeds, the answer never completes."""
 
