@@ -32,6 +32,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
+from apps.bulk import update_many
+
 from .models import SWEEPABLE, Check, Flip, Ping, Run, SweepRun
 from .monitor import BlindWindow, SweepSample, detect_blind_window
 from .quarantine import record_evaluation_failure
@@ -526,7 +528,7 @@ def _write_runs(started: dict[tuple, Run], finished: list[tuple[Check, RunFinish
     if create:
         Run.objects.bulk_create(create)
     if update:
-        Run.objects.bulk_update(update, RUN_FINISH_FIELDS)
+        update_many(Run, update, RUN_FINISH_FIELDS)
 
 
 def prune_sweep_runs(*, now: datetime, keep_for: timedelta = timedelta(days=2)) -> int:

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from apps.bulk import update_many
 from apps.checks.models import Check
 from apps.incidents.models import Incident, IncidentEvent
 from apps.teams.models import Membership
@@ -174,7 +175,7 @@ def start_escalations(incidents: list[Incident], *, now: datetime) -> None:
             incident.escalation_position = EscalationState(position=start(policy, now)).dump()
             reconsider(incident, now=now, no_parents=True)
     IncidentEvent.objects.bulk_create(batch.events)
-    Incident.objects.bulk_update(plain, SAVED_FIELDS)
+    update_many(Incident, plain, SAVED_FIELDS)
     owe(batch.owed, now=now)
 
 

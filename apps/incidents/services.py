@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 
+from apps.bulk import update_many
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
@@ -168,7 +169,7 @@ def resolve_incidents(resolved: list[tuple[Incident, datetime, str]], *, now: da
         incident.resolution = resolution
         incident.severity_raise_at = None
         incidents.append(incident)
-    Incident.objects.bulk_update(incidents, RESOLVED_FIELDS)
+    update_many(Incident, incidents, RESOLVED_FIELDS)
     IncidentEvent.objects.bulk_create(
         IncidentEvent(
             incident=incident,
