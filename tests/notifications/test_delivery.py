@@ -28,7 +28,7 @@ from apps.incidents.models import Incident
 from apps.notifications.delivery import deliver, due_delivery_ids
 from apps.notifications.flush import flush_due_groups
 from apps.notifications.models import Delivery, Notification
-from apps.notifications.tasks import flush_notification_groups_task
+from apps.notifications.tasks import flush_notification_groups_task, retry_due_deliveries_task
 from config.celery import app as celery_app
 
 from .conftest import beat_until
@@ -358,17 +358,20 @@ def test_broker_outage_does_not_fail_the_sweep_and_the_outbox_catches_up(
         started = time.monotonic()
         result = sweep_due_checks(now=now)
         elapsed = time.monotonic() - started
-    # The sweep committed its work and said so; enqueueing failed quietly after the commit.
+    # The sweep committed its work and said so; the flush after its commit made the messages
+    # (no broker needed), and enqueueing their delivery failed quietly.
     assert (result.opened, result.errors) == (1, [])
     assert elapsed < 20
-    assert "the beat's flush will do it" in caplog.text
+    assert "the retry beat will send it" in caplog.text
     with celery_worker.exclusive():
         assert Incident.objects.get(owner=check).state == Incident.State.TRIGGERED
         assert sorted(Notification.objects.values_list("status", flat=True)) == ["pending"] * 2
+        assert sorted(Delivery.objects.values_list("status", flat=True)) == ["pending"] * 2
     assert mail.outbox == []
 
     # The broker is back; beat's flush and retry scan hand the rows to the worker.
     flush_notification_groups_task.delay()
+    retry_due_deliveries_task.delay()
     celery_worker.wait_for(
         lambda: set(Notification.objects.values_list("status", flat=True)) == {Status.SENT},
         what="both rows sent",
