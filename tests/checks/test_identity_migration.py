@@ -1,4 +1,4 @@
-"""Migration 0003: a check's ping token becomes its id, so that ping URLs handed out before the
+"""Migration 0005: a check's ping token becomes its id, so that ping URLs handed out before the
 migration keep working and are the check's uuid in the APIs. Runs the real migrations backwards
 and forwards over rows written with the historical models."""
 
@@ -14,8 +14,8 @@ from apps.checks.pings import PingData, record_ping
 from apps.escalation.models import Silence
 from apps.incidents.models import Incident
 
-BEFORE = [("checks", "0002_check_escalation_policy_and_dependencies")]
-AFTER = [("checks", "0006_check_badge_key")]
+BEFORE = [("checks", "0004_merge_evaluation_failure_and_checkdefaults")]
+AFTER = [("checks", "0008_check_badge_key")]
 T = datetime(2026, 11, 1, tzinfo=UTC)
 
 
@@ -30,7 +30,7 @@ def migrate(targets):
 
 @pytest.fixture
 def old_rows(transactional_db):
-    """Two checks as the schema before 0003 held them: an id and a separate ping token, with a
+    """Two checks as the schema before 0005 held them: an id and a separate ping token, with a
     ping, a flip, an incident, a dependency and a silence naming them by id."""
     apps = migrate(BEFORE)
     team = apps.get_model("teams", "Team").objects.create(name="Ops", slug="ops")

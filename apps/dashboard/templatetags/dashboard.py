@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.core.exceptions import PermissionDenied
 
+from apps.teams.current import current_membership, memberships_of
 from apps.teams.models import Membership
-
-from ..current_team import current_membership, memberships_of
 
 register = template.Library()
 

@@ -13,7 +13,7 @@ def give_badge_keys(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("checks", "0005_free_names_and_ignored_ping_input")]
+    dependencies = [("checks", "0007_free_names_and_ignored_ping_input")]
 
     operations = [
         migrations.AddField(

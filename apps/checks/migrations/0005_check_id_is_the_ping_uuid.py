@@ -49,7 +49,7 @@ def take_ping_token_as_id(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("checks", "0002_check_escalation_policy_and_dependencies"),
+        ("checks", "0004_merge_evaluation_failure_and_checkdefaults"),
         ("escalation", "0001_escalation_policies_rotations_silences"),
         ("incidents", "0002_incident_escalation_state"),
     ]

@@ -12,7 +12,7 @@ def lower_slugs(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("checks", "0004_remove_check_ping_token")]
+    dependencies = [("checks", "0006_remove_check_ping_token")]
 
     operations = [
         migrations.RemoveConstraint(model_name="check", name="unique_check_slug_per_team"),
