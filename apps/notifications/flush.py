@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.dispatch import Signal
 
 from apps.incidents.models import Incident
 
@@ -22,6 +23,9 @@ from .grouping import (
 )
 from .groups import ALERTING_EVENTS, grouping_rules, last_message_at
 from .models import Delivery, Notification
+
+# Sent after commit with `count`, the number of deliveries a flush made due.
+deliveries_made = Signal()
 
 Status = Notification.DeliveryStatus
 
@@ -310,8 +314,8 @@ def summarize(rows: list[Notification]) -> str:
 
 
 def enqueue_deliveries_after_commit(delivery_ids: list[int]) -> None:
+    """Announce the new deliveries once this transaction commits; the task layer of this app
+    (receivers.py) wakes the deliverers. The flush does not import the tasks that call it."""
     if not delivery_ids:
         return
-    from .tasks import wake_deliverers
-
-    transaction.on_commit(lambda: wake_deliverers(len(delivery_ids)))
+    transaction.on_commit(lambda: deliveries_made.send(sender=Delivery, count=len(delivery_ids)))

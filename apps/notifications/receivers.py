@@ -9,7 +9,9 @@ from apps.escalation.signals import channel_directory, notifications_owed
 from apps.incidents.signals import incident_acknowledged, incidents_resolved
 
 from .dispatch import notify_acknowledged, notify_many, notify_resolved_many
+from .flush import deliveries_made
 from .models import Channel
+from .tasks import wake_deliverers
 
 
 @receiver(notifications_owed, dispatch_uid="notifications.on_notifications_owed")
@@ -34,3 +36,8 @@ def team_channel_names(sender, *, team_id, ids=None, **kwargs) -> dict[int, str]
     if ids is not None:
         channels = channels.filter(id__in=ids)
     return dict(channels.order_by("name").values_list("id", "name"))
+
+
+@receiver(deliveries_made, dispatch_uid="notifications.wake_deliverers")
+def on_deliveries_made(sender, *, count, **kwargs) -> None:
+    wake_deliverers(count)
