@@ -74,6 +74,17 @@ class CheckQuerySet(models.QuerySet):
         return self.filter(SWEEPABLE, alert_after__lte=now)
 
 
+def with_dependencies(check_ids) -> set:
+    """The checks among `check_ids` that depend on another check or have dependents (and
+    those others), in one query: whose incidents hold each other back in order."""
+    edges = Check.depends_on.through.objects
+    found = edges.filter(from_check_id__in=check_ids) | edges.filter(to_check_id__in=check_ids)
+    linked = set()
+    for parent, child in found.values_list("to_check_id", "from_check_id"):
+        linked.update((parent, child))
+    return linked
+
+
 class Check(models.Model):
     Status = models.TextChoices("Status", [(s.name, s.value) for s in Status])
 

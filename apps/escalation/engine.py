@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from apps.bulk import update_many
-from apps.checks.models import Check
+from apps.checks.models import Check, with_dependencies
 from apps.incidents.models import Incident, IncidentEvent
 from apps.teams.models import Membership
 
@@ -158,12 +158,7 @@ def start_escalations(incidents: list[Incident], *, now: datetime) -> None:
     of checks with dependencies are started one by one, in order, as their holds need."""
     if not incidents:
         return
-    through = Check.depends_on.through.objects
-    check_ids = [incident.owner_id for incident in incidents]
-    edges = through.filter(from_check_id__in=check_ids) | through.filter(to_check_id__in=check_ids)
-    linked = set()
-    for parent, child in edges.values_list("to_check_id", "from_check_id"):
-        linked.update((parent, child))
+    linked = with_dependencies([incident.owner_id for incident in incidents])
     plain = [incident for incident in incidents if incident.owner_id not in linked]
     for incident in incidents:
         if incident.owner_id in linked:

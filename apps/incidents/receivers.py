@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.dispatch import receiver
 
-from apps.checks.models import Check
+from apps.checks.models import with_dependencies
 from apps.checks.signals import CheckChanged, Consequences, checks_changed, sweep_finished
 from apps.checks.state import FAILURE_REASONS, FlappingChanged, Reason, Status, StatusChanged
 
@@ -46,7 +46,7 @@ class _Plain:
 def on_checks_changed(sender, *, changes: list[CheckChanged], now, **kwargs) -> Consequences:
     """Open, relabel and resolve incidents for the checks' status and flapping changes."""
     result = Consequences()
-    linked = _with_dependencies([change.check.id for change in changes])
+    linked = with_dependencies([change.check.id for change in changes])
     plain, involved = [], []
     for change in changes:
         step = None if change.check.id in linked else _plain_step(change)
@@ -64,17 +64,6 @@ def on_checks_changed(sender, *, changes: list[CheckChanged], now, **kwargs) -> 
 @receiver(sweep_finished, dispatch_uid="incidents.on_sweep_finished")
 def on_sweep_finished(sender, *, now, **kwargs) -> int:
     return raise_due_severities(now=now)
-
-
-def _with_dependencies(check_ids) -> set:
-    """The checks among `check_ids` that depend on others or have dependents."""
-    edges = Check.depends_on.through.objects.filter(from_check_id__in=check_ids) | (
-        Check.depends_on.through.objects.filter(to_check_id__in=check_ids)
-    )
-    linked = set()
-    for parent, child in edges.values_list("to_check_id", "from_check_id"):
-        linked.update((parent, child))
-    return linked
 
 
 def _plain_step(change: CheckChanged) -> _Plain | None:

@@ -4,6 +4,7 @@ with its size; one poisoned check costs only itself; an idle sweep reads one ind
 
 from datetime import timedelta
 
+import pytest
 from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -16,7 +17,6 @@ from apps.checks.quarantine import RETRY_BROKEN_CHECK_AFTER
 from apps.checks.sweeper import earliest_due_at, sweep_due_checks
 from apps.incidents.models import Incident, IncidentEvent
 from apps.notifications.models import Notification
-from tests.conftest import requires_postgres
 from tests.factories import MembershipFactory, TeamFactory
 
 SEC, MIN, DAY = timedelta(seconds=1), timedelta(minutes=1), timedelta(days=1)
@@ -240,7 +240,11 @@ def queries_of_one_sweep(team, size: int, t0) -> dict[str, int]:
     return counts
 
 
-@requires_postgres
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'",
+    reason="SQLite writes the batch's check rows one compare-and-set at a time (no UPDATE ... "
+    "FROM VALUES ... RETURNING path there), so its count grows by design",
+)
 def test_the_queries_of_a_batch_do_not_grow_with_its_size(db, t0):
     counts = {}
     for size in (10, 200):
@@ -280,3 +284,6 @@ def test_an_idle_sweep_reads_one_index_entry_and_records_itself(team, t0):
     # No claim, no ping lookup: the earliest deadline said there was nothing to do.
     assert len(on_checks) == 1, on_checks
     assert "FOR UPDATE" not in on_checks[0]
+
+
+assert connection  # for the skipif condition string, evaluated in this module
