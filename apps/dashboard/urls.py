@@ -1,12 +1,13 @@
 from django.urls import path
 
-from . import api_keys, incident_views, views
+from . import account, api_keys, incident_views, views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.check_list, name="check-list"),
     path("team/", views.switch_team, name="switch-team"),
+    path("account/", account.account, name="account"),
     path("sweeper-banner/", views.sweeper_banner, name="sweeper-banner"),
     path("team/api-keys/", api_keys.api_keys, name="api-keys"),
     path("team/api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),

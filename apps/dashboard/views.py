@@ -22,7 +22,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from apps.checks.clock import database_now
 from apps.checks.models import Check, Ping
-from apps.checks.schedule import ScheduleError, ScheduleKind
+from apps.checks.schedule import NEVER, ScheduleError, ScheduleKind
 from apps.checks.services import (
     delete_check,
     pause_check,
@@ -32,11 +32,13 @@ from apps.checks.services import (
 )
 from apps.teams.access import require_role
 from apps.teams.models import Membership
+from apps.teams.templatetags.times import when
 
 from . import health
 from .charts import duration_chart
 from .current_team import choose_team, current_membership
 from .forms import CheckFilterForm, CheckForm, SchedulePreviewForm, TeamSwitchForm
+from .snippets import crontab_schedule
 from .templatetags.dashboard import duration
 from .uptime import uptime_ratio
 
@@ -90,6 +92,7 @@ def check_list(request):
     )
     filters = CheckFilterForm(request.GET, tags=tags, environments=environments)
     context = {
+        "now": database_now(),
         "membership": membership,
         "team": membership.team,
         "filters": filters,
@@ -193,9 +196,38 @@ def schedule_preview(request):
     return render(request, "dashboard/_schedule_preview.html", context)
 
 
+SNIPPET_TABS = [
+    ("cron", "Crontab"),
+    ("shell", "Shell"),
+    ("wrapper", "Wrapper script"),
+    ("python", "Python"),
+    ("powershell", "PowerShell"),
+]
+
+
+def next_expected_at(check):
+    """When the next ping is due by the schedule (grace not included), or None before the
+    first ping, while paused, or when the schedule expects nothing more."""
+    if check.last_ping_at is None or check.status == Check.Status.PAUSED:
+        return None
+    try:
+        moment = check.schedule.next_after(check.last_ping_at)
+    except ScheduleError:
+        return None
+    return None if moment == NEVER else moment
+
+
 def _check_page_context(check, membership, now):
     runs = list(check.runs.all()[:20])
+    incidents = list(check.incidents.select_related("acknowledged_by", "resolved_by")[:20])
     return {
+        "now": now,
+        "next_expected_at": next_expected_at(check),
+        "open_incidents": [incident for incident in incidents if incident.is_open],
+        "snippet_tabs": SNIPPET_TABS,
+        "crontab_schedule": crontab_schedule(
+            check.schedule_kind, check.period, check.schedule_expression
+        ),
         "check": check,
         "membership": membership,
         "ping_url": f"{settings.SITE_URL}/ping/{check.ping_token}",
@@ -205,14 +237,14 @@ def _check_page_context(check, membership, now):
         "runs": runs,
         "chart": duration_chart(runs, describe=describe_run),
         "uptimes": [(days, check_uptime(check, days=days, now=now)) for days in (7, 30)],
-        "incidents": check.incidents.select_related("acknowledged_by", "resolved_by")[:20],
+        "incidents": incidents,
         "can_act": membership.has_role(Membership.Role.MEMBER),
         "can_edit": membership.has_role(Membership.Role.ADMIN),
     }
 
 
 def describe_run(run) -> str:
-    started = run.started_at.strftime("%Y-%m-%d %H:%M UTC") if run.started_at else "no start"
+    started = when(run.started_at) if run.started_at else "no start"
     return f"{started}: {duration(run.duration)}, {run.get_outcome_display().lower()}"
 
 

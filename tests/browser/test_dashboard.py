@@ -238,7 +238,7 @@ def test_refused_action_is_reported_on_the_page(new_page, site, team, member):
     Membership.objects.filter(user=member).update(role=Membership.Role.VIEWER)
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#request-problem")).to_have_text(
-        "That request failed: You are not allowed to do that."
+        "That request failed: You are not allowed to do that. This needs the member role or higher."
     )
     expect(page.locator(f"#incident-{incident.id} .pill")).to_have_text("Triggered")
     incident.refresh_from_db()

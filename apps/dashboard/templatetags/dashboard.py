@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 
 from apps.teams.models import Membership
 
+from .. import labels
 from ..current_team import current_membership, memberships_of
 
 register = template.Library()
@@ -88,3 +89,8 @@ def percent(ratio: float | None) -> str:
 def has_role(membership, minimum: str) -> bool:
     """{% if membership|has_role:"admin" %}: the membership's role is at least `minimum`."""
     return membership is not None and membership.has_role(Membership.Role(minimum))
+
+
+register.filter("reason_label", labels.reason_label)
+register.filter("ping_kind_label", labels.ping_kind_label)
+register.filter("schedule_kind_label", labels.schedule_kind_label)
