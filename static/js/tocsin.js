@@ -115,10 +115,12 @@
   (function rememberZone() {
     var zone = "";
     try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
-    if (!zone || zone.length > 64) { return; }
+    // IANA names need no encoding (letters, digits, "/", "_", "+", "-"), and the server reads
+    // the cookie as it is; anything else is not a zone name.
+    if (!/^[A-Za-z0-9_\/+\-]{1,64}$/.test(zone)) { return; }
     var current = (document.cookie.match(/(?:^|; )tocsin_tz=([^;]*)/) || [])[1];
-    if (current !== encodeURIComponent(zone)) {
-      document.cookie = "tocsin_tz=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax";
+    if (current !== zone) {
+      document.cookie = "tocsin_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
     }
   })();
 

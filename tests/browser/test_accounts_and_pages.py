@@ -219,11 +219,11 @@ def test_admin_pauses_resumes_regenerates_and_deletes_a_check(new_page, site, ow
     page.goto(f"/checks/{check.id}/")
     mark_page(page)
     page.get_by_role("button", name="Pause").click()
-    expect(page.locator("#check-status .pill").first).to_have_text("Paused")
+    expect(page.locator("#check-status .status-line .pill").first).to_have_text("Paused")
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
     assert_same_document(page)
     page.get_by_role("button", name="Resume").click()
-    expect(page.locator("#check-status .pill").first).to_have_text("New")
+    expect(page.locator("#check-status .status-line .pill").first).to_have_text("New")
     check.refresh_from_db()
     assert check.status == Check.Status.NEW
 

@@ -142,7 +142,7 @@ def test_go_down_and_acknowledge_the_incident_with_a_click(new_page, site, team,
     page.get_by_role("link", name="nightly-backup").click()
     row = page.locator(f"#incident-{incident.id}")
     expect(row.locator(".pill")).to_have_text("Triggered")
-    expect(page.locator("#check-status .pill")).to_have_text("Down")
+    expect(page.locator("#check-status .status-line .pill")).to_have_text("Down")
     expect(page.locator("tr", has_text="Fail (exit")).to_have_count(0)
     expect(page.get_by_text("error: disk full", exact=False)).to_be_hidden()  # body collapsed
     page.locator("#ping-2 summary").click()
