@@ -2,7 +2,7 @@
 kinds, run outcomes and incident events. Codes unknown here (a newer version's) are shown
 capitalised with spaces, never raw with underscores."""
 
-from apps.checks.schedule import ScheduleKind
+from apps.checks.schedule import SCHEDULE_KIND_LABELS, ScheduleKind
 from apps.checks.state import Reason
 
 REASONS = {
@@ -29,11 +29,7 @@ PING_KINDS = {
     "progress": "Progress",
 }
 
-SCHEDULE_KINDS = {
-    ScheduleKind.PERIOD: "Period",
-    ScheduleKind.CRON: "Cron",
-    ScheduleKind.ONCALENDAR: "OnCalendar",
-}
+SCHEDULE_KINDS = SCHEDULE_KIND_LABELS
 
 
 def humanise_code(code: str) -> str:

@@ -31,13 +31,15 @@ from apps.checks.services import (
     resume_check,
 )
 from apps.teams.access import require_role
+from apps.teams.display_time import zone_names
 from apps.teams.models import Membership
 from apps.teams.templatetags.times import when
 
 from . import health
 from .charts import duration_chart
 from .current_team import choose_team, current_membership
-from .forms import CheckFilterForm, CheckForm, SchedulePreviewForm, TeamSwitchForm
+from .forms import FIELDSETS, CheckFilterForm, CheckForm, SchedulePreviewForm, TeamSwitchForm
+from .schedule_words import describe_schedule
 from .snippets import crontab_schedule
 from .templatetags.dashboard import duration
 from .uptime import uptime_ratio
@@ -135,6 +137,17 @@ def summarise_statuses(counts: dict, down_checks) -> str:
     return f"Checks: {', '.join(parts)}{down}."
 
 
+# The check form's groups that most checks never change: folded under "Advanced".
+ADVANCED_GROUPS = ["Runs", "What counts", "Alerting", "Severity"]
+CHECK_FORM_EXTRAS = {
+    "advanced_groups": ADVANCED_GROUPS,
+    "advanced_fields": [
+        name for legend, names in FIELDSETS if legend in ADVANCED_GROUPS for name in names
+    ],
+    "zone_names": zone_names(),
+}
+
+
 @dashboard_login_required
 def check_create(request):
     membership = current_membership(request)
@@ -145,7 +158,7 @@ def check_create(request):
     if request.method == "POST" and form.is_valid() and (check := form.save()):
         return redirect("dashboard:check-detail", check.id)
     status = 400 if form.errors else 200
-    context = {"form": form, "team": membership.team}
+    context = {"form": form, "team": membership.team, **CHECK_FORM_EXTRAS}
     return render(request, "dashboard/check_form.html", context, status=status)
 
 
@@ -167,7 +180,7 @@ def check_edit(request, check_id):
                 return redirect("dashboard:check-detail", saved.id)
     else:
         form = CheckForm(instance=check, team=membership.team)
-    context = {"form": form, "team": membership.team, "check": check}
+    context = {"form": form, "team": membership.team, "check": check, **CHECK_FORM_EXTRAS}
     return render(request, "dashboard/check_form.html", context, status=400 if form.errors else 200)
 
 
@@ -190,6 +203,7 @@ def schedule_preview(request):
             zone = UTC
         context["timezone"] = str(zone)
         context["is_period"] = schedule.kind == ScheduleKind.PERIOD
+        context["reading"] = describe_schedule(schedule.kind, schedule.expression, str(zone))
         context["times"] = [
             (moment.astimezone(zone), moment) for moment in schedule.upcoming(database_now(), 5)
         ]

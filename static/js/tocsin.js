@@ -157,4 +157,20 @@
     event.preventDefault();
   });
   document.addEventListener("DOMContentLoaded", setUpTabs);
+
+  // The check form shows the schedule fields of the chosen kind only ([data-show-for]).
+  function showScheduleFields() {
+    var kind = document.querySelector("#check-form [name=schedule_kind]");
+    if (!kind) { return; }
+    document.querySelectorAll("#check-form [data-show-for]").forEach(function (wrapper) {
+      var kinds = wrapper.getAttribute("data-show-for").split(" ");
+      wrapper.hidden = kinds.indexOf("all") < 0 && kinds.indexOf(kind.value || "period") < 0;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("#check-form [name=schedule_kind]")) {
+      showScheduleFields();
+    }
+  });
+  document.addEventListener("DOMContentLoaded", showScheduleFields);
 })();

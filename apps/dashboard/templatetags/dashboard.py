@@ -94,3 +94,23 @@ def has_role(membership, minimum: str) -> bool:
 register.filter("reason_label", labels.reason_label)
 register.filter("ping_kind_label", labels.ping_kind_label)
 register.filter("schedule_kind_label", labels.schedule_kind_label)
+
+
+# Which schedule kinds each schedule field belongs to (the check form shows only those); grace
+# and the kind itself belong to all.
+SCHEDULE_FIELD_KINDS = {
+    "period": "period",
+    "schedule_expression": "cron oncalendar",
+    "timezone": "cron oncalendar",
+}
+
+
+@register.filter
+def schedule_field_kinds(name: str) -> str:
+    return SCHEDULE_FIELD_KINDS.get(name, "all")
+
+
+@register.filter
+def has_errors_in(form, names) -> bool:
+    """{% if form|has_errors_in:advanced_fields %}: any of these fields has an error."""
+    return any(name in form.errors for name in names)
