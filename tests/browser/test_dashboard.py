@@ -106,6 +106,7 @@ def test_copy_button_puts_the_ping_url_on_the_clipboard(new_page, site, owner, c
     expect(button).to_have_text("Copied")
     expect(page.locator("#live-status")).to_have_text("Copied to the clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == f"{site}/ping/{check.ping_token}"
+    page.get_by_role("tab", name="Wrapper script").click()  # the snippets are tabs
     page.get_by_role("button", name="Copy the wrapper script").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith("#!/bin/sh\n") and copied.endswith('exit "$status"')

@@ -168,3 +168,24 @@ def test_a_viewer_meets_a_403_page_that_says_why(new_page, viewer):
     expect(page.locator("#error-reason")).to_have_text("Only admins and owners can create checks.")
     assert_fits_horizontally(page, "403")
     screenshot(page, "forbidden")
+
+
+def test_check_form_shows_the_fields_of_the_kind_and_reads_cron_back(new_page, owner):
+    page = new_page(owner)
+    page.goto("/checks/new/")
+    expression = page.get_by_label("Expression")
+    expect(page.get_by_label("Period amount")).to_be_visible()
+    expect(expression).to_be_hidden()
+    expect(page.get_by_label("Maximum run time amount")).to_be_hidden()  # under Advanced
+    page.get_by_label("Schedule", exact=True).select_option("cron")
+    expect(page.get_by_label("Period amount")).to_be_hidden()
+    expression.fill("0 3 * * 1-5")
+    page.locator("#id_timezone").fill("Europe/Riga")
+    expect(page.locator("[data-preview=reading]")).to_have_text(
+        "At 03:00, Monday through Friday (Europe/Riga time)"
+    )
+    page.get_by_text("Advanced: runs").click()
+    expect(page.get_by_label("Maximum run time amount")).to_be_visible()
+    assert_fits_horizontally(page, "check form")
+    screenshot(page, "check-form-cron")
+    assert page.errors == []
