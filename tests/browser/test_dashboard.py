@@ -431,7 +431,11 @@ def test_status_changes_are_announced_once_and_quiet_polls_say_nothing(
     assert page.evaluate("window.liveChanges") == []
 
     make_down(site, check)
-    expected = "Checks: 1 down (nightly-backup)." if where == "list" else "nightly-backup is down."
+    expected = (
+        "Checks: 1 down (nightly-backup)."
+        if where == "list"
+        else "nightly-backup is down, with 1 open incident."
+    )
     expect(page.locator("#live-status")).to_have_text(expected)
     for _ in range(2):
         with hx_poll(page):
