@@ -181,6 +181,7 @@ def test_check_form_shows_the_fields_of_the_kind_and_reads_cron_back(new_page, o
     expect(page.get_by_label("Period amount")).to_be_hidden()
     expression.fill("0 3 * * 1-5")
     page.locator("#id_timezone").fill("Europe/Riga")
+    page.locator("#id_timezone").press("Tab")  # the preview follows on change (or on typing)
     expect(page.locator("[data-preview=reading]")).to_have_text(
         "At 03:00, Monday through Friday (Europe/Riga time)"
     )
