@@ -34,5 +34,7 @@ RUN SECRET_KEY=collectstatic-only-not-used-at-run-time python manage.py collects
 
 USER tocsin
 EXPOSE 8000
-# Workers: gunicorn reads WEB_CONCURRENCY; more options through GUNICORN_CMD_ARGS.
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000"]
+# Threaded workers, so slow clients cannot hold every worker (config/gunicorn.py): worker
+# processes from WEB_CONCURRENCY, threads each from WEB_THREADS; more options through
+# GUNICORN_CMD_ARGS.
+CMD ["gunicorn", "--config", "python:config.gunicorn", "config.wsgi:application"]

@@ -13,6 +13,12 @@
         go down (flips, incidents, outbox rows, delivery enqueued after commit on REDIS_URL).
         Prints one JSON line per timed sweep. The checks tables are emptied first (TRUNCATE ...
         CASCADE: this database belongs to the benchmark) and the broker database flushed after.
+    python bench/data.py fold-setup --checks 1000 --tokens bench/var/fold-tokens.txt
+        empty checks (period 1 day) whose tokens bench/run.py then pings over HTTP (22 each).
+    python bench/data.py fold --expect 22000
+        sweeps at the database's time until every ping is folded; prints one JSON line with
+        the ingest rate (pings over the span of their arrival times) and the fold rate (pings
+        over the seconds the sweeps took).
 
 Not part of the test suite; bench/run.py drives it.
 """
@@ -36,12 +42,13 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from django.db.models import Count, F, Max, Min, Sum  # noqa: E402
 
-from apps.checks.clock import database_now  # noqa: E402
 from apps.checks.models import Check, Flip, Ping, SweepRun  # noqa: E402
 from apps.checks.pings import PingData, record_ping  # noqa: E402
 from apps.checks.sweeper import sweep_due_checks  # noqa: E402
-from apps.incidents.models import Incident  # noqa: E402
+from apps.clock import database_now  # noqa: E402
+from apps.incidents.models import Incident, IncidentEvent  # noqa: E402
 from apps.notifications.models import Notification  # noqa: E402
 from apps.teams.models import Membership, Team  # noqa: E402
 from apps.teams.services import add_member, create_team  # noqa: E402
@@ -138,15 +145,81 @@ def sweep(checks: int, repeat: int, members: int) -> None:
                     "opened": result.opened,
                     "errors": len(result.errors),
                     "incidents": Incident.objects.filter(owner__team=team).count(),
+                    "timeline_events": IncidentEvent.objects.filter(
+                        incident__owner__team=team
+                    ).count(),
                     "notifications": Notification.objects.filter(
                         incident__owner__team=team
                     ).count(),
-                    "tasks_enqueued": redis.llen("celery") if redis is not None else None,
+                    # Every queue of the settings: sweeps and flushes, and deliveries.
+                    "tasks_enqueued": sum(
+                        redis.llen(queue["name"] if isinstance(queue, dict) else queue.name)
+                        for queue in settings.CELERY_TASK_QUEUES
+                    )
+                    if redis is not None
+                    else None,
                 }
                 print(json.dumps(record), flush=True)
                 if redis is not None:
                     redis.flushdb()
             now += interval
+
+
+def fold_setup(checks: int, tokens_path: Path) -> None:
+    empty_checks_tables()
+    team = bench_team(members=1)
+    tokens = [uuid.uuid4() for _ in range(checks)]
+    # A long period: folding must be the only work, no deadline passes during the benchmark.
+    create_checks(team, tokens, period=timedelta(days=1), grace=timedelta(hours=1))
+    tokens_path.write_text("".join(f"{t}\n" for t in tokens))
+    print(json.dumps({"checks": checks}))
+
+
+def backlog(team: Team) -> int:
+    """Pings recorded but not yet folded by the sweeper."""
+    pending = Check.objects.filter(team=team).aggregate(n=Sum(F("n_pings") - F("processed_n")))
+    return pending["n"] or 0
+
+
+def fold(expect: int, max_sweeps: int) -> None:
+    team = Team.objects.get(slug=TEAM_SLUG)
+    pings = Ping.objects.filter(owner__team=team)
+    arrival = pings.aggregate(first=Min("received_at"), last=Max("received_at"))
+    recorded = pings.count()
+    span = (arrival["last"] - arrival["first"]).total_seconds() if recorded > 1 else 0.0
+    sweeps = []
+    while backlog(team) and len(sweeps) < max_sweeps:
+        connection.close()  # each sweep on a fresh connection, as a new task would be
+        now = database_now()
+        started = time.perf_counter()
+        result = sweep_due_checks(now=now)
+        seconds = time.perf_counter() - started
+        sweeps.append(
+            {
+                "seconds": round(seconds, 3),
+                "examined": result.examined,
+                "changed": result.changed,
+                "pings_folded": result.pings_folded,
+                "errors": len(result.errors),
+            }
+        )
+    folded = sum(s["pings_folded"] for s in sweeps)
+    sweep_seconds = sum(s["seconds"] for s in sweeps)
+    record = {
+        "expected": expect,
+        "recorded": recorded,
+        "arrival_span_s": round(span, 3),
+        "ingest_per_s": round(recorded / span, 1) if span else None,
+        "sweeps": sweeps,
+        "folded": folded,
+        "left_unfolded": backlog(team),
+        "sweep_seconds": round(sweep_seconds, 3),
+        "folded_per_s": round(folded / sweep_seconds, 1) if sweep_seconds else None,
+        "statuses": dict(
+            Check.objects.filter(team=team).values_list("status").annotate(n=Count("id"))
+        ),
+    }
+    print(json.dumps(record), flush=True)
 
 
 def main() -> None:
@@ -159,11 +232,21 @@ def main() -> None:
     s.add_argument("--checks", type=int, default=1000)
     s.add_argument("--repeat", type=int, default=3)
     s.add_argument("--members", type=int, default=1)
+    f = sub.add_parser("fold-setup")
+    f.add_argument("--checks", type=int, default=1000)
+    f.add_argument("--tokens", type=Path, required=True)
+    g = sub.add_parser("fold")
+    g.add_argument("--expect", type=int, required=True)
+    g.add_argument("--max-sweeps", type=int, default=100)
     args = parser.parse_args()
     if args.command == "populate":
         populate(args.tokens, args.members)
-    else:
+    elif args.command == "sweep":
         sweep(args.checks, args.repeat, args.members)
+    elif args.command == "fold-setup":
+        fold_setup(args.checks, args.tokens)
+    else:
+        fold(args.expect, args.max_sweeps)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""Ping throughput of Tocsin against a bare WSGI reference, and the time of a 1,000-check sweep.
+"""Every figure of issue 11 in one run on PostgreSQL: the ping rate against a bare reference,
+the 1,000-check sweeps, the fold against ingest, the idle sweep over a million checks, and
+two runs on the real stack (deadlines passing together; a minute of pings at full speed).
 
-See bench/README.md. In short: fresh PostgreSQL databases for Tocsin and for the reference
-(same migrations, same 1,000 check tokens), both served by gunicorn with the same settings,
-driven by wrk at 8 and 32 connections in alternating rounds; then 1,000 checks made due at once
-and swept. Prints a table and writes bench/var/results-<time>.json.
+See bench/README.md. Prints each scenario as it ends, then one table of every figure with
+the issue's targets, and writes bench/var/results-<time>.json.
 
-    .venv/bin/python bench/run.py            (or bench/run.sh; --help for the knobs)
+    .venv/bin/python bench/run.py                  (or bench/run.sh; --help for the knobs)
+    bench/run.sh --smoke                           every scenario, small (a few minutes)
+    bench/run.sh --only sweeps,idle                some scenarios only
 """
 
 import argparse
@@ -13,63 +15,184 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import time
-import uuid
+import traceback
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
-from psycopg import sql
+import scenarios
+from ping_rate import bench_pings, migrate, prepare, print_summary, summarize
+from stack import ROOT, VAR, VENV_BIN
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-VAR = BENCH / "var"
-VENV_BIN = Path(sys.executable).parent
-SECRET_KEY = "bench-only-" + "k" * 40  # used by this benchmark only
+SCENARIOS = ("pings", "sweeps", "fold", "idle", "e2e", "soak")
+
+# What --smoke changes: every scenario small, so that the whole command takes minutes.
+SMOKE = {
+    "duration": 2,
+    "warmup": 1,
+    "rounds": 1,
+    "sweep_checks": 200,
+    "sweep_repeat": 1,
+    "fold_checks": 200,
+    "fold_pings_per_check": 5,
+    "idle_checks": 20_000,
+    "idle_repeat": 3,
+    "e2e_checks": 100,
+    "e2e_lead": 12.0,
+    "soak_checks": 100,
+    "soak_seconds": 10,
+}
 
 
-def parse_args() -> argparse.Namespace:
+def scenario_list(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in names if x not in SCENARIOS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(unknown) or '(none)'}; choose from {', '.join(SCENARIOS)}"
+        )
+    return names
+
+
+def grouping_modes(text: str) -> list[str]:
+    modes = [x.strip() for x in text.split(",") if x.strip()]
+    if not modes or any(m not in ("off", "on") for m in modes):
+        raise argparse.ArgumentTypeError('give "off", "on" or "off,on"')
+    return modes
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier() or not name.isupper():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE with an upper-case NAME")
+    return name, value
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     cores = os.cpu_count() or 1
-    p = argparse.ArgumentParser(description="Tocsin ping benchmark (not a test; never gates CI).")
-    p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
-    p.add_argument("--db", default="tocsin_bench", help="Tocsin's database (dropped, recreated)")
-    p.add_argument("--ref-db", default="tocsin_bench_ref", help="the reference's database")
-    p.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="flushed after sweeps")
-    p.add_argument("--checks", type=int, default=1000)
-    p.add_argument("--connections", type=int, nargs="+", default=[8, 32])
-    p.add_argument("--duration", type=int, default=12, help="seconds per measurement")
-    p.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per server")
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per level")
-    p.add_argument("--method", choices=["GET", "POST"], default="GET")
-    p.add_argument("--workers", type=int, default=cores)
-    p.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
-    p.add_argument("--threads", type=int, default=4, help="per worker, for gthread")
-    p.add_argument("--wrk-threads", type=int, default=min(cores, 4))
-    p.add_argument("--ports", type=int, nargs=2, default=[8101, 8102])
-    p.add_argument("--sweep-repeat", type=int, default=3)
+    p = argparse.ArgumentParser(description="Tocsin's benchmarks (not a test; never gates CI).")
     p.add_argument(
-        "--reuse", action="store_true", help="keep the databases and tokens of the last run"
+        "--only",
+        type=scenario_list,
+        default=list(SCENARIOS),
+        help=f"comma-separated scenarios, run in this order: {','.join(SCENARIOS)}",
     )
-    p.add_argument("--tocsin-app", default="config.wsgi:application")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="small sizes for every scenario (a knob given explicitly still wins)",
+    )
+    p.add_argument("--server", default="postgres://postgres@127.0.0.1:5432")
+    p.add_argument("--db", default="tocsin_bench", help="Tocsin's database (recreated)")
+    p.add_argument("--ref-db", default="tocsin_bench_ref", help="the reference's database")
+    p.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/15",
+        help="a Redis database for the benchmark alone: it is flushed",
+    )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the databases of the last run (migrating them if needed)",
+    )
     p.add_argument(
         "--url-options",
         default="prepare_threshold=0",
         help="query string for Tocsin's DATABASE_URL (\"\" for Django's defaults)",
     )
+    # Processes.
+    p.add_argument("--workers", type=positive_int, default=cores, help="gunicorn workers")
+    p.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    p.add_argument("--threads", type=positive_int, default=4, help="per worker, for gthread")
     p.add_argument(
+        "--celery-concurrency",
+        type=positive_int,
+        default=2,
+        help="processes of the Celery worker on the real stack",
+    )
+    p.add_argument("--wrk-threads", type=positive_int, default=min(cores, 4))
+    p.add_argument("--ports", type=int, nargs=2, default=[8101, 8102])
+    p.add_argument("--receiver-port", type=int, default=8109)
+    p.add_argument(
+        "--stack-env",
+        type=env_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the real stack (e2e, soak), e.g. BLIND_WINDOW_DETECTION=0; repeatable",
+    )
+    p.add_argument("--tocsin-app", default="config.wsgi:application")
+    p.add_argument("--pythonpath", default="", help="extra sys.path for gunicorn (experiments)")
+    # pings: Tocsin against the reference.
+    g = p.add_argument_group("pings")
+    g.add_argument("--checks", type=positive_int, default=1000, help="checks pinged round robin")
+    g.add_argument("--connections", type=positive_int, nargs="+", default=[8, 32])
+    g.add_argument("--duration", type=positive_int, default=12, help="seconds per measurement")
+    g.add_argument("--warmup", type=positive_int, default=3, help="seconds per server")
+    g.add_argument("--rounds", type=positive_int, default=3, help="alternating rounds per level")
+    g.add_argument("--method", choices=["GET", "POST"], default="GET")
+    g.add_argument(
         "--reference-prepare",
         default="",
-        help='the reference\'s psycopg prepare_threshold: "" psycopg\'s default (5), "none" off',
+        help='the reference\'s psycopg prepare_threshold: "" default (5), "none" off',
     )
-    p.add_argument("--pythonpath", default="", help="extra sys.path for gunicorn (experiments)")
-    p.add_argument("--skip-pings", action="store_true")
-    p.add_argument("--skip-sweep", action="store_true")
-    return p.parse_args()
+    # sweeps.
+    g = p.add_argument_group("sweeps")
+    g.add_argument("--sweep-checks", type=positive_int, default=1000)
+    g.add_argument("--sweep-repeat", type=positive_int, default=3)
+    # fold.
+    g = p.add_argument_group("fold")
+    g.add_argument("--fold-checks", type=positive_int, default=1000)
+    g.add_argument("--fold-pings-per-check", type=positive_int, default=22)
+    g.add_argument("--fold-connections", type=positive_int, default=32)
+    g.add_argument("--fold-timeout", type=float, default=300.0, help="seconds for the ingest")
+    # idle.
+    g = p.add_argument_group("idle")
+    g.add_argument("--idle-db", default="tocsin_bench_idle", help="kept between runs")
+    g.add_argument("--idle-checks", type=positive_int, default=1_000_000)
+    g.add_argument("--idle-repeat", type=positive_int, default=5)
+    g.add_argument("--idle-rebuild", action="store_true", help="rebuild even when current")
+    # e2e.
+    g = p.add_argument_group("e2e")
+    g.add_argument("--e2e-checks", type=positive_int, default=1000)
+    g.add_argument(
+        "--e2e-channels",
+        type=positive_int,
+        default=1,
+        help="webhook channels (one policy each) the checks are spread over",
+    )
+    g.add_argument("--e2e-grouping", type=grouping_modes, default=["off", "on"])
+    g.add_argument(
+        "--e2e-lead",
+        type=float,
+        default=20.0,
+        help="seconds between the pings and the deadline (the stack folds them first)",
+    )
+    g.add_argument(
+        "--e2e-timeout",
+        type=float,
+        default=300.0,
+        help="seconds after the pings to wait for every notification",
+    )
+    # soak.
+    g = p.add_argument_group("soak")
+    g.add_argument("--soak-checks", type=positive_int, default=1000)
+    g.add_argument("--soak-seconds", type=positive_int, default=60)
+    g.add_argument("--soak-connections", type=positive_int, default=32)
+    g.add_argument("--soak-drain-timeout", type=float, default=120.0)
+    smoke = "--smoke" in (sys.argv[1:] if argv is None else argv)
+    if smoke:
+        p.set_defaults(**SMOKE)
+    return p.parse_args(argv)
 
 
 def ensure_wrk() -> str:
@@ -84,12 +207,12 @@ def ensure_wrk() -> str:
 
 def machine(server: str) -> dict:
     cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
+    for line in open("/proc/cpuinfo").read().splitlines():  # noqa: SIM115 - tiny file
         if line.startswith("model name"):
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
+    for line in open("/proc/meminfo").read().splitlines():  # noqa: SIM115 - tiny file
         if line.startswith("MemTotal:"):
             mem_kb = int(line.split()[1])
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
@@ -99,6 +222,7 @@ def machine(server: str) -> dict:
     gunicorn = subprocess.run(
         [str(VENV_BIN / "gunicorn"), "--version"], capture_output=True, text=True
     )
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": os.cpu_count(),
@@ -110,337 +234,158 @@ def machine(server: str) -> dict:
         "synchronous_commit": sync_commit,
         "gunicorn": gunicorn.stdout.strip() or gunicorn.stderr.strip(),
         "wrk": (wrk.stdout or wrk.stderr).splitlines()[0].strip(),
+        "uptime_at_start": uptime,
     }
 
 
-def recreate_database(server: str, name: str) -> None:
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        ident = sql.Identifier(name)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+def run_pings(args) -> dict:
+    tokens_path = VAR / "tokens.txt"
+    prepare(args, tokens_path)
+    pings = bench_pings(args, tokens_path)
+    summary = summarize(args, pings)
+    print_summary(summary, pings)
+    return {**pings, "summary": summary}
 
 
-def django_env(args, database: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"{args.server}/{database}"
-        + (f"?{args.url_options}" if args.url_options else ""),
-        REDIS_URL=args.redis,
-        SECRET_KEY=SECRET_KEY,
-        DEBUG="0",
-        CONN_MAX_AGE="600",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        TOCSIN_VAR_DIR=str(VAR / "tocsin"),
-        PYTHONDONTWRITEBYTECODE="1",
-    )
-    return env
+def median_sweep(results: dict, to_status: str) -> float | None:
+    runs = [r["seconds"] for r in results.get("runs", []) if r["to_status"] == to_status]
+    return statistics.median(runs) if runs else None
 
 
-def run_django(args, database: str, *argv: str) -> str:
-    out = subprocess.run(
-        [sys.executable, *argv],
-        cwd=ROOT,
-        env=django_env(args, database),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout
+def fmt(value, spec: str, unit: str = "") -> str:
+    return "not measured" if value is None else f"{value:{spec}}{unit}"
 
 
-def prepare(args, tokens_path: Path) -> None:
-    tokens_path.write_text("".join(f"{uuid.uuid4()}\n" for _ in range(args.checks)))
-    for database in (args.db, args.ref_db):
-        print(f"creating and migrating {database} ...", flush=True)
-        recreate_database(args.server, database)
-        run_django(args, database, "manage.py", "migrate", "--noinput", "-v", "0")
-        # The same team, member and checks (same tokens) in both: identical rows and indexes.
-        print(
-            "  "
-            + run_django(
-                args, database, "bench/data.py", "populate", "--tokens", str(tokens_path)
-            ).strip(),
-            flush=True,
-        )
+def figures(results: dict) -> list[tuple[str, str, str]]:
+    """(what, now, target) for every figure of issue 11 this run measured."""
+    rows = []
+    s = results.get("scenarios", {})
+    if "pings" in s:
+        by_conns = {x["connections"]: x for x in s["pings"]["summary"]}
+        ratios = " / ".join(f"{by_conns[c]['ratio']:.0%}" for c in sorted(by_conns))
+        levels = " / ".join(str(c) for c in sorted(by_conns))
+        rows.append((f"ping req/s vs the bare reference, {levels} connections", ratios,
+                     ">= 90 % at both"))  # fmt: skip
+        if 8 in by_conns:
+            x = by_conns[8]
+            rows.append((
+                "ping p99 vs the reference's p99, 8 connections",
+                f"{x['tocsin_p99_ms']:.1f} vs {x['reference_p99_ms']:.1f} ms "
+                f"({fmt(x['p99_ratio'], '.1f', 'x')})",
+                "<= 1.5x",
+            ))  # fmt: skip
+    if "sweeps" in s:
+        n = results["settings"]["sweep_checks"]
+        for label, status, target in (
+            (f"{n} checks with one new success ping each: the sweep that folds them", "up",
+             "<= 0.5 s"),
+            (f"{n} checks up -> late in one sweep", "late", "<= 0.2 s"),
+            (f"{n} checks late -> down, with incidents, timeline and outbox rows", "down",
+             "<= 1 s"),
+        ):  # fmt: skip
+            rows.append((label, fmt(median_sweep(s["sweeps"], status), ".2f", " s"), target))
+    if "fold" in s:
+        f = s["fold"]
+        rows.append((
+            f"{f['recorded']:,} pings over {results['settings']['fold_checks']:,} checks: "
+            "folded per second (vs ingest in the same run)",
+            f"{fmt(f['folded_per_s'], ',.0f', ' /s')} vs {fmt(f['ingest_per_s'], ',.0f', ' /s')}",
+            ">= the ingest rate",
+        ))  # fmt: skip
+    if "idle" in s:
+        i = s["idle"]
+        rows.append((f"{i['checks']:,} idle checks, none due: one sweep",
+                     f"{i['median_ms']:.1f} ms", "< 10 ms"))  # fmt: skip
+    for mode, e in s.get("e2e", {}).items():
+        rows.append((
+            f"{e['checks']:,} checks down at once -> webhooks, grouping {mode}: "
+            "first / last after the deadline",
+            f"{fmt(e['first_webhook_after_s'], '.1f', ' s')} / "
+            f"{fmt(e['last_webhook_after_s'], '.1f', ' s')}, {e['messages']} messages"
+            + (" (timed out)" if e["timed_out"] else ""),
+            "all in <= 5 s" if mode == "off" else "-",
+        ))  # fmt: skip
+    if "soak" in s:
+        k = s["soak"]
+        false = sum(k["false_flips"].values())
+        rows.append((
+            f"{results['settings']['soak_seconds']} s of pings at full speed over "
+            f"{results['settings']['soak_checks']:,} checks: largest backlog, false flips",
+            f"{k['max_unfolded']:,} unfolded pings at {k['ingest_per_s']:,.0f} /s; "
+            f"{false} false flips",
+            "small backlog; 0 false flips",
+        ))  # fmt: skip
+    return rows
 
 
-class Server:
-    """A gunicorn master we started; stopped by its own pid."""
-
-    def __init__(self, name: str, app: str, port: int, env: dict, args, chdir: Path):
-        self.name, self.port = name, port
-        cmd = [
-            str(VENV_BIN / "gunicorn"), app,
-            "--bind", f"127.0.0.1:{port}",
-            "--workers", str(args.workers),
-            "--worker-class", args.worker_class,
-            "--chdir", str(chdir),
-            "--log-level", "warning",
-            "--keep-alive", "30",
-        ]  # fmt: skip
-        if args.worker_class == "gthread":
-            cmd += ["--threads", str(args.threads)]
-        if args.pythonpath:
-            cmd += ["--pythonpath", args.pythonpath]
-        self.log = (VAR / f"gunicorn-{name}.log").open("w")
-        self.proc = subprocess.Popen(cmd, cwd=chdir, env=env, stdout=self.log, stderr=self.log)
-        self.wait_ready()
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"gunicorn for {self.name} exited; see {self.log.name}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        sys.exit(f"gunicorn for {self.name} did not listen within {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def print_figures(results: dict) -> None:
+    rows = figures(results)
+    if not rows:
+        return
+    width = max(len(r[0]) for r in rows)
+    now_width = max(len(r[1]) for r in rows)
+    print(f"\nIssue 11 figures ({results['machine']['date']}, load at start "
+          f"{results['load']['start']}, at end {results['load']['end']})")  # fmt: skip
+    print(f"{'what':<{width}} | {'now':<{now_width}} | target")
+    print(f"{'-' * width}-|-{'-' * now_width}-|-------")
+    for what, now, target in rows:
+        print(f"{what:<{width}} | {now:<{now_width}} | {target}")
+    for name, error in results.get("errors", {}).items():
+        print(f"{name}: FAILED ({error.splitlines()[-1]})")
 
 
-def cpu_seconds(pids) -> dict[int, float]:
-    """utime + stime of each process that still exists."""
-    tick = os.sysconf("SC_CLK_TCK")
-    result = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        result[pid] = (int(fields[11]) + int(fields[12])) / tick
-    return result
-
-
-def app_and_db_pids(args, server: "Server", database: str) -> tuple[list[int], list[int]]:
-    """The gunicorn master and workers, and the PostgreSQL backends serving `database`."""
-    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
-    app = [server.proc.pid, *map(int, children.split())]
-    with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s", [database]
-        ).fetchall()
-    return app, [pid for (pid,) in rows]
-
-
-def measure(
-    args, server: "Server", database: str, connections: int, seconds: int, tokens_path: Path
-) -> dict:
-    """One wrk run, plus the CPU the app's processes and its database backends spent on it."""
-    app_pids, db_pids = app_and_db_pids(args, server, database)
-    app_before, db_before = cpu_seconds(app_pids), cpu_seconds(db_pids)
-    result = wrk(args, server.port, connections, seconds, tokens_path)
-    app_pids, db_pids = app_and_db_pids(args, server, database)
-    app_after, db_after = cpu_seconds(app_pids), cpu_seconds(db_pids)
-    answered = max(result["requests"] - result["errors"], 1)
-    for key, before, after in (("app", app_before, app_after), ("db", db_before, db_after)):
-        spent = sum(v - before.get(pid, 0.0) for pid, v in after.items())
-        result[f"{key}_cpu_us"] = spent / answered * 1e6
-    return result
-
-
-def wrk(args, port: int, connections: int, seconds: int, tokens_path: Path) -> dict:
-    cmd = [
-        "wrk", "-t", str(min(args.wrk_threads, connections)), "-c", str(connections),
-        "-d", f"{seconds}s", "--timeout", "10s", "-s", str(BENCH / "pings.lua"),
-        f"http://127.0.0.1:{port}", "--", str(tokens_path), args.method,
-    ]  # fmt: skip
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    line = next(x for x in out.splitlines() if x.startswith("{"))
-    result = json.loads(line)
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    result["errors"] = sum(
-        result[k]
-        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
-    )
-    return result
-
-
-def count_pings(args, database: str) -> int:
-    with psycopg.connect(f"{args.server}/{database}") as conn:
-        return conn.execute("SELECT count(*) FROM checks_ping").fetchone()[0]
-
-
-def bench_pings(args, tokens_path: Path) -> dict:
-    tocsin_env = django_env(args, args.db)
-    ref_env = dict(
-        tocsin_env,
-        REFERENCE_DATABASE_URL=f"{args.server}/{args.ref_db}",
-        REFERENCE_PREPARE_THRESHOLD=args.reference_prepare,
-    )
-    databases = {"tocsin": args.db, "reference": args.ref_db}
-    servers = {
-        "tocsin": Server("tocsin", args.tocsin_app, args.ports[0], tocsin_env, args, ROOT),
-        "reference": Server("reference", "reference_app:application", args.ports[1], ref_env,
-                            args, BENCH),
-    }  # fmt: skip
-    answered = {"tocsin": 0, "reference": 0}
-    runs = []
-    try:
-        for name, server in servers.items():
-            warm = wrk(args, server.port, max(args.connections), args.warmup, tokens_path)
-            answered[name] += warm["requests"] - warm["errors"]
-            print(f"warm-up {name}: {warm['rps']:.0f} req/s", flush=True)
-        for r in range(args.rounds):
-            for connections in args.connections:
-                # Alternate who goes first, so that drift in a noisy machine hits both alike.
-                order = ["tocsin", "reference"] if r % 2 == 0 else ["reference", "tocsin"]
-                for name in order:
-                    result = measure(
-                        args,
-                        servers[name],
-                        databases[name],
-                        connections,
-                        args.duration,
-                        tokens_path,
-                    )
-                    answered[name] += result["requests"] - result["errors"]
-                    result.update(app=name, round=r + 1, connections=connections)
-                    runs.append(result)
-                    print(
-                        f"round {r + 1} c={connections:<3} {name:<9} {result['rps']:8.0f} req/s"
-                        f"  p50 {result['p50_us'] / 1000:6.2f} ms"
-                        f"  p99 {result['p99_us'] / 1000:6.2f} ms"
-                        f"  CPU/ping app {result['app_cpu_us']:4.0f} us"
-                        f" db {result['db_cpu_us']:4.0f} us  errors {result['errors']}",
-                        flush=True,
-                    )
-    finally:
-        for server in servers.values():
-            server.stop()
-    rows = {"tocsin": count_pings(args, args.db), "reference": count_pings(args, args.ref_db)}
-    return {"runs": runs, "answered": answered, "ping_rows": rows}
-
-
-def summarize(args, pings: dict) -> list[dict]:
-    summary = []
-    for connections in args.connections:
-        by_app = {}
-        for app in ("tocsin", "reference"):
-            runs = [x for x in pings["runs"] if x["app"] == app and x["connections"] == connections]
-            by_app[app] = {
-                "rps": statistics.median(x["rps"] for x in runs),
-                "p50_ms": statistics.median(x["p50_us"] for x in runs) / 1000,
-                "p99_ms": statistics.median(x["p99_us"] for x in runs) / 1000,
-                "errors": sum(x["errors"] for x in runs),
-                "app_cpu_us": statistics.median(x["app_cpu_us"] for x in runs),
-                "db_cpu_us": statistics.median(x["db_cpu_us"] for x in runs),
-            }
-        ratios = []
-        for r in range(1, args.rounds + 1):
-            t, ref = (
-                next(
-                    x["rps"]
-                    for x in pings["runs"]
-                    if x["app"] == app and x["round"] == r and x["connections"] == connections
-                )
-                for app in ("tocsin", "reference")
-            )
-            ratios.append(t / ref)
-        summary.append(
-            {
-                "connections": connections,
-                **{f"{app}_{k}": v for app, d in by_app.items() for k, v in d.items()},
-                "ratio_per_round": [round(x, 3) for x in ratios],
-                "ratio": statistics.median(ratios),
-            }
-        )
-    return summary
-
-
-def print_summary(summary: list[dict], pings: dict) -> None:
-    print()
-    print("Ping throughput (median of rounds)")
-    print(
-        f"{'conns':>5} | {'Tocsin req/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
-        f"{'ref req/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>6}  per round"
-    )
-    for s in summary:
-        verdict = "ok" if s["ratio"] >= 0.75 else "BELOW 75 %"
-        print(
-            f"{s['connections']:>5} | {s['tocsin_rps']:>12.0f} {s['tocsin_p50_ms']:>7.2f} "
-            f"{s['tocsin_p99_ms']:>7.2f} | {s['reference_rps']:>9.0f} "
-            f"{s['reference_p50_ms']:>7.2f} {s['reference_p99_ms']:>7.2f} | "
-            f"{s['ratio']:>5.0%}  {', '.join(f'{x:.0%}' for x in s['ratio_per_round'])}  {verdict}"
-        )
-    print()
-    print("CPU per ping (median of rounds): app = gunicorn processes, db = its PostgreSQL backends")
-    for s in summary:
-        print(
-            f"{s['connections']:>5} conns | Tocsin app {s['tocsin_app_cpu_us']:4.0f} us, "
-            f"db {s['tocsin_db_cpu_us']:4.0f} us | "
-            f"reference app {s['reference_app_cpu_us']:4.0f} us,"
-            f" db {s['reference_db_cpu_us']:4.0f} us"
-        )
-    print()
-    for app in ("tocsin", "reference"):
-        print(
-            f"{app}: {pings['answered'][app]} pings answered without error, "
-            f"{pings['ping_rows'][app]} Ping rows in its database"
-        )
-
-
-def bench_sweep(args) -> list[dict]:
-    out = run_django(
-        args, args.db, "bench/data.py", "sweep",
-        "--checks", str(args.checks), "--repeat", str(args.sweep_repeat),
-    )  # fmt: skip
-    records = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
-    print()
-    print(
-        f"Sweeps of {args.checks} checks due at once (sweep_due_checks on PostgreSQL, "
-        "a sweeper every SWEEP_INTERVAL simulated on the database's timeline)"
-    )
-    for r in records:
-        print(
-            f"  repeat {r['repeat']}, {r['at']}: {r['seconds']:.3f} s  "
-            f"({r['examined']} examined, {r['changed']} -> {r['to_status']}, "
-            f"{r['pings_folded']} pings folded, {r['opened']} incidents opened, "
-            f"{r['notifications']} outbox rows, {r['tasks_enqueued']} delivery tasks enqueued, "
-            f"{r['errors']} errors)"
-        )
-    return records
-
-
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> int:
+    args = parse_args(argv)
     VAR.mkdir(exist_ok=True)
     ensure_wrk()
     info = machine(args.server)
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
-    print(
-        f"gunicorn: {args.workers} workers, {args.worker_class}"
-        + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
-        + f"; Tocsin's DATABASE_URL options: {args.url_options or '(none)'}"
-        + f"; reference prepare_threshold: {args.reference_prepare or 'psycopg default'}"
-        + f"; wrk {args.method}, {args.duration} s per run, {args.rounds} rounds",
-        flush=True,
-    )
-    tokens_path = VAR / "tokens.txt"
-    if not (args.reuse and tokens_path.exists()):
-        prepare(args, tokens_path)
-    results = {"machine": info, "settings": vars(args)}
-    if not args.skip_pings:
-        pings = bench_pings(args, tokens_path)
-        results["pings"] = pings
-        results["summary"] = summarize(args, pings)
-        print_summary(results["summary"], pings)
-    if not args.skip_sweep:
-        results["sweep"] = bench_sweep(args)
+    print(f"scenarios: {', '.join(x for x in SCENARIOS if x in args.only)}"
+          + (" (smoke sizes)" if args.smoke else ""), flush=True)  # fmt: skip
+    results = {
+        "machine": info,
+        "settings": vars(args),
+        "load": {"start": scenarios.load()},
+        "scenarios": {},
+        "errors": {},
+    }
     out = VAR / f"results-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    if any(x in args.only for x in ("sweeps", "fold", "e2e", "soak")) and "pings" not in args.only:
+        migrate(args, args.db, fresh=not args.reuse)  # pings prepares its own databases
+    runners = {
+        "pings": run_pings,
+        "sweeps": scenarios.bench_sweeps,
+        "fold": scenarios.bench_fold,
+        "idle": scenarios.bench_idle,
+        "e2e": scenarios.bench_e2e,
+        "soak": scenarios.bench_soak,
+    }
+    for name in SCENARIOS:
+        if name not in args.only:
+            continue
+        print(f"\n== {name} (load {scenarios.load()})", flush=True)
+        started = datetime.now(UTC)
+        try:
+            result = runners[name](args)
+        except Exception:
+            # One scenario failing must not lose the others' figures.
+            results["errors"][name] = traceback.format_exc()
+            print(results["errors"][name], file=sys.stderr, flush=True)
+            continue
+        results["scenarios"][name] = result
+        results["load"][name] = scenarios.load()
+        results["seconds"] = {
+            **results.get("seconds", {}),
+            name: round((datetime.now(UTC) - started).total_seconds(), 1),
+        }
+        out.write_text(json.dumps(results, indent=2, default=str))  # a partial run keeps it
+    results["load"]["end"] = scenarios.load()
+    results["figures"] = figures(results)
     out.write_text(json.dumps(results, indent=2, default=str))
+    print_figures(results)
     print(f"\nresults written to {out.relative_to(ROOT)}")
+    return 1 if results["errors"] else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

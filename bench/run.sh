@@ -1,5 +1,6 @@
 #!/bin/sh
-# Tocsin's ping benchmark: see bench/README.md. Arguments go to bench/run.py (--help).
+# Tocsin's benchmarks (every figure of issue 11): see bench/README.md. Arguments go to
+# bench/run.py (--help; --smoke for small sizes, --only <scenario,...> for some).
 set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [ ! -x "$ROOT/.venv/bin/python" ]; then

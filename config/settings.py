@@ -64,8 +64,11 @@ SWEEP_INTERVAL = _non_negative_float("SWEEP_INTERVAL", 5.0) or 5.0
 CLOCK_SKEW_ALLOWANCE = timedelta(seconds=_non_negative_float("CLOCK_SKEW_ALLOWANCE", 5.0))
 SWEEP_BATCH_SIZE = _positive_int("SWEEP_BATCH_SIZE", 200)
 ACTION_TOKEN_MAX_AGE = timedelta(days=_positive_int("ACTION_TOKEN_MAX_AGE_DAYS", 7))
-# An outbox row still pending or sending after this long is handed to a worker again.
-OUTBOX_STALE_AFTER = timedelta(seconds=_positive_int("OUTBOX_STALE_AFTER", 120))
+# The lease of a delivery being sent: the sending run renews it every third of this while the
+# request is in flight; a delivery whose lease lapsed (its worker died) is sent again.
+OUTBOX_STALE_AFTER = timedelta(seconds=_positive_int("OUTBOX_STALE_AFTER", 15))
+# Deliveries one run sends at once (threads of the delivery task, sharing keep-alive connections).
+DELIVERY_CONCURRENCY = _positive_int("DELIVERY_CONCURRENCY", 16)
 NOTIFICATION_MAX_ATTEMPTS = _positive_int("NOTIFICATION_MAX_ATTEMPTS", 8)
 # Failed deliveries are retried after NOTIFICATION_RETRY_BASE, doubling up to the cap (jittered).
 NOTIFICATION_RETRY_BASE = timedelta(seconds=_positive_int("NOTIFICATION_RETRY_BASE", 10))
@@ -115,8 +118,8 @@ INSTALLED_APPS = [
     "apps.teams",
     "apps.checks",
     "apps.incidents",
-    "apps.notifications",
     "apps.escalation",
+    "apps.notifications",
     "apps.dashboard",
     "apps.api",
     "apps.badges",
@@ -189,7 +192,9 @@ else:
     _broker_dir = VAR_DIR / "broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The host is ignored (the folders below are the broker); naming one spares every worker
+    # and beat kombu's "No hostname was supplied" warning at start-up (issue 14).
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
@@ -207,7 +212,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 DELIVERY_QUEUE = "deliveries"
 CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(DELIVERY_QUEUE)]
-CELERY_TASK_ROUTES = {"apps.notifications.tasks.deliver_task": {"queue": DELIVERY_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "apps.notifications.tasks.deliver_task": {"queue": DELIVERY_QUEUE},
+    "apps.notifications.tasks.deliver_due_task": {"queue": DELIVERY_QUEUE},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True

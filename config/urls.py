@@ -18,7 +18,6 @@ urlpatterns = [
     path("", include("apps.teams.account_urls")),
     path("", include("apps.teams.urls")),
     path("admin/", admin.site.urls),
-    path("", include("apps.incidents.urls")),
     path("escalation/", include("apps.escalation.urls")),
     path("", include("apps.dashboard.urls")),
     path("", include("apps.notifications.urls")),

@@ -38,6 +38,9 @@ STOP_TIMEOUT = 15.0
 class Service:
     name: str
     argv: list[str]
+    # How the supervisor asks it to stop. Celery takes SIGINT as a warm shutdown (a second one
+    # is a cold one).
+    stop_signal: int = signal.SIGINT
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,16 @@ def service_commands(python: Path | str, env: dict[str, str]) -> list[Service]:
     pool = ["--pool=solo"] if embedded else ["--concurrency=2"]
     schedule = var_dir(env) / "celerybeat-schedule"
     return [
-        Service("web", [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]),
+        # SIGTERM, not SIGINT: runserver has no handler of its own and nothing to save, so the
+        # default action ends it at once. SIGINT took 15 s and a kill (issue 14): Python turns
+        # it into KeyboardInterrupt only if SIGINT was not ignored when it started (a `dev.py
+        # run &` from a script ignores it, and children inherit that), and even then the
+        # interpreter's shutdown took seconds on a busy machine.
+        Service(
+            "web",
+            [python, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            stop_signal=signal.SIGTERM,
+        ),
         Service("worker", [python, "-m", "celery", "-A", "config", "worker", "-l", "info", *pool]),
         Service(
             "beat",
@@ -179,11 +191,11 @@ def start_services(services: list[Service], env: dict[str, str], cwd: Path = ROO
 
 
 def stop_services(started: list[Running], timeout: float) -> None:
-    """SIGINT to every service still running, then SIGKILL to the process group of any that
-    has not exited within `timeout` seconds. Returns once all have exited."""
+    """Its stop signal to every service still running, then SIGKILL to the process group of
+    any that has not exited within `timeout` seconds. Returns once all have exited."""
     for running in started:
         if running.proc.poll() is None:
-            running.proc.send_signal(signal.SIGINT)
+            running.proc.send_signal(running.service.stop_signal)
     deadline = time.monotonic() + timeout
     for running in started:
         try:

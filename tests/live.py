@@ -6,10 +6,10 @@ the ping fast path in front of Django), for tests that must cross a real socket.
         assert reply.status == 200
 
 `live_app_url` implies a transactional database (like pytest-django's `live_server`): the
-server threads use their own connections, so they only see committed rows. The exception is
-SQLite's in-memory test database, which exists only inside its connection: there, as Django's
-LiveServerTestCase does, the server threads borrow the test thread's connection, so requests
-must not run concurrently on SQLite.
+server threads use their own connections, so they only see committed rows. On SQLite too: the
+suite's SQLite test database is a file (tests/conftest.py). Only an in-memory SQLite database,
+which exists only inside its connection, would make the server threads borrow the test thread's
+connection, as Django's LiveServerTestCase does; requests must then not run concurrently.
 
 `fetch` uses http.client, which sends the path byte for byte (no dot-segment normalisation,
 any method, any header), so hostile requests reach the server as written.

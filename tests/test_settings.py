@@ -134,7 +134,7 @@ def test_without_redis_url_celery_uses_the_filesystem_broker_under_the_var_dir(t
     )
     assert returncode == 0, stderr
     url, options = value
-    assert url == "filesystem://"
+    assert url == "filesystem://localhost/"
     assert options["data_folder_in"] == str(tmp_path / "var" / "broker")
     assert (tmp_path / "var" / "broker" / "processed").is_dir()
 

@@ -14,11 +14,12 @@ by earlier tests never reach it. locmem email works: mail.outbox belongs to this
 
 Like pytest-django's live_server, the fixture implies a transactional database: the worker's
 thread opens its own connection (Celery's Django fix-up closes it after each task) and sees
-only committed rows. The exception is SQLite's in-memory test database, which exists only
-inside the test thread's connection; there the worker borrows that connection, as
-tests/live.py's server threads do, and the test and the worker must then take turns:
-`exclusive()` holds the worker between two tasks, and `wait_for` evaluates its condition
-there. On PostgreSQL both run freely (no lock is taken).
+only committed rows, on PostgreSQL and on the suite's file-backed SQLite test database alike
+(tests/conftest.py); both then run freely (no lock is taken). Only an in-memory SQLite
+database, which exists only inside the test thread's connection, would make the worker borrow
+that connection, as tests/live.py's server threads do; the test and the worker must then take
+turns: `exclusive()` holds the worker between two tasks, and `wait_for` evaluates its
+condition there.
 """
 
 import logging

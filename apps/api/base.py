@@ -10,6 +10,9 @@ from .parsers import LimitedJSONParser
 from .permissions import HasTeamKey
 from .throttling import ApiKeyRateThrottle
 
+# Ids in URLs: digits only, and few enough that they fit a bigint (no 500 from an overflow).
+ID_PATTERN = "[0-9]{1,18}"
+
 
 class TeamApiMixin:
     authentication_classes = [ApiKeyAuthentication]

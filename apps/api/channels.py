@@ -35,13 +35,12 @@ from apps.notifications.forms import (
 )
 from apps.notifications.models import Channel, new_channel_secret
 
-from .base import TeamApiMixin
+from .base import ID_PATTERN, TeamApiMixin
 from .errors import Conflict
-from .form_input import StrictObjectSerializer, form_errors, read_input
+from .form_input import StrictObjectSerializer, read_input, valid_form
 from .policies import DeleteQuerySerializer
 from .serializers import StrictBooleanField, StrictCharField
 
-ID_PATTERN = "[0-9]{1,18}"
 # The settings each kind reads (ChannelForm.FIELDS_BY_KIND without name and is_enabled).
 SETTINGS_BY_KIND = {
     kind: tuple(name for name in names if name not in ("name", "is_enabled"))
@@ -193,9 +192,9 @@ def channel_form_data(data: dict) -> dict:
 
 
 def save_channel(*, team, data: dict, channel: Channel | None = None) -> Channel:
-    form = ChannelForm(channel_form_data(data), kind=data["kind"], team=team, instance=channel)
-    if not form.is_valid():
-        raise ValidationError(form_errors(form))
+    form = valid_form(
+        ChannelForm, channel_form_data(data), kind=data["kind"], team=team, instance=channel
+    )
     try:
         with transaction.atomic():
             return form.save()

@@ -2,7 +2,7 @@
 
 The API speaks JSON (durations in seconds, tags and exit statuses as lists); the form speaks
 HTML form fields. This module translates between the two so that every rule about a check's
-settings (ranges, schedules, slugs, tags) lives in one place, apps/dashboard/forms.py, and the
+settings (ranges, schedules, slugs, tags) lives in one place, apps/checks/forms.py, and the
 API cannot drift from the dashboard.
 """
 
@@ -10,10 +10,10 @@ from datetime import timedelta
 
 from django.db import transaction
 
-from apps.checks.clock import database_now
+from apps.checks.forms import CheckForm
 from apps.checks.models import Check
 from apps.checks.services import refresh_deadline
-from apps.dashboard.forms import CheckForm
+from apps.clock import database_now
 from apps.teams.models import Team
 
 # Every setting the API reads and writes, by kind of translation.

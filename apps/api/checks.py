@@ -7,9 +7,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.checks.services import pause_check, resume_check
+from apps.clock import database_now
 
 from .base import TeamApiMixin
 from .check_settings import SettingsInvalid, save_check_settings

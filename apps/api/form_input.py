@@ -63,3 +63,12 @@ def read_input(serializer_class, data, *, partial: bool = False) -> dict:
     serializer = serializer_class(data=data, partial=partial)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def valid_form(form_class, data: dict, *, renames: dict | None = None, **kwargs):
+    """`form_class` bound to `data` (with kwargs such as team= or instance=), once it is valid;
+    otherwise ValidationError with its errors under the API's field names (`renames`)."""
+    form = form_class(data, **kwargs)
+    if not form.is_valid():
+        raise ValidationError(form_errors(form, renames))
+    return form

@@ -20,10 +20,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.badges.links import badge_url
-from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.checks.schedule import NEVER, ScheduleKind
 from apps.checks.services import pause_check, resume_check
+from apps.clock import database_now
 from apps.notifications.models import Channel
 
 from .authentication import HealthchecksBodyKeyAuthentication

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from apps.badges.links import badge_url_for_tag
 from apps.checks.models import Check
-from apps.dashboard.health import database_ok
+from apps.clock import database_ok
 
 from .base import TeamApiMixin
 

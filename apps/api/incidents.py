@@ -6,7 +6,7 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
 

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.views import APIView
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 
 from .base import TeamApiMixin
 from .metrics import collect_team_metrics, format_metrics

@@ -26,7 +26,7 @@ from apps.escalation.forms import MAX_REPEAT, MAX_STEPS, PolicyForm, StepForm
 from apps.escalation.models import SEVERITY_NAMES, EscalationPolicy
 from apps.escalation.policy import TargetKind
 
-from .base import TeamApiMixin
+from .base import ID_PATTERN, TeamApiMixin
 from .errors import Conflict
 from .form_input import (
     StrictObjectSerializer,
@@ -34,11 +34,11 @@ from .form_input import (
     form_errors,
     read_input,
     seconds_of,
+    valid_form,
     whole_minutes,
 )
 from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 
-ID_PATTERN = "[0-9]{1,18}"
 YEAR = 365 * 86400
 MAX_TARGETS = 100
 
@@ -215,9 +215,10 @@ def validated_steps(steps: list[dict], team) -> list[dict]:
 
 def save_policy(*, team, data: dict, policy: EscalationPolicy | None = None) -> EscalationPolicy:
     """Create or update a policy from validated input; `steps` (when given) replace its steps."""
-    form = PolicyForm(policy_form_data(data), instance=policy, team=team)
-    if not form.is_valid():
-        raise ValidationError(form_errors(form))
+    steps_after = len(data["steps"]) if "steps" in data else None
+    form = valid_form(
+        PolicyForm, policy_form_data(data), instance=policy, team=team, steps_after=steps_after
+    )
     steps = validated_steps(data["steps"], team) if "steps" in data else None
     try:
         with transaction.atomic():

@@ -12,11 +12,10 @@ from django.db.models import Q
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.clock import database_now
 from apps.escalation import actions, services
 from apps.escalation.forms import LONGEST_SILENCE, MaintenanceWindowForm, SilenceForm
 from apps.escalation.holds import check_facts
@@ -27,19 +26,18 @@ from apps.escalation.models import (
     matchers_to_json,
 )
 
-from .base import TeamApiMixin
+from .base import ID_PATTERN, TeamApiMixin
 from .errors import Conflict
 from .form_input import (
     StrictObjectSerializer,
     duration_data,
-    form_errors,
     read_input,
     seconds_of,
+    valid_form,
     whole_minutes,
 )
 from .serializers import StrictBooleanField, StrictCharField, StrictIntegerField
 
-ID_PATTERN = "[0-9]{1,18}"
 # Far enough from datetime's limits that adding a duration can never overflow.
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 _TAG = RegexValidator(r"^[^\s,]+\Z", "A tag has no spaces or commas.")
@@ -171,6 +169,11 @@ class SilenceInputSerializer(StrictObjectSerializer):
     )
     matchers = MatchersSerializer()
     comment = StrictCharField(max_length=1000, help_text="Why; required.")
+    confirm_no_match = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="A silence whose matchers match no check now is refused (400) unless true.",
+    )
 
 
 def _utc_text(value: datetime | None) -> str:
@@ -185,6 +188,8 @@ def silence_form_data(data: dict) -> dict:
         comment=data["comment"],
         **duration_data("duration", data.get("duration")),
     )
+    if data.get("confirm_no_match"):
+        form_data["confirm_no_match"] = "on"
     return form_data
 
 
@@ -262,9 +267,9 @@ class SilenceViewSet(
         summary="Create a silence",
         description=(
             "Validated like the dashboard's silence form: a comment is required, the matchers "
-            "must name something, the end (ends_at, or starts_at plus duration) must be in the "
-            "future and at most 90 days after the start. Open incidents it covers are held at "
-            "once."
+            "must name something and match a check (or confirm_no_match), the end (ends_at, or "
+            "starts_at plus duration) must be in the future and at most 90 days after the "
+            "start. Open incidents it covers are held at once."
         ),
         request=SilenceInputSerializer,
         responses={201: SilenceSerializer},
@@ -272,9 +277,9 @@ class SilenceViewSet(
     def create(self, request):
         data = read_input(SilenceInputSerializer, request.data)
         now = self.now()
-        form = SilenceForm(silence_form_data(data), team=self.team, now=now)
-        if not form.is_valid():
-            raise ValidationError(form_errors(form, MATCHER_FIELDS))
+        form = valid_form(
+            SilenceForm, silence_form_data(data), renames=MATCHER_FIELDS, team=self.team, now=now
+        )
         silence = actions.create_silence(
             team_id=self.team.id,
             starts_at=form.cleaned_data["starts_at"],
@@ -409,9 +414,7 @@ class MaintenanceWindowViewSet(
             comment=data["comment"],
             **duration_data("duration", data["duration"]),
         )
-        form = MaintenanceWindowForm(form_data, team=self.team)
-        if not form.is_valid():
-            raise ValidationError(form_errors(form, MATCHER_FIELDS))
+        form = valid_form(MaintenanceWindowForm, form_data, renames=MATCHER_FIELDS, team=self.team)
         now = database_now()
         window = services.create_maintenance_window(
             team=self.team, data=form.cleaned_data, matchers=form.matchers(), user=None, now=now

@@ -1,21 +1,5 @@
-"""One clock for every node: the database's.
+# The clock moved to apps/clock.py (below every app, so that teams may read it too). This alias
+# keeps imports written before the move working; new code imports apps.clock.
+from apps.clock import database_now, database_ok
 
-Web nodes that receive pings and workers that sweep may run on machines whose clocks disagree.
-On PostgreSQL, pings are stamped with `now()` inside the UPDATE and the sweeper reads `now()`
-once per run, so node clocks never decide anything. SQLite is the single-host embedded mode:
-every process runs on one machine and shares its clock, which is then the one clock.
-"""
-
-from datetime import UTC, datetime
-
-from django.db import connection
-from django.utils import timezone
-
-
-def database_now() -> datetime:
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT now()")
-            (now,) = cursor.fetchone()
-        return now.astimezone(UTC)
-    return timezone.now()
+__all__ = ["database_now", "database_ok"]

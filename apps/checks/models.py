@@ -9,8 +9,9 @@ from apps.teams.models import Team
 
 from . import schedule
 from .rules import EX_TEMPFAIL, Rules, Severity
-from .schedule import Schedule, ScheduleKind
+from .schedule import HostClock, Schedule, ScheduleKind, host_clock
 from .state import EvalState, RunOutcome, Status, state_from_json
+from .storable import decode_storable
 
 
 def _raise_if_out_of_range(value, label, minimum=schedule.MIN_INTERVAL):
@@ -148,6 +149,11 @@ class Check(models.Model):
     # The sweeper's bookkeeping: pings up to this number are folded into eval_state.
     processed_n = models.PositiveIntegerField(default=0)
     eval_state = models.JSONField(default=dict, blank=True)
+    # The last time folding this check's pings raised (a bug, or a row the rules cannot read):
+    # the ping that caused it is skipped with the outcome "error", the check page shows this,
+    # /healthz reports it and the team's owners and admins are emailed (see sweeper.py).
+    evaluation_failed_at = models.DateTimeField(null=True, blank=True)
+    evaluation_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CheckQuerySet.as_manager()
@@ -210,8 +216,21 @@ class Check(models.Model):
         return float((self.eval_state or {}).get("clock_offset", 0.0))
 
     @property
+    def host_clock(self) -> HostClock:
+        """The job host's clock as the schedule rules see it: smoothed and capped."""
+        return host_clock(self.state().recent_offsets)
+
+    @property
     def has_clock_warning(self) -> bool:
-        return abs(self.clock_offset_seconds) > self.skew_warning.total_seconds()
+        clock = self.host_clock
+        return clock.is_capped or abs(clock.offset) > self.skew_warning
+
+    @property
+    def clock_note(self) -> str:
+        """What a host clock that is off means for this check ("" when it is not off)."""
+        if not self.has_clock_warning:
+            return ""
+        return schedule.describe_host_clock(self.host_clock, ScheduleKind(self.schedule_kind))
 
     @property
     def open_runs(self) -> list[dict]:
@@ -260,7 +279,8 @@ class Ping(models.Model):
 
     @property
     def body_text(self) -> str:
-        return bytes(self.body).decode("utf-8", errors="replace")
+        # Goes into incident details (jsonb), emails and pages: never a NUL (issue 14).
+        return decode_storable(bytes(self.body))
 
     def body_tail(self, lines: int = 20, max_chars: int = 2000) -> str:
         tail = "\n".join(self.body_text.rstrip().splitlines()[-lines:])
@@ -328,3 +348,64 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run of {self.owner_id}: {self.outcome}"
+
+
+# A team that has not chosen its own limit: generous for real use, yet a runaway loop of
+# pings with ever-new slugs stops here instead of filling the database.
+DEFAULT_MAX_CHECKS = 500
+
+
+class CheckDefaults(models.Model):
+    """What a check created by auto-provisioning (a ping to /ping/<ping key>/<slug>?create=1
+    for an unknown slug) starts with, and how many checks the team may reach that way. A team
+    without a row uses the field defaults, which match a new Check's. Notifications go through
+    the escalation policy (a check has no channels of its own)."""
+
+    team = models.OneToOneField(
+        Team, on_delete=models.CASCADE, primary_key=True, related_name="check_defaults"
+    )
+    schedule_kind = models.CharField(
+        max_length=12,
+        choices=[(k.value, k.value) for k in ScheduleKind],
+        default=ScheduleKind.PERIOD.value,
+    )
+    period = models.DurationField(default=timedelta(days=1))
+    schedule_expression = models.CharField(max_length=200, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    grace = models.DurationField(default=timedelta(hours=1))
+    tags = models.CharField(max_length=500, blank=True, help_text="Space-separated.")
+    escalation_policy = models.ForeignKey(
+        "escalation.EscalationPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Auto-provisioning creates no check once the team has this many (however they were
+    # made); 0 turns auto-provisioning off.
+    max_checks = models.PositiveIntegerField(default=DEFAULT_MAX_CHECKS)
+    # A refused ping cannot be stored (a Ping needs its check), so it is counted here and the
+    # page shows the last one: the team sees what it missed instead of nothing.
+    refused_pings = models.PositiveIntegerField(default=0)
+    last_refused_slug = models.CharField(max_length=100, blank=True)
+    last_refused_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # Created by the teams app before checks owned it; the table kept its name.
+        db_table = "teams_checkdefaults"
+        verbose_name_plural = "check defaults"
+
+    def __str__(self) -> str:
+        return f"check defaults of {self.team_id}"
+
+    def check_settings(self) -> dict:
+        """The Check fields a provisioned check takes from these defaults."""
+        return {
+            "schedule_kind": self.schedule_kind,
+            "period": self.period,
+            "schedule_expression": self.schedule_expression,
+            "timezone": self.timezone,
+            "grace": self.grace,
+            "tags": self.tags,
+            "escalation_policy_id": self.escalation_policy_id,
+        }

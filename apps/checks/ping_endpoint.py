@@ -30,6 +30,7 @@ from apps.teams.models import Team
 from .models import Check, Ping
 from .pings import PingData, record_ping
 from .services import Provisioning, provision_check
+from .storable import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ _COUNT_SHAPE = re.compile(r"^[0-9]{1,20}\Z")
 _SLUG_SHAPE = re.compile(r"^[-a-zA-Z0-9_]+\Z")
 _SLUG_MAX = Check._meta.get_field("slug").max_length
 _PING_KEY_MAX = Team._meta.get_field("ping_key").max_length
+_REMOTE_ADDR_MAX = Ping._meta.get_field("remote_addr").max_length
+_USER_AGENT_MAX = Ping._meta.get_field("user_agent").max_length
 _ACTIONS = {
     "start": Ping.Kind.START,
     "fail": Ping.Kind.FAIL,
@@ -145,8 +148,13 @@ def handle_ping(
         if len(parts) < 2 or len(parts) > 3 or not parts[0] or not parts[1]:
             return NOT_FOUND
         # No check can match a key or slug longer than its column (cutting it short could match
-        # another check) or one with a NUL, which PostgreSQL text rejects with an error (a 503).
-        if len(parts[0]) > _PING_KEY_MAX or len(parts[1]) > _SLUG_MAX or "\x00" in path:
+        # another check) or one with a NUL or a lone surrogate, which PostgreSQL text cannot
+        # hold (an error, answered 503 or worse).
+        if (
+            len(parts[0]) > _PING_KEY_MAX
+            or len(parts[1]) > _SLUG_MAX
+            or storable_text(path) != path
+        ):
             return NOT_FOUND
         target = {"ping_key": parts[0], "slug": parts[1]}
         suffix = parts[2] if len(parts) == 3 else ""
@@ -172,9 +180,10 @@ def handle_ping(
         kind=kind,
         method=method,
         exit_status=exit_status,
-        # PostgreSQL text cannot hold NUL: a hostile header must not cost the job its ping.
-        remote_addr=remote_addr.replace("\x00", ""),
-        user_agent=user_agent.replace("\x00", ""),
+        # PostgreSQL text cannot hold NUL (nor psycopg encode a lone surrogate): a hostile
+        # header must not cost the job its ping.
+        remote_addr=storable_text(remote_addr, _REMOTE_ADDR_MAX),
+        user_agent=storable_text(user_agent, _USER_AGENT_MAX),
         body=body,
         body_truncated=body_truncated,
         **facts,

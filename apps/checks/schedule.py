@@ -12,8 +12,18 @@ Three kinds:
 The clock-skew allowance is added before a check is declared late or down: web nodes stamp pings
 with the database clock and the sweeper judges with the same clock, so the allowance absorbs
 commit latency, not a web node's own clock.
+
+A job host's own clock (seen through the `ts` a ping carries) matters only where the host's
+clock decides when the job runs:
+- period: nothing. Lateness is judged from when the last ping arrived, on Tocsin's clock, so a
+  host whose clock is off changes no deadline and gets no extra grace;
+- cron and OnCalendar: the host's cron fires by its own clock, so a host 90 s slow runs the
+  03:00 job at 03:01:30 by Tocsin's. Expected times are shifted by the host's signed offset
+  (the median of its last few pings, so one odd ping moves nothing), capped at
+  MAX_HOST_SHIFT: a clock that jumps by an hour is flagged, not silently followed.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -195,6 +205,36 @@ def spelled_duration(duration: timedelta) -> str:
     return "1 second" if seconds == 1 else f"{seconds} seconds"
 
 
+# How far a host's clock may move a cron or OnCalendar check's expected times, either way.
+MAX_HOST_SHIFT = timedelta(minutes=15)
+# The host offset is the median of this many recent pings that carried the job's time.
+HOST_OFFSET_SAMPLES = 5
+
+
+@dataclass(frozen=True)
+class HostClock:
+    """What Tocsin makes of a job host's clock. `offset` is when pings arrived minus when the
+    host said it sent them (positive: the host's clock is behind), smoothed; `shift` is what a
+    clock-scheduled check's expected times move by: the offset, capped at MAX_HOST_SHIFT."""
+
+    offset: timedelta = timedelta(0)
+    shift: timedelta = timedelta(0)
+
+    @property
+    def is_capped(self) -> bool:
+        return self.shift != self.offset
+
+
+def host_clock(recent_offsets: Sequence[timedelta]) -> HostClock:
+    """The smoothed, capped host offset from the offsets of its most recent pings (oldest
+    first); no samples: a host assumed on time."""
+    if not recent_offsets:
+        return HostClock()
+    ordered = sorted(recent_offsets[-HOST_OFFSET_SAMPLES:])
+    offset = ordered[(len(ordered) - 1) // 2]
+    return HostClock(offset=offset, shift=max(-MAX_HOST_SHIFT, min(MAX_HOST_SHIFT, offset)))
+
+
 @dataclass(frozen=True)
 class Deadlines:
     expected_at: datetime  # when the (first) missed check-in was due
@@ -209,26 +249,68 @@ def deadlines_after(
     skew_allowance: timedelta,
     *,
     missed_tolerance: int = 1,
-    observed_offset: timedelta = timedelta(0),
+    host_shift: timedelta = timedelta(0),
 ) -> Deadlines:
     """Deadlines after a check-in.
 
-    A check-in that arrives a little early (within the allowances) counts for the run it was
+    A check-in that arrives a little early (within the allowance) counts for the run it was
     meant for, so the next expectation is computed from `last_checkin_at + allowance`. With a
     missed-run tolerance of M, the check goes down only after the M-th expected check-in in a
-    row is missed. A job host whose clock is off by `observed_offset` gets that much more grace.
+    row is missed. For cron and OnCalendar schedules, `host_shift` (HostClock.shift, signed)
+    says how far behind Tocsin's clock the job host's is: the schedule is read on the host's
+    clock and its times brought back to Tocsin's. Period schedules ignore it (see above).
     """
-    allowance = skew_allowance + abs(observed_offset)
-    early_tolerance = allowance if schedule.kind != ScheduleKind.PERIOD else timedelta(0)
-    expected_at = schedule.next_after(later_by(last_checkin_at, early_tolerance))
-    last_tolerated = expected_at
+    if schedule.kind == ScheduleKind.PERIOD:
+        shift, early_tolerance = timedelta(0), timedelta(0)
+    else:
+        shift, early_tolerance = host_shift, skew_allowance
+
+    def on_tocsin_clock(host_time: datetime) -> datetime:
+        return NEVER if host_time >= NEVER else later_by(host_time, shift)
+
+    checkin_on_host_clock = later_by(last_checkin_at, -shift)
+    expected_on_host = schedule.next_after(later_by(checkin_on_host_clock, early_tolerance))
+    last_tolerated_on_host = expected_on_host
     for _ in range(max(1, missed_tolerance) - 1):
-        following = schedule.next_after(last_tolerated)
+        following = schedule.next_after(last_tolerated_on_host)
         if following == NEVER:
             break  # fewer than M occurrences remain: missing the last one is enough
-        last_tolerated = following
+        last_tolerated_on_host = following
+    expected_at = on_tocsin_clock(expected_on_host)
     return Deadlines(
         expected_at=expected_at,
-        late_at=later_by(expected_at, allowance),
-        down_at=later_by(last_tolerated, allowance + grace),
+        late_at=later_by(expected_at, skew_allowance),
+        down_at=later_by(on_tocsin_clock(last_tolerated_on_host), skew_allowance + grace),
     )
+
+
+def describe_host_clock(clock: HostClock, kind: ScheduleKind) -> str:
+    """One or two sentences about a host clock that is off, for the check page and alerts."""
+    offset = clock.offset.total_seconds()
+    direction = "behind" if offset > 0 else "ahead of"
+    text = f"The job host's clock is {_spelled_offset(abs(offset))} {direction} Tocsin's."
+    if kind == ScheduleKind.PERIOD:
+        return (
+            f"{text} A period check is judged by when its pings arrive, so this moves no "
+            f"deadline; fix the host's clock (NTP)."
+        )
+    later = "later" if clock.shift > timedelta(0) else "earlier"
+    shift = _spelled_offset(abs(clock.shift.total_seconds()))
+    if clock.is_capped:
+        return (
+            f"{text} That is more than Tocsin follows: its runs are expected at most {shift} "
+            f"{later}, so it pages instead; fix the host's clock (NTP)."
+        )
+    return (
+        f"{text} Its cron fires by that clock, so its runs are expected {shift} {later}; fix "
+        f"the host's clock (NTP)."
+    )
+
+
+def _spelled_offset(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        hours = int(seconds // 3600)
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    if seconds >= 120 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} minutes"
+    return f"{seconds:g} s"

@@ -11,16 +11,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 
-from apps.escalation.models import EscalationPolicy
-from apps.teams.models import CheckDefaults, Team
+from apps.teams.models import Team
 
-from .models import Check
-from .state import Status, Step, next_deadline, pause, state_to_json
+from .models import Check, CheckDefaults
+from .state import Reason, Status, StatusChanged, Step, next_deadline, pause, state_to_json
+from .sweeper import Evaluated, write_effects
 
 
 def _save_step(check: Check, step: Step, *, now: datetime) -> Check:
-    from .sweeper import SweepResult, _write_effects
-
     rules = check.rules()
     was_flapping = check.state().is_flapping
     Check.objects.filter(id=check.id).update(
@@ -29,9 +27,7 @@ def _save_step(check: Check, step: Step, *, now: datetime) -> Check:
         alert_after=next_deadline(step.state, rules, settings.CLOCK_SKEW_ALLOWANCE),
     )
     check.status, check.eval_state = step.state.status, state_to_json(step.state)
-    _write_effects(
-        check, step.effects, rules=rules, now=now, result=SweepResult(), flapping=was_flapping
-    )
+    write_effects([Evaluated(check, rules, step.state, step.effects, was_flapping)], now=now)
     return check
 
 
@@ -54,8 +50,6 @@ def resume_check(*, check_id, now: datetime) -> Check:
     else:
         resumed = replace(state, status=Status.UP, paused_at=None, last_checkin_at=now)
     step = Step(resumed)
-    from .state import Reason, StatusChanged
-
     step.effects.append(StatusChanged(Status.PAUSED, resumed.status, now, Reason.RESUMED))
     return _save_step(check, step, now=now)
 
@@ -120,9 +114,8 @@ def provision_check(*, ping_key: str, slug: str, now: datetime | None = None) ->
             refused = ProvisioningResult(Provisioning.LIMIT_REACHED, defaults.max_checks)
         else:
             settings_ = defaults.check_settings()
-            if not EscalationPolicy.objects.filter(
-                id=settings_["escalation_policy_id"], team=team
-            ).exists():
+            policy = defaults.escalation_policy
+            if policy is None or policy.team_id != team.id:
                 settings_["escalation_policy_id"] = None  # never another team's policy
             try:
                 with transaction.atomic():

@@ -23,7 +23,14 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .rules import Outcome, PingEvent, Rules, classify
-from .schedule import NEVER, Deadlines, deadlines_after, later_by
+from .schedule import (
+    HOST_OFFSET_SAMPLES,
+    NEVER,
+    Deadlines,
+    deadlines_after,
+    host_clock,
+    later_by,
+)
 
 MAX_OPEN_RUNS = 50
 
@@ -124,6 +131,9 @@ class EvalState:
     flip_times: tuple[datetime, ...] = ()
     is_flapping: bool = False
     clock_offset: timedelta = timedelta(0)  # received_at - job's own sent_at, last observed
+    # The offsets of the last few pings that carried the job's time, oldest first: the host's
+    # clock as schedule.host_clock smooths it.
+    recent_offsets: tuple[timedelta, ...] = ()
     last_failure: Failure | None = None
     pending_retries: int = 0  # failed attempts since the last finished run
 
@@ -197,7 +207,9 @@ def apply_ping(
     step.effects.append(PingClassified(ping.n, outcome))
     state = step.state
     if ping.sent_at is not None:
-        state = replace(state, clock_offset=ping.received_at - ping.sent_at)
+        offset = ping.received_at - ping.sent_at
+        recent = (*state.recent_offsets, offset)[-HOST_OFFSET_SAMPLES:]
+        state = replace(state, clock_offset=offset, recent_offsets=recent)
 
     if state.status == Status.PAUSED:
         if rules.manual_resume or outcome in (Outcome.IGNORED, Outcome.LOG):
@@ -255,7 +267,7 @@ def heartbeat_deadlines(
         rules.grace,
         skew_allowance,
         missed_tolerance=rules.missed_tolerance,
-        observed_offset=state.clock_offset,
+        host_shift=host_clock(state.recent_offsets).shift,
     )
 
 
@@ -562,6 +574,7 @@ def state_to_json(state: EvalState) -> dict:
         "flip_times": [_iso(t) for t in state.flip_times],
         "is_flapping": state.is_flapping,
         "clock_offset": state.clock_offset.total_seconds(),
+        "recent_offsets": [offset.total_seconds() for offset in state.recent_offsets],
         "last_failure": None
         if failure is None
         else {
@@ -601,6 +614,13 @@ def state_from_json(status: str, data: dict | None) -> EvalState:
         flip_times=tuple(_dt(t) for t in data.get("flip_times", ())),
         is_flapping=data.get("is_flapping", False),
         clock_offset=timedelta(seconds=data.get("clock_offset", 0.0)),
+        # States saved before the samples were kept: the last offset is the only sample.
+        recent_offsets=tuple(
+            timedelta(seconds=seconds)
+            for seconds in data.get(
+                "recent_offsets", [data["clock_offset"]] if data.get("clock_offset") else []
+            )
+        ),
         last_failure=None
         if not failure
         else Failure(

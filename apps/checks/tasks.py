@@ -3,9 +3,11 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from .clock import database_now
+from apps.clock import database_now
+
 from .deadman import ping_deadman
 from .pings import prune_pings
+from .quarantine import report_evaluation_failure
 from .sweeper import prune_sweep_runs, sweep_due_checks
 
 logger = logging.getLogger(__name__)
@@ -13,7 +15,13 @@ logger = logging.getLogger(__name__)
 
 @shared_task(ignore_result=True)
 def sweep_due_checks_task() -> str:
-    summary = str(sweep_due_checks(now=database_now(), batch_size=settings.SWEEP_BATCH_SIZE))
+    result = sweep_due_checks(now=database_now(), batch_size=settings.SWEEP_BATCH_SIZE)
+    summary = str(result)
+    for check_id in result.failures_to_report:
+        try:
+            report_evaluation_failure_task.delay(check_id)
+        except Exception:
+            logger.warning("could not enqueue the evaluation failure report of %s", check_id)
     if settings.SWEEPER_DEADMAN_URL:
         try:
             # Its own task: a slow or dead outside URL never delays the next sweep.
@@ -21,6 +29,11 @@ def sweep_due_checks_task() -> str:
         except Exception:
             logger.warning("could not enqueue the dead-man ping")
     return summary
+
+
+@shared_task(ignore_result=True, time_limit=120)
+def report_evaluation_failure_task(check_id: str) -> bool:
+    return report_evaluation_failure(check_id)
 
 
 @shared_task(ignore_result=True, time_limit=60)

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 TAIL_LIMIT = 10 * 1024
+# A partial line longer than this is placed in the tail without waiting for its newline.
+LINE_LIMIT = 4 * 1024
 KILL_AFTER = 5.0
 # After the command exits, how long to wait for the rest of its output: a background process
 # it started may keep the pipes open for much longer, and the wrapper must not wait for it.
@@ -34,24 +36,72 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUI
 
 
 class OutputTail:
-    """The last `limit` bytes of everything the command wrote, in arrival order."""
+    """The last `limit` bytes of what the command wrote on its streams (stdout and stderr),
+    merged line by line for whoever reads the alert.
 
-    def __init__(self, limit: int = TAIL_LIMIT):
+    Each stream's bytes go in as they arrive, but only whole lines are placed in the tail: a
+    line that comes in pieces (an unbuffered stderr writing "disk full" and then its newline,
+    while stdout writes meanwhile) is held until its newline arrives, and only then placed as
+    one line, after whatever the other stream placed meanwhile. Otherwise lines keep their
+    arrival order across the streams. A partial line is placed without its newline when its
+    stream ends (`close`) or once it reaches `line_limit` bytes (a stream that never writes a
+    newline, such as binary data, is still kept); if the other stream then places a line, a
+    newline is put in between, so that the two never share a line. Within one stream the
+    bytes stay exactly as written. Thread-safe: each stream is fed by its own thread.
+    """
+
+    def __init__(self, limit: int = TAIL_LIMIT, line_limit: int = LINE_LIMIT):
         self.limit = limit
+        self.line_limit = line_limit
         self.total = 0
         self._buffer = bytearray()
+        # The stream whose bytes end the tail without a newline (a placed partial line).
+        self._unterminated: str | None = None
+        # Per stream: the partial line held back, until its newline or the stream's end.
+        self._held: dict[str, bytearray] = {}
         self._lock = threading.Lock()
 
-    def append(self, data: bytes) -> None:
+    def append(self, stream: str, data: bytes) -> None:
+        """Take `data` as it was read from `stream` ("stdout", "stderr")."""
         with self._lock:
             self.total += len(data)
-            self._buffer += data
-            if len(self._buffer) > self.limit:
-                del self._buffer[: len(self._buffer) - self.limit]
+            held = self._held.setdefault(stream, bytearray())
+            held += data
+            end = held.rfind(b"\n") + 1
+            if end:
+                self._place(stream, held[:end])
+                del held[:end]
+            if len(held) >= self.line_limit:
+                self._place(stream, held)
+                held.clear()
+
+    def close(self, stream: str) -> None:
+        """The stream ended: place its partial line, if any."""
+        with self._lock:
+            held = self._held.pop(stream, None)
+            if held:
+                self._place(stream, held)
 
     def value(self) -> bytes:
+        """The tail, with the partial lines of streams that are still open placed last (a
+        background process may hold a pipe open after the command exited)."""
         with self._lock:
-            return bytes(self._buffer)
+            buffer, unterminated = bytearray(self._buffer), self._unterminated
+            for stream, held in self._held.items():
+                if held:
+                    if unterminated not in (None, stream):
+                        buffer += b"\n"
+                    buffer += held
+                    unterminated = stream
+            return bytes(buffer[-self.limit :])
+
+    def _place(self, stream: str, data: bytes | bytearray) -> None:
+        if self._unterminated not in (None, stream):
+            self._buffer += b"\n"
+        self._buffer += data
+        self._unterminated = None if data.endswith(b"\n") else stream
+        if len(self._buffer) > self.limit:
+            del self._buffer[: len(self._buffer) - self.limit]
 
 
 @dataclass(frozen=True)
@@ -80,9 +130,10 @@ def _write_all(fd: int, data: bytes) -> bool:
     return True
 
 
-def _pump(source, target_fd: int, tail: OutputTail) -> None:
-    """Copy the command's pipe to our own stream, keeping its tail. Keeps draining the pipe
-    even when our stream is gone, so that the command never blocks on a full pipe."""
+def _pump(name: str, source, target_fd: int, tail: OutputTail) -> None:
+    """Copy the command's pipe to our own stream as soon as each read returns, keeping its
+    tail. Keeps draining the pipe even when our stream is gone, so that the command never
+    blocks on a full pipe."""
     can_write = True
     fd = source.fileno()
     while True:
@@ -92,9 +143,13 @@ def _pump(source, target_fd: int, tail: OutputTail) -> None:
             continue
         if not data:
             break
-        tail.append(data)
+        # Into the tail (a copy under a lock) before the terminal, so that whatever the
+        # terminal has shown is in the tail already. The terminal gets the bytes unchanged,
+        # partial lines included; only the tail holds a partial line back.
+        tail.append(name, data)
         if can_write:
             can_write = _write_all(target_fd, data)
+    tail.close(name)
     source.close()
 
 
@@ -183,8 +238,12 @@ def run_command(
             # It may have tried to read the terminal before it was its own, and been stopped.
             _kill_group(proc, signal.SIGCONT)
         pumps = [
-            threading.Thread(target=_pump, args=(proc.stdout, stdout_fd, tail), daemon=True),
-            threading.Thread(target=_pump, args=(proc.stderr, stderr_fd, tail), daemon=True),
+            threading.Thread(
+                target=_pump, args=("stdout", proc.stdout, stdout_fd, tail), daemon=True
+            ),
+            threading.Thread(
+                target=_pump, args=("stderr", proc.stderr, stderr_fd, tail), daemon=True
+            ),
         ]
         for pump in pumps:
             pump.start()

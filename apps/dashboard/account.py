@@ -8,11 +8,11 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from apps.teams.current import dashboard_login_required
 from apps.teams.display_time import zone_names
 from apps.teams.models import UserSettings
 
 from .account_forms import DisplayZoneForm, EmailForm
-from .views import dashboard_login_required
 
 FORMS = ("zone", "email", "password")
 

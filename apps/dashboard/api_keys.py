@@ -12,12 +12,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.api.keys import create_api_key, revoke_api_key
 from apps.api.models import ApiKey
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.teams.access import require_role
+from apps.teams.current import current_membership, dashboard_login_required
 from apps.teams.models import Membership
-
-from .current_team import current_membership
-from .views import dashboard_login_required
 
 ADMIN = Membership.Role.ADMIN
 

@@ -2,10 +2,10 @@
 
 from datetime import timedelta
 
-from django.db import DatabaseError
-
-from apps.checks.clock import database_now
 from apps.checks.models import Flip, SweepRun
+from apps.checks.quarantine import recent_evaluation_failures
+from apps.clock import database_now
+from apps.notifications.models import Delivery
 
 
 def sweeper_lag_seconds() -> float | None:
@@ -25,8 +25,6 @@ MAX_DELIVERY_LAG = timedelta(minutes=10)
 def delivery_lag_seconds() -> float:
     """Seconds the oldest due, unsent delivery has waited (0 when none waits). One row read
     through the partial index the retry beat uses."""
-    from apps.notifications.models import Delivery
-
     now = database_now()
     oldest = (
         Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
@@ -35,14 +33,6 @@ def delivery_lag_seconds() -> float:
         .first()
     )
     return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
-
-
-def database_ok() -> tuple[bool, str]:
-    try:
-        database_now()
-    except DatabaseError as exc:
-        return False, f"{type(exc).__name__}: {exc}".strip()[:200]
-    return True, "ok"
 
 
 def broker_ok(timeout: float = 2.0) -> tuple[bool, str]:
@@ -76,3 +66,9 @@ def recent_blind_episode(hours: int = 24) -> dict | None:
         "cause": sweep.blind_cause,
         "checks_marked_unknown": unknown,
     }
+
+
+def evaluation_failures() -> dict:
+    """Checks whose evaluation raised lately (apps/checks/quarantine.py): each is a bug or
+    damaged data that the operator should hear of, even though the check goes on being judged."""
+    return recent_evaluation_failures(database_now())

@@ -8,17 +8,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.escalation.actions import EscalationActionError, silence_incident_check
 from apps.escalation.holds import covering_silence
 from apps.incidents.models import Incident
 from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
 from apps.incidents.tokens import SILENCE_ACTIONS
+from apps.notifications.flush import held_notifications
 from apps.teams.access import require_role
+from apps.teams.current import current_membership, dashboard_login_required
 from apps.teams.models import Membership
 
-from .current_team import current_membership
-from .views import dashboard_login_required, wants_partial
+from .views import wants_partial
 
 INCIDENT_ACTIONS = {"acknowledge": acknowledge_incident, "resolve": resolve_incident}
 # The silence buttons' values; the same lengths as the alert links' "silence for" actions.
@@ -85,15 +86,26 @@ def check_cover(incident, now):
     return covering_silence(incident.owner, now) if incident.is_open else None
 
 
+def notifications_with_holds(incident, now):
+    """The incident's notifications, each pending one with `held`: when its message goes out
+    and why it waits (the grouping rules)."""
+    held = held_notifications(incident, now=now)
+    rows = list(incident.notifications.order_by("created_at", "id"))
+    for row in rows:
+        row.held = held.get(row.id)
+    return rows
+
+
 @dashboard_login_required
 @require_GET
 @vary_on_headers("HX-Request", "HX-History-Restore-Request")
 def incident_detail(request, incident_id):
     incident, membership = get_incident_for_user(request.user, incident_id)
+    now = database_now()
     context = {
         "incident": incident,
-        "cover": check_cover(incident, database_now()),
-        "notifications": incident.notifications.order_by("created_at"),
+        "cover": check_cover(incident, now),
+        "notifications": notifications_with_holds(incident, now),
         "can_act": membership.has_role(Membership.Role.MEMBER),
     }
     template = "dashboard/incident_detail.html"

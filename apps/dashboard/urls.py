@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, api_keys, incident_views, views
+from . import account, api_keys, check_defaults, incident_views, views
 
 app_name = "dashboard"
 
@@ -9,6 +9,11 @@ urlpatterns = [
     path("team/", views.switch_team, name="switch-team"),
     path("account/", account.account, name="account"),
     path("sweeper-banner/", views.sweeper_banner, name="sweeper-banner"),
+    path(
+        "teams/<int:team_id>/check-defaults/",
+        check_defaults.check_defaults,
+        name="check-defaults",
+    ),
     path("team/api-keys/", api_keys.api_keys, name="api-keys"),
     path("team/api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
     path("checks/new/", views.check_create, name="check-create"),

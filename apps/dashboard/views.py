@@ -2,13 +2,10 @@
 service, render (a partial when htmx asks)."""
 
 from datetime import UTC, timedelta
-from functools import wraps
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
@@ -20,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from apps.checks.clock import database_now
+from apps.checks.forms import FIELDSETS, CheckForm, SchedulePreviewForm
 from apps.checks.models import Check, Ping
 from apps.checks.schedule import NEVER, ScheduleError, ScheduleKind
 from apps.checks.services import (
@@ -30,35 +27,20 @@ from apps.checks.services import (
     regenerate_ping_token,
     resume_check,
 )
+from apps.clock import database_now, database_ok
 from apps.teams.access import require_role
+from apps.teams.current import choose_team, current_membership, dashboard_login_required
 from apps.teams.display_time import zone_names
 from apps.teams.models import Membership
 from apps.teams.templatetags.times import when
 
 from . import health
 from .charts import duration_chart
-from .current_team import choose_team, current_membership
-from .forms import FIELDSETS, CheckFilterForm, CheckForm, SchedulePreviewForm, TeamSwitchForm
+from .forms import CheckFilterForm, TeamSwitchForm
 from .schedule_words import describe_schedule
 from .snippets import crontab_schedule
 from .templatetags.dashboard import duration
 from .uptime import uptime_ratio
-
-
-def dashboard_login_required(view):
-    """login_required that also copes with htmx: a poll whose session expired must not swap the
-    login page into the status table, so htmx is told to load the login page instead."""
-
-    protected = login_required(view)
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated and request.htmx:
-            page = request.htmx.current_url_abs_path or request.get_full_path()
-            return HttpResponseClientRedirect(redirect_to_login(page).url)
-        return protected(request, *args, **kwargs)
-
-    return wrapper
 
 
 def get_check_for_user(user, check_id, minimum=Membership.Role.VIEWER) -> tuple[Check, Membership]:
@@ -374,9 +356,9 @@ def _jsonable(episode):
 @never_cache
 @require_GET
 def healthz(request):
-    """Monitor the monitor: 503 when the database is unreachable, the sweeper is late or due
-    notifications are not being sent."""
-    db_ok, db_detail = health.database_ok()
+    """Monitor the monitor: 503 when the database is unreachable, the sweeper is late, due
+    notifications are not being sent, or a check's evaluation failed in the last 15 minutes."""
+    db_ok, db_detail = database_ok()
     broker_ok, broker_detail = health.broker_ok()
     lag = health.sweeper_lag_seconds() if db_ok else None
     max_lag = 3 * settings.SWEEP_INTERVAL
@@ -384,7 +366,9 @@ def healthz(request):
     delivery_lag = health.delivery_lag_seconds() if db_ok else None
     max_delivery_lag = health.MAX_DELIVERY_LAG.total_seconds()
     deliveries_ok = delivery_lag is not None and delivery_lag <= max_delivery_lag
-    healthy = db_ok and sweeper_ok and deliveries_ok
+    evaluation = health.evaluation_failures() if db_ok else None
+    evaluation_ok = evaluation is not None and evaluation["checks"] == 0
+    healthy = db_ok and sweeper_ok and deliveries_ok and evaluation_ok
     body = {
         "status": "ok" if healthy else "unhealthy",
         "database": {"ok": db_ok, "detail": db_detail},
@@ -400,5 +384,6 @@ def healthz(request):
             "max_lag_seconds": max_delivery_lag,
         },
         "blind_episode": _jsonable(health.recent_blind_episode()) if db_ok else None,
+        "evaluation": {"ok": evaluation_ok, "failed_lately": evaluation},
     }
     return JsonResponse(body, status=200 if healthy else 503)

@@ -1,8 +1,8 @@
 """Escalation, carried out: the incident's frozen policy walked step by step from persisted
 state, holds for dependencies and silences, and the actions people take (acknowledge, "not me",
 silence from a link). Every function takes `now` and runs inside the caller's transaction;
-notifications are owed through apps.notifications.dispatch (outbox rows, unique per incident,
-event, round, step and target), so a retried or concurrent sweep never sends twice.
+notifications are owed as outbox rows (unique per incident, event, round, step and target),
+so a retried or concurrent sweep never sends twice.
 
     open ──▶ suppressed (a parent check's incident is open) ──parent resolves──▶ released ─┐
       │                                                                                   │
@@ -12,6 +12,9 @@ event, round, step and target), so a retried or concurrent sweep never sends twi
     escalating ──acknowledge──▶ acknowledged ──ack timeout──▶ re-triggered: step 0 again
     any state ──resolve (by hand or recovery)──▶ resolved: "resolved" to whoever was told
 
+Notifications are owed through apps/escalation/signals.py (`owe`): the notifications app
+subscribes and writes the outbox rows in the same transaction.
+
 `Incident.next_escalation_at` says when the beat-driven sweep must look at an incident again;
 `Incident.hold` says why notifications are held back (`suppressed_by` / `silenced_by` say by
 what; holds.py finds them). Nothing here sleeps or schedules a task. What people do (not me,
@@ -19,18 +22,22 @@ silences) is in actions.py.
 """
 
 import logging
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
+from apps.bulk import update_many
 from apps.checks.models import Check
 from apps.incidents.models import Incident, IncidentEvent
 from apps.teams.models import Membership
 
 from .holds import covering_silence, open_parent_incident
-from .models import EscalationPolicy, Rotation
+from .models import EscalationPolicy, MaintenanceWindow, Rotation, Silence
 from .policy import (
     Firing,
     PolicySnapshot,
@@ -48,12 +55,148 @@ from .policy import (
     start,
 )
 from .rotation import on_call
+from .signals import Owed, Recipient, owe, team_channels
 
 logger = logging.getLogger(__name__)
 
 
 def record(incident: Incident, kind: str, at: datetime, **detail) -> None:
-    IncidentEvent.objects.create(incident=incident, kind=kind, at=at, detail=detail)
+    event = IncidentEvent(incident=incident, kind=kind, at=at, detail=detail)
+    batch = _BATCH.get()
+    if batch is not None:
+        batch.events.append(event)
+    else:
+        event.save()
+
+
+# --- many incidents at once ----------------------------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """Escalation of many new incidents at once (a sweep's batch): what they look up is read
+    once per team, and what they write (timeline events, escalation state, owed notifications)
+    is written in bulk at the end. Only for incidents of checks without dependencies, which
+    nothing else in the batch reads or changes."""
+
+    now: datetime
+    events: list = field(default_factory=list)
+    owed: list = field(default_factory=list)
+    policies: dict = field(default_factory=dict)
+    default_policies: dict = field(default_factory=dict)
+    _members: dict = field(default_factory=dict)
+    _covers: dict = field(default_factory=dict)
+    _rotations: dict = field(default_factory=dict)
+    _channels: dict = field(default_factory=dict)
+
+    def load_policies(self, checks) -> None:
+        team_ids = {check.team_id for check in checks}
+        own = {check.escalation_policy_id for check in checks if check.escalation_policy_id}
+        found = EscalationPolicy.objects.filter(
+            Q(id__in=own) | Q(team_id__in=team_ids, is_default=True)
+        ).prefetch_related("steps")
+        for policy in found:
+            self.policies[policy.id] = policy
+            if policy.is_default:
+                self.default_policies[policy.team_id] = policy
+
+    def policy_for(self, check: Check) -> tuple[PolicySnapshot, str]:
+        policy = self.policies.get(check.escalation_policy_id)
+        if policy is None or policy.team_id != check.team_id:
+            policy = self.default_policies.get(check.team_id)
+        if policy is None:
+            return implicit_policy(check.team_id), ""
+        return policy.snapshot(), policy.name
+
+    def members(self, team_id: int) -> dict:
+        if team_id not in self._members:
+            self._members[team_id] = dict(
+                Membership.objects.filter(team_id=team_id).values_list("user_id", "user__username")
+            )
+        return self._members[team_id]
+
+    def covers(self, team_id: int) -> tuple[list, list]:
+        if team_id not in self._covers:
+            self._covers[team_id] = (
+                list(Silence.objects.filter(team_id=team_id).active_at(self.now)),
+                list(MaintenanceWindow.objects.filter(team_id=team_id)),
+            )
+        return self._covers[team_id]
+
+    def rotation(self, team_id: int, rotation_id: int):
+        if (team_id, rotation_id) not in self._rotations:
+            self._rotations[(team_id, rotation_id)] = Rotation.objects.filter(
+                id=rotation_id, team_id=team_id
+            ).first()
+        return self._rotations[(team_id, rotation_id)]
+
+    def channel_names(self, team_id: int) -> dict:
+        if team_id not in self._channels:
+            self._channels[team_id] = team_channels(team_id)
+        return self._channels[team_id]
+
+
+_BATCH: ContextVar[_Batch | None] = ContextVar("escalation_batch", default=None)
+
+
+@contextmanager
+def _batched(now: datetime):
+    batch = _Batch(now=now)
+    token = _BATCH.set(batch)
+    try:
+        yield batch
+    finally:
+        _BATCH.reset(token)
+
+
+def start_escalations(incidents: list[Incident], *, now: datetime) -> None:
+    """start_escalation for many just-opened incidents (a sweep's batch), in bulk. Incidents
+    of checks with dependencies are started one by one, in order, as their holds need."""
+    if not incidents:
+        return
+    through = Check.depends_on.through.objects
+    check_ids = [incident.owner_id for incident in incidents]
+    edges = through.filter(from_check_id__in=check_ids) | through.filter(to_check_id__in=check_ids)
+    linked = set()
+    for parent, child in edges.values_list("to_check_id", "from_check_id"):
+        linked.update((parent, child))
+    plain = [incident for incident in incidents if incident.owner_id not in linked]
+    for incident in incidents:
+        if incident.owner_id in linked:
+            start_escalation(incident, now=now)
+    if not plain:
+        return
+    with _batched(now) as batch:
+        batch.load_policies([incident.owner for incident in plain])
+        for incident in plain:
+            policy, name = batch.policy_for(incident.owner)
+            incident.policy_snapshot = snapshot_to_json(policy)
+            incident.policy_name = name
+            incident.escalation_position = EscalationState(position=start(policy, now)).dump()
+            reconsider(incident, now=now, no_parents=True)
+    IncidentEvent.objects.bulk_create(batch.events)
+    update_many(Incident, plain, SAVED_FIELDS)
+    owe(batch.owed, now=now)
+
+
+def after_resolved_many(incidents: list[Incident], *, now: datetime) -> None:
+    """after_resolved for many incidents at once, in two statements."""
+    if not incidents:
+        return
+    for incident in incidents:
+        incident.next_escalation_at = None
+        incident.hold = ""
+    ids = [incident.id for incident in incidents]
+    Incident.objects.filter(id__in=ids).update(next_escalation_at=None, hold="")
+    _release_held_by(ids, now=now)
+
+
+def _release_held_by(incident_ids, *, now: datetime) -> None:
+    """Incidents held back by these (now resolved) ones are looked at again shortly."""
+    release_at = now + settings.DEPENDENCY_RELEASE_DELAY
+    Incident.objects.filter(
+        suppressed_by_id__in=incident_ids, hold=Incident.Hold.SUPPRESSED
+    ).exclude(state=Incident.State.RESOLVED).update(next_escalation_at=release_at)
 
 
 # --- which policy ------------------------------------------------------------------------------
@@ -74,6 +217,10 @@ def policy_for_check(check: Check) -> tuple[PolicySnapshot, str]:
         ).first()
     if policy is None:
         policy = EscalationPolicy.objects.filter(team_id=check.team_id, is_default=True).first()
+        if policy is not None and not policy.steps.exists():
+            # A default left without steps (saved before that was refused) would tell nobody:
+            # the team falls back to telling every member.
+            policy = None
     if policy is None:
         return implicit_policy(check.team_id), ""
     return policy.snapshot(), policy.name
@@ -135,12 +282,14 @@ def _recipients(incident: Incident, targets, now: datetime):
     """The dispatch recipients for a step's targets at `now`, and labels for the timeline:
     rotations resolve to whoever is on call now. Targets of another team (a stale snapshot)
     are dropped here; dispatch drops members who left and disabled channels."""
-    from apps.notifications.dispatch import Recipient
-
     team_id = incident.owner.team_id
-    members = dict(
-        Membership.objects.filter(team_id=team_id).values_list("user_id", "user__username")
-    )
+    batch = _BATCH.get()
+    if batch is not None:
+        members = batch.members(team_id)
+    else:
+        members = dict(
+            Membership.objects.filter(team_id=team_id).values_list("user_id", "user__username")
+        )
     recipients, labels = {}, []
 
     def add_user(user_id: int) -> None:
@@ -158,7 +307,10 @@ def _recipients(incident: Incident, targets, now: datetime):
                 add_user(user_id)
             labels.append("everyone on the team")
         elif target.kind == TargetKind.ROTATION:
-            rotation = Rotation.objects.filter(id=target.id, team_id=team_id).first()
+            if batch is not None:
+                rotation = batch.rotation(team_id, target.id)
+            else:
+                rotation = Rotation.objects.filter(id=target.id, team_id=team_id).first()
             user_id = on_call(rotation.spec(), now) if rotation else None
             if user_id is None:
                 record(
@@ -175,15 +327,15 @@ def _recipients(incident: Incident, targets, now: datetime):
 
 
 def _channel_name(channel_id: int, team_id: int) -> str:
-    from apps.notifications.models import Channel
-
-    channel = Channel.objects.filter(id=channel_id, team_id=team_id).first()
-    return channel.name if channel else f"#{channel_id} (deleted)"
+    batch = _BATCH.get()
+    if batch is not None:
+        name = batch.channel_names(team_id).get(channel_id)
+    else:
+        name = team_channels(team_id, {channel_id}).get(channel_id)
+    return name if name is not None else f"#{channel_id} (deleted)"
 
 
 def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: EscalationState, now) -> None:
-    from apps.notifications.dispatch import notify
-
     recipients, described = _recipients(incident, firing.targets, now)
     epoch = state.position.epoch
     if firing.is_reminder:
@@ -204,16 +356,21 @@ def _fire(incident, firing: Firing, *, policy: PolicySnapshot, state: Escalation
             event=event,
             targets=described,
         )
-    notify(incident=incident, event=event, recipients=recipients, round=round_, step=step, now=now)
+    owed = Owed(incident, event, tuple(recipients), round_, step)
+    batch = _BATCH.get()
+    if batch is not None:
+        batch.owed.append(owed)
+    else:
+        owe([owed], now=now)
     state.notified = True
     incident.last_notified_at = now
 
 
-def reconsider(incident: Incident, *, now: datetime) -> None:
+def reconsider(incident: Incident, *, now: datetime, no_parents: bool = False) -> None:
     """The heart of it: decide the holds (dependency, acknowledgment, silence), fire what is
     due by `now`, and set when to look again. Changes the incident in memory; the caller holds
     its row lock and saves it with `save_state`. Calling it again at the same `now` fires
-    nothing twice."""
+    nothing twice. `no_parents`: the caller knows that the check depends on no other."""
     policy = frozen_policy(incident)
     state = EscalationState.load(incident)
 
@@ -232,7 +389,7 @@ def reconsider(incident: Incident, *, now: datetime) -> None:
     elif incident.state == Incident.State.TRIGGERED and not incident.hold and not state.notified:
         # Nobody was told yet (a dependent waiting for its parents to settle): a parent that
         # went down meanwhile holds it back.
-        parent = open_parent_incident(incident.owner)
+        parent = None if no_parents else open_parent_incident(incident.owner)
         if parent is not None:
             _suppress(incident, parent, now=now)
             return
@@ -259,7 +416,12 @@ def reconsider(incident: Incident, *, now: datetime) -> None:
             start_event="retriggered",
         )
 
-    cover = covering_silence(incident.owner, now)
+    batch = _BATCH.get()
+    if batch is not None:
+        silences, windows = batch.covers(incident.owner.team_id)
+        cover = covering_silence(incident.owner, now, silences=silences, windows=windows)
+    else:
+        cover = covering_silence(incident.owner, now)
     if cover is not None:
         if (
             incident.hold != Incident.Hold.SILENCED
@@ -378,17 +540,12 @@ def after_acknowledged(incident: Incident, *, now: datetime) -> None:
 
 
 def after_resolved(incident: Incident, *, now: datetime) -> None:
-    """Nothing more is due; tell whoever was told; release incidents held by this one."""
-    from apps.notifications.dispatch import notify_resolved
-
+    """Nothing more is due; release incidents held by this one. (Whoever was told hears
+    "resolved" from the notifications app, which subscribes to the incident's resolution.)"""
     incident.next_escalation_at = None
     incident.hold = ""
     incident.save(update_fields=["next_escalation_at", "hold"])
-    notify_resolved(incident=incident, now=now)
-    release_at = now + settings.DEPENDENCY_RELEASE_DELAY
-    Incident.objects.filter(suppressed_by=incident, hold=Incident.Hold.SUPPRESSED).exclude(
-        state=Incident.State.RESOLVED
-    ).update(next_escalation_at=release_at)
+    _release_held_by([incident.id], now=now)
 
 
 def after_severity_raised(incident: Incident, *, now: datetime) -> None:

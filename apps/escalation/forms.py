@@ -7,13 +7,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 from django import forms
-from django.apps import apps
 
+from apps.checks.form_fields import DurationInput
 from apps.checks.models import Check
-from apps.dashboard.forms import DurationInput
 from apps.teams.models import Membership
 
+from .holds import matching_checks
 from .models import SEVERITY_NAMES, EscalationPolicy, Rotation
+from .signals import team_channels
 
 SEVERITY_CHOICES = [(name, name) for name in SEVERITY_NAMES]
 MAX_REPEAT = 20
@@ -32,10 +33,9 @@ def target_choices(team) -> list[tuple[str, str]]:
     """Everything a step may notify, as "kind:id" values."""
     choices = [(f"team:{team.id}", "Everyone on the team")]
     choices += [(f"user:{value}", f"Member {label}") for value, label in member_choices(team)]
-    channel_model = apps.get_model("notifications", "Channel")
     choices += [
-        (f"channel:{c.id}", f"Channel {c.name}")
-        for c in channel_model.objects.filter(team=team).order_by("name")
+        (f"channel:{channel_id}", f"Channel {name}")
+        for channel_id, name in team_channels(team.id).items()
     ]
     choices += [
         (f"rotation:{r.id}", f"On call in {r.name}")
@@ -78,9 +78,14 @@ class PolicyForm(forms.ModelForm):
         labels = {"is_default": "Team default"}
         help_texts = {"is_default": "Used by every check that names no policy."}
 
-    def __init__(self, *args, team, **kwargs):
+    def __init__(self, *args, team, steps_after: int | None = None, **kwargs):
+        """`steps_after`: how many steps the policy will have once saved (the API replaces
+        them in the same request); by default, the steps it has."""
         super().__init__(*args, **kwargs)
         self.team = team
+        if steps_after is None:
+            steps_after = self.instance.steps.count() if self.instance.pk else 0
+        self.steps_after = steps_after
         self.fields["repeat"].widget.attrs.update(min=0, max=MAX_REPEAT)
         self.fields[
             "reminder_interval"
@@ -115,6 +120,17 @@ class PolicyForm(forms.ModelForm):
 
     def clean_severities(self):
         return " ".join(sorted(self.cleaned_data.get("severities") or []))
+
+    def clean_is_default(self):
+        is_default = self.cleaned_data.get("is_default")
+        if is_default and self.steps_after == 0:
+            # The default covers every check that names no policy: without steps, their
+            # failures would reach nobody at all.
+            raise forms.ValidationError(
+                "A team default needs at least one step, or the checks that use it notify "
+                "nobody: add steps first, then make it the default."
+            )
+        return is_default
 
     def save(self, commit=True):
         policy = super().save(commit=False)
@@ -303,10 +319,19 @@ class MatchersForm(forms.Form):
     "whole team" covers everything."""
 
     checks = forms.MultipleChoiceField(
-        choices=[], required=False, widget=forms.CheckboxSelectMultiple, label="Checks"
+        choices=[],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Checks",
+        help_text=(
+            "Checks, tags and environment narrow each other: a check is covered only when it "
+            "matches every one of them that is set."
+        ),
     )
     tags = forms.CharField(
-        max_length=500, required=False, help_text="Any of these tags (separated by spaces)."
+        max_length=500,
+        required=False,
+        help_text="Separated by spaces; a check with any one of these tags matches.",
     )
     environment = forms.CharField(max_length=50, required=False)
     whole_team = forms.BooleanField(required=False, label="The whole team")
@@ -359,6 +384,11 @@ class SilenceForm(MatchersForm):
     starts_at = UTCDateTimeField(label="From (UTC)", required=False, help_text="Empty: now.")
     ends_at = UTCDateTimeField(label="Until (UTC)", required=False)
     duration = DurationInput("Or for", required=False)
+    confirm_no_match = forms.BooleanField(
+        required=False,
+        label="Save it even if it matches no check now",
+        help_text="For checks that do not exist yet; otherwise such a silence is a mistake.",
+    )
     field_order = ["starts_at", "ends_at", "duration"]
 
     def __init__(self, *args, now, **kwargs):
@@ -385,6 +415,19 @@ class SilenceForm(MatchersForm):
                 elif end - start > LONGEST_SILENCE:
                     self.add_error("ends_at", "A silence lasts at most 90 days.")
         cleaned["starts_at"], cleaned["ends_at"] = start, end
+        if (
+            not self.errors
+            and not cleaned.get("confirm_no_match")
+            and not matching_checks(self.team.id, self.matchers())
+        ):
+            # A silence that covers nothing silences nothing: most often tags and checks that
+            # narrow each other to nobody, or a tag spelled differently.
+            self.add_error(
+                "confirm_no_match",
+                "These matchers match no check of the team: checks, tags and environment "
+                "narrow each other (a check must match all that are set). Change them, or "
+                "confirm that it should match no check now.",
+            )
         return cleaned
 
 

@@ -6,6 +6,8 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Max
 
+from apps.checks.models import Check
+
 from .models import EscalationPolicy, EscalationStep, MaintenanceWindow, Rotation, RotationOverride
 
 
@@ -28,12 +30,23 @@ def add_step(*, policy: EscalationPolicy, wait, targets: list[dict], severities:
     )
 
 
+class LastStepOfDefault(ValueError):
+    """Removing the only step of the team's default policy would leave its checks telling
+    nobody."""
+
+
 @transaction.atomic
 def change_step(*, step: EscalationStep, operation: str) -> None:
-    """ "remove", "up" or "down"; the remaining steps are renumbered 0..n-1."""
+    """ "remove", "up" or "down"; the remaining steps are renumbered 0..n-1. Refuses
+    (LastStepOfDefault) to remove the last step of the team's default policy."""
     policy = EscalationPolicy.objects.select_for_update().get(id=step.policy_id)
     steps = list(policy.steps.all())
     index = next(i for i, s in enumerate(steps) if s.id == step.id)
+    if operation == "remove" and policy.is_default and len(steps) == 1:
+        raise LastStepOfDefault(
+            "This is the last step of the team default: its checks would notify nobody. Add "
+            "another step first, or make another policy the default."
+        )
     if operation == "remove":
         steps.pop(index).delete()
     elif operation == "up" and index > 0:
@@ -50,8 +63,6 @@ def change_step(*, step: EscalationStep, operation: str) -> None:
 def assign_policy(*, policy: EscalationPolicy, check_ids: list[str]) -> None:
     """Exactly the given checks of the policy's team use it; the others that did fall back to
     the team default."""
-    from apps.checks.models import Check
-
     team_checks = Check.objects.filter(team_id=policy.team_id)
     team_checks.filter(escalation_policy=policy).exclude(id__in=check_ids).update(
         escalation_policy=None

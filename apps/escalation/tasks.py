@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 
 from .engine import escalate_due_incidents
 from .hygiene import remind_expiring_silences

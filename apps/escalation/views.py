@@ -9,10 +9,10 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.checks.clock import database_now
-from apps.dashboard.current_team import current_membership
-from apps.dashboard.views import dashboard_login_required
+from apps.checks.models import Check
+from apps.clock import database_now
 from apps.teams.access import require_role
+from apps.teams.current import current_membership, dashboard_login_required
 from apps.teams.models import Membership
 
 from . import actions, holds, services
@@ -51,15 +51,60 @@ def team_membership(request, minimum=VIEWER) -> Membership:
     return require_role(request.user, membership.team_id, minimum)
 
 
+def _create_page(request, form_class, *, template: str, detail: str):
+    """A page that creates one of the team's objects (admins only): a valid submission is
+    saved and its detail page opens; a refused one comes back with its errors."""
+    membership = team_membership(request, ADMIN)
+    form = form_class(_submitted(request), team=membership.team)
+    if request.method == "POST" and form.is_valid():
+        return redirect(detail, form.save().id)
+    context = {"form": form, "team": membership.team}
+    return render(request, template, context, status=400 if form.errors else 200)
+
+
+def _settings_form(request, obj, form_class):
+    """The object's own settings form: bound to a POST (which needs the admin role) or unbound
+    on GET. Returns the form and whether it was valid and saved."""
+    if request.method == "POST":
+        require_role(request.user, obj.team_id, ADMIN)
+    form = form_class(_submitted(request), instance=obj, team=obj.team)
+    saved = request.method == "POST" and form.is_valid()
+    if saved:
+        form.save()
+    return form, saved
+
+
+def _team_form(request, form_class, minimum, **kwargs):
+    """A form of the current team's list page (silences, windows): anyone in the team sees it,
+    submitting it needs `minimum`. Returns the membership, the form and whether it is valid."""
+    membership = team_membership(request)
+    form = form_class(_submitted(request), team=membership.team, **kwargs)
+    if request.method == "POST":
+        require_role(request.user, membership.team_id, minimum)
+    return membership, form, request.method == "POST" and form.is_valid()
+
+
+def _delete(request, model, pk, *, then: str, message: str = ""):
+    """Delete one of the team's objects (admins only) and go back to its list."""
+    obj, _ = scoped(request, model, pk, ADMIN)
+    obj.delete()
+    if message:
+        messages.success(request, message.format(obj=obj))
+    return redirect(then)
+
+
 @dashboard_login_required
 @require_GET
 def overview(request):
     membership = team_membership(request)
     team = membership.team
+    policies = list(EscalationPolicy.objects.filter(team=team).prefetch_related("steps"))
+    for policy in policies:
+        policy.covered_count = checks_using(policy).count()
     context = {
         "team": team,
         "can_edit": membership.has_role(ADMIN),
-        "policies": EscalationPolicy.objects.filter(team=team).prefetch_related("steps"),
+        "policies": policies,
         "rotations": Rotation.objects.filter(team=team).prefetch_related("members__user"),
     }
     return render(request, "escalation/overview.html", context)
@@ -68,24 +113,20 @@ def overview(request):
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def policy_create(request):
-    membership = team_membership(request, ADMIN)
-    form = PolicyForm(_submitted(request), team=membership.team)
-    if request.method == "POST" and form.is_valid():
-        return redirect("escalation:policy-detail", form.save().id)
-    status = 400 if form.errors else 200
-    context = {"form": form, "team": membership.team}
-    return render(request, "escalation/policy_form.html", context, status=status)
+    return _create_page(
+        request,
+        PolicyForm,
+        template="escalation/policy_form.html",
+        detail="escalation:policy-detail",
+    )
 
 
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def policy_detail(request, pk):
     policy, membership = scoped(request, EscalationPolicy, pk)
-    if request.method == "POST":
-        require_role(request.user, policy.team_id, ADMIN)
-    form = PolicyForm(_submitted(request), instance=policy, team=policy.team)
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    form, saved = _settings_form(request, policy, PolicyForm)
+    if saved:
         messages.success(request, "Policy saved. Incidents already open keep the old copy.")
         return redirect("escalation:policy-detail", policy.id)
     context = {
@@ -101,6 +142,15 @@ def policy_detail(request, pk):
     )
 
 
+def checks_using(policy: EscalationPolicy):
+    """The team's checks whose incidents `policy` handles: those naming it and, for the
+    default, those naming none."""
+    checks = Check.objects.filter(team_id=policy.team_id, escalation_policy=policy)
+    if policy.is_default:
+        checks |= Check.objects.filter(team_id=policy.team_id, escalation_policy__isnull=True)
+    return checks
+
+
 def described_steps(policy) -> list[tuple]:
     """(step, target labels) in order; a target that no longer exists says so."""
     labels = dict(target_choices(policy.team))
@@ -113,11 +163,12 @@ def described_steps(policy) -> list[tuple]:
     ]
 
 
-def _steps_response(request, policy, step_form, *, status=200):
+def _steps_response(request, policy, step_form, *, status=200, steps_error=""):
     context = {
         "policy": policy,
         "steps": described_steps(policy),
         "step_form": step_form,
+        "steps_error": steps_error,
         "can_edit": True,
     }
     template = "escalation/policy_detail.html"
@@ -168,8 +219,12 @@ def step_change(request, pk, step_id, operation):
     step = get_object_or_404(EscalationStep, id=step_id, policy=policy)
     if operation not in STEP_OPERATIONS:
         raise Http404("No such operation")
-    services.change_step(step=step, operation=operation)
-    return _steps_response(request, policy, StepForm(team=policy.team))
+    form = StepForm(team=policy.team)
+    try:
+        services.change_step(step=step, operation=operation)
+    except services.LastStepOfDefault as exc:
+        return _steps_response(request, policy, form, status=400, steps_error=str(exc))
+    return _steps_response(request, policy, form)
 
 
 @dashboard_login_required
@@ -188,22 +243,18 @@ def policy_checks(request, pk):
 @dashboard_login_required
 @require_POST
 def policy_delete(request, pk):
-    policy, _ = scoped(request, EscalationPolicy, pk, ADMIN)
-    policy.delete()
-    messages.success(request, f"Policy “{policy.name}” deleted; its checks use the default.")
-    return redirect("escalation:overview")
+    message = "Policy “{obj.name}” deleted; its checks use the default."
+    return _delete(request, EscalationPolicy, pk, then="escalation:overview", message=message)
 
 
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def rotation_create(request):
-    membership = team_membership(request, ADMIN)
-    form = RotationForm(_submitted(request), team=membership.team)
-    if request.method == "POST" and form.is_valid():
-        return redirect("escalation:rotation-detail", form.save().id)
-    context = {"form": form, "team": membership.team}
-    return render(
-        request, "escalation/rotation_form.html", context, status=400 if form.errors else 200
+    return _create_page(
+        request,
+        RotationForm,
+        template="escalation/rotation_form.html",
+        detail="escalation:rotation-detail",
     )
 
 
@@ -211,11 +262,8 @@ def rotation_create(request):
 @require_http_methods(["GET", "POST"])
 def rotation_detail(request, pk):
     rotation, membership = scoped(request, Rotation, pk)
-    if request.method == "POST":
-        require_role(request.user, rotation.team_id, ADMIN)
-    form = RotationForm(_submitted(request), instance=rotation, team=rotation.team)
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    form, saved = _settings_form(request, rotation, RotationForm)
+    if saved:
         return redirect("escalation:rotation-detail", rotation.id)
     return _rotation_page(request, rotation, membership, form=form)
 
@@ -273,9 +321,7 @@ def override_delete(request, pk, override_id):
 @dashboard_login_required
 @require_POST
 def rotation_delete(request, pk):
-    rotation, _ = scoped(request, Rotation, pk, ADMIN)
-    rotation.delete()
-    return redirect("escalation:overview")
+    return _delete(request, Rotation, pk, then="escalation:overview")
 
 
 # --- silences and maintenance windows ------------------------------------------------------------
@@ -284,33 +330,39 @@ def rotation_delete(request, pk):
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def silence_list(request):
-    membership = team_membership(request)
-    team, now = membership.team, database_now()
-    form = SilenceForm(_submitted(request), team=team, now=now)
-    if request.method == "POST":
-        require_role(request.user, team.id, MEMBER)
-        if form.is_valid():
-            actions.create_silence(
-                team_id=team.id,
-                starts_at=form.cleaned_data["starts_at"],
-                ends_at=form.cleaned_data["ends_at"],
-                matchers=form.matchers(),
-                user=request.user,
-                comment=form.cleaned_data["comment"],
-                now=now,
-            )
-            messages.success(request, "Silence saved.")
-            return redirect("escalation:silence-list")
+    now = database_now()
+    membership, form, valid = _team_form(request, SilenceForm, MEMBER, now=now)
+    team = membership.team
+    if valid:
+        actions.create_silence(
+            team_id=team.id,
+            starts_at=form.cleaned_data["starts_at"],
+            ends_at=form.cleaned_data["ends_at"],
+            matchers=form.matchers(),
+            user=request.user,
+            comment=form.cleaned_data["comment"],
+            now=now,
+        )
+        messages.success(request, "Silence saved.")
+        return redirect("escalation:silence-list")
     silences = Silence.objects.filter(team=team).select_related("created_by")
     context = {
         "team": team,
         "form": form,
-        "active": silences.active_at(now),
-        "upcoming": silences.upcoming(now),
+        "active": with_covered_checks(silences.active_at(now), team.id),
+        "upcoming": with_covered_checks(silences.upcoming(now), team.id),
         "silenced_now": holds.silenced_now(team.id, now),
         "can_silence": membership.has_role(MEMBER),
     }
     return render(request, "escalation/silences.html", context, status=400 if form.errors else 200)
+
+
+def with_covered_checks(silences, team_id: int) -> list[Silence]:
+    """The silences, each with `covered`: the team's checks its matchers match now."""
+    silences = list(silences)
+    for silence in silences:
+        silence.covered = holds.matching_checks(team_id, silence.matchers)
+    return silences
 
 
 @dashboard_login_required
@@ -337,20 +389,14 @@ def silence_expire(request, pk):
 @dashboard_login_required
 @require_http_methods(["GET", "POST"])
 def maintenance_list(request):
-    membership = team_membership(request)
-    team, now = membership.team, database_now()
-    form = MaintenanceWindowForm(_submitted(request), team=team)
-    if request.method == "POST":
-        require_role(request.user, team.id, ADMIN)
-        if form.is_valid():
-            services.create_maintenance_window(
-                team=team,
-                data=form.cleaned_data,
-                matchers=form.matchers(),
-                user=request.user,
-                now=now,
-            )
-            return redirect("escalation:maintenance-list")
+    now = database_now()
+    membership, form, valid = _team_form(request, MaintenanceWindowForm, ADMIN)
+    team = membership.team
+    if valid:
+        services.create_maintenance_window(
+            team=team, data=form.cleaned_data, matchers=form.matchers(), user=request.user, now=now
+        )
+        return redirect("escalation:maintenance-list")
     windows = [
         (w, w.spec().window_at(now), w.spec().next_windows(now, 3))
         for w in MaintenanceWindow.objects.filter(team=team).select_related("created_by")
@@ -369,6 +415,4 @@ def maintenance_list(request):
 @dashboard_login_required
 @require_POST
 def maintenance_delete(request, pk):
-    window, _ = scoped(request, MaintenanceWindow, pk, ADMIN)
-    window.delete()
-    return redirect("escalation:maintenance-list")
+    return _delete(request, MaintenanceWindow, pk, then="escalation:maintenance-list")

@@ -1,30 +1,32 @@
-"""Opening, acknowledging and resolving incidents. Every write that changes an incident also
-owes its notifications in the same transaction, through the escalation engine
-(apps/escalation/engine.py), which decides who hears what and when."""
+"""Opening, acknowledging and resolving incidents. Every write that changes an incident is
+announced through apps/incidents/signals.py in the same transaction; escalation (who hears what,
+when) and notifications (the outbox) subscribe there, so their rows commit with the incident."""
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models import Q
 
+from apps.bulk import update_many
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
-from apps.escalation import actions, engine
 from apps.teams.models import Membership
 
-from .models import Incident, IncidentEvent, UsedActionToken
-from .tokens import SILENCE_ACTIONS, ActionClaim, InvalidToken, read_action_token
+from .models import Incident, IncidentEvent
+from .signals import (
+    incident_acknowledged,
+    incidents_opened,
+    incidents_resolved,
+    severities_raised,
+)
+
+RESOLVED_FIELDS = ["state", "resolved_at", "resolved_by", "resolution", "severity_raise_at"]
 
 
 class IncidentActionError(Exception):
     """The action cannot be carried out (already resolved, ...); the message says why."""
-
-
-class ActionNotAllowed(InvalidToken):
-    """The token is genuine, but the person it was sent to may not act on this incident (any
-    more): a viewer, or someone who left the team after the email went out."""
 
 
 def may_act_on_incidents(*, user_id: int, team_id: int) -> bool:
@@ -33,29 +35,27 @@ def may_act_on_incidents(*, user_id: int, team_id: int) -> bool:
     return membership is not None and membership.has_role(Membership.Role.MEMBER)
 
 
-def channel_may_act(*, channel_id: int, team_id: int) -> bool:
-    """Links in a chat message: anyone in the channel may click them, as long as the channel
-    still belongs to the incident's team and is enabled."""
-    from django.apps import apps
-
-    try:
-        channel_model = apps.get_model("notifications", "Channel")
-    except LookupError:
-        return False
-    return channel_model.objects.filter(id=channel_id, team_id=team_id, is_enabled=True).exists()
-
-
-def channel_name(channel_id: int | None) -> str | None:
-    if channel_id is None:
-        return None
-    from django.apps import apps
-
-    channel = apps.get_model("notifications", "Channel").objects.filter(id=channel_id).first()
-    return channel.name if channel else f"#{channel_id}"
-
-
 def failure_details(check: Check, failure: Failure | None) -> dict:
     """The context an alert needs: what was expected, what happened, and the job's own words."""
+    ping = None
+    if failure is not None and failure.n:
+        ping = Ping.objects.filter(owner=check, n=failure.n).first()
+    return details_of(check, failure, ping)
+
+
+def failure_pings(failures: list[tuple[Check, Failure | None]]) -> dict[tuple, Ping]:
+    """The pings that reported the failures, by (check id, ping number), in one query."""
+    wanted = Q()
+    for check, failure in failures:
+        if failure is not None and failure.n:
+            wanted |= Q(owner_id=check.id, n=failure.n)
+    if not wanted:
+        return {}
+    return {(ping.owner_id, ping.n): ping for ping in Ping.objects.filter(wanted)}
+
+
+def details_of(check: Check, failure: Failure | None, ping: Ping | None) -> dict:
+    """failure_details with the failure's ping (if any) already loaded."""
     details = {
         "environment": check.environment,
         "tags": check.tag_list,
@@ -79,7 +79,6 @@ def failure_details(check: Check, failure: Failure | None) -> dict:
         details["run_duration_seconds"] = round(
             (failure.at - failure.run_started_at).total_seconds(), 3
         )
-    ping = Ping.objects.filter(owner=check, n=failure.n).first() if failure.n else None
     if ping is not None:
         details["body_tail"] = ping.body_tail()
         details["run_id"] = str(ping.run_id) if ping.run_id else None
@@ -112,11 +111,22 @@ def open_incident(
     existing = Incident.objects.filter(owner=check).exclude(state=Incident.State.RESOLVED).first()
     if existing is not None:
         return existing
+    incident = new_incident(check, kind=kind, opened_at=opened_at, details=details, rules=rules)
+    incident.save()
+    record_event(
+        incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=incident.severity
+    )
+    incidents_opened.send(sender=Incident, incidents=[incident], now=now)
+    return incident
+
+
+def new_incident(check: Check, *, kind: str, opened_at, details: dict, rules=None) -> Incident:
+    """An incident for `check`, not saved yet, with the severity its rules give it."""
     rules = rules or check.rules()
     raise_at = None
     if rules.severity_raise_after and rules.severity_raise_to.rank > rules.severity.rank:
         raise_at = opened_at + rules.severity_raise_after
-    incident = Incident.objects.create(
+    return Incident(
         owner=check,
         kind=kind,
         opened_at=opened_at,
@@ -124,9 +134,62 @@ def open_incident(
         severity=rules.severity,
         severity_raise_at=raise_at,
     )
-    record_event(incident, IncidentEvent.Kind.OPENED, opened_at, kind=kind, severity=rules.severity)
-    engine.start_escalation(incident, now=now)
-    return incident
+
+
+def open_incidents(incidents: list[Incident], *, now: datetime) -> list[Incident]:
+    """open_incident for many checks at once (a sweep's batch), in bulk: `incidents` are new,
+    unsaved (new_incident), for checks that have no open incident (the caller holds their
+    rows). Inserts them and their "opened" events, then starts their escalation."""
+    if not incidents:
+        return []
+    Incident.objects.bulk_create(incidents)
+    IncidentEvent.objects.bulk_create(
+        IncidentEvent(
+            incident=incident,
+            kind=IncidentEvent.Kind.OPENED,
+            at=incident.opened_at,
+            detail={"kind": incident.kind, "severity": incident.severity},
+        )
+        for incident in incidents
+    )
+    incidents_opened.send(sender=Incident, incidents=incidents, now=now)
+    return incidents
+
+
+def resolve_incidents(resolved: list[tuple[Incident, datetime, str]], *, now: datetime) -> None:
+    """Resolve many open incidents at once (a sweep's recoveries and pauses), in bulk:
+    (incident, resolved_at, resolution) each, incidents locked by the caller."""
+    if not resolved:
+        return
+    incidents = []
+    for incident, resolved_at, resolution in resolved:
+        incident.state = Incident.State.RESOLVED
+        incident.resolved_at = resolved_at
+        incident.resolved_by = None
+        incident.resolution = resolution
+        incident.severity_raise_at = None
+        incidents.append(incident)
+    update_many(Incident, incidents, RESOLVED_FIELDS)
+    IncidentEvent.objects.bulk_create(
+        IncidentEvent(
+            incident=incident,
+            kind=IncidentEvent.Kind.RESOLVED,
+            at=incident.resolved_at,
+            detail={"resolution": incident.resolution, "by": None},
+        )
+        for incident in incidents
+    )
+    incidents_resolved.send(sender=Incident, incidents=incidents, now=now)
+
+
+def open_incidents_of(check_ids) -> dict:
+    """Check id -> its open incident, locked (FOR UPDATE), in one query."""
+    rows = (
+        Incident.objects.select_for_update(of=("self",))
+        .filter(owner_id__in=check_ids)
+        .exclude(state=Incident.State.RESOLVED)
+    )
+    return {incident.owner_id: incident for incident in rows}
 
 
 def open_incident_for(check: Check) -> Incident | None:
@@ -172,9 +235,7 @@ def _resolve(
     incident.resolved_by = _person(user)
     incident.resolution = resolution
     incident.severity_raise_at = None
-    incident.save(
-        update_fields=["state", "resolved_at", "resolved_by", "resolution", "severity_raise_at"]
-    )
+    incident.save(update_fields=RESOLVED_FIELDS)
     record_event(
         incident,
         IncidentEvent.Kind.RESOLVED,
@@ -183,14 +244,14 @@ def _resolve(
         by=user.get_username() if user else None,
         **({"via_channel": via_channel} if via_channel else {}),
     )
-    engine.after_resolved(incident, now=now)
+    incidents_resolved.send(sender=Incident, incidents=[incident], now=now)
     return incident
 
 
 def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
     """Apply severity rules (e.g. warning -> critical after 1 hour open) that fell due by `now`.
     Each change is recorded on the incident's timeline. Safe to run concurrently."""
-    raised = 0
+    raised, reached = 0, []
     with transaction.atomic():
         due = (
             Incident.objects.select_for_update(skip_locked=True)
@@ -208,7 +269,9 @@ def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
                 raised += 1
             incident.save(update_fields=["severity", "severity_raise_at"])
             if incident.severity == new:
-                engine.after_severity_raised(incident, now=now)
+                reached.append(incident)
+        if reached:
+            severities_raised.send(sender=Incident, incidents=reached, now=now)
     return raised
 
 
@@ -218,8 +281,6 @@ def acknowledge_incident(
 ) -> Incident:
     """Stop escalation and reminders (until the policy's acknowledgment timeout, if any).
     `user` is None for a chat channel's link; `via_channel` then names the channel."""
-    from apps.notifications.dispatch import notify_acknowledged
-
     incident = Incident.objects.select_for_update().select_related("owner").get(id=incident_id)
     if incident.state == Incident.State.RESOLVED:
         raise IncidentActionError("This incident is already resolved.")
@@ -236,8 +297,7 @@ def acknowledge_incident(
         by=user.get_username() if user else None,
         **({"via_channel": via_channel} if via_channel else {}),
     )
-    engine.after_acknowledged(incident, now=now)
-    notify_acknowledged(incident=incident, by_user=user, now=now)
+    incident_acknowledged.send(sender=Incident, incident=incident, by_user=user, now=now)
     return incident
 
 
@@ -256,75 +316,3 @@ def resolve_incident(
         user=user,
         via_channel=via_channel,
     )
-
-
-@dataclass(frozen=True)
-class TokenAction:
-    claim: ActionClaim
-    incident: Incident
-    user: object  # None for a channel's token
-    via_channel: str | None = None  # the channel's name, for the timeline
-
-
-def inspect_action_token(token: str) -> TokenAction:
-    """Validate a token for the confirmation page without using it. Raises InvalidToken or
-    IncidentActionError with a message for the page."""
-    claim = read_action_token(token)
-    if UsedActionToken.objects.filter(nonce=claim.nonce).exists():
-        raise IncidentActionError("This link has already been used.")
-    incident = Incident.objects.select_related("owner").filter(id=claim.incident_id).first()
-    if incident is None:
-        raise InvalidToken("This link no longer points to anything.")
-    team_id = incident.owner.team_id
-    if claim.channel_id is not None:
-        if not channel_may_act(channel_id=claim.channel_id, team_id=team_id):
-            raise ActionNotAllowed("This channel can no longer act on this team's incidents.")
-        action = TokenAction(
-            claim=claim, incident=incident, user=None, via_channel=channel_name(claim.channel_id)
-        )
-    else:
-        user = get_user_model().objects.filter(id=claim.user_id, is_active=True).first()
-        if user is None:
-            raise InvalidToken("This link no longer points to anything.")
-        if not may_act_on_incidents(user_id=user.id, team_id=team_id):
-            raise ActionNotAllowed("You can no longer act on this team's incidents.")
-        action = TokenAction(claim=claim, incident=incident, user=user)
-    if incident.state == Incident.State.RESOLVED:
-        raise IncidentActionError("This incident is already resolved.")
-    return action
-
-
-def perform_action_token(token: str, *, now: datetime) -> Incident:
-    """Carry out the action a token names, once. The nonce is recorded in the same transaction
-    as the action, so a replay (or a double click racing itself) changes nothing."""
-    with transaction.atomic():
-        action = inspect_action_token(token)
-        try:
-            with transaction.atomic():
-                UsedActionToken.objects.create(nonce=action.claim.nonce)
-        except IntegrityError:
-            raise IncidentActionError("This link has already been used.") from None
-        return _carry_out(action, now=now)
-
-
-def _carry_out(action: TokenAction, *, now: datetime) -> Incident:
-    incident_id, user, via = action.incident.id, action.user, action.via_channel
-    name = action.claim.action
-    if name == "acknowledge":
-        return acknowledge_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
-    if name == "resolve":
-        return resolve_incident(incident_id=incident_id, user=user, now=now, via_channel=via)
-    try:
-        if name == "escalate":
-            return actions.escalate_incident_now(
-                incident_id=incident_id, user=user, now=now, via_channel=via
-            )
-        return actions.silence_incident_check(
-            incident_id=incident_id,
-            duration=SILENCE_ACTIONS[name],
-            user=user,
-            now=now,
-            via_channel=via,
-        )
-    except actions.EscalationActionError as exc:
-        raise IncidentActionError(str(exc)) from None

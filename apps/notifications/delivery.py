@@ -1,16 +1,32 @@
-"""Sending one Delivery. Called by its Celery task and by the retry beat; safe to call twice.
+"""Sending deliveries, many at once. Called by the delivery tasks; safe to run twice, and in
+several workers at once.
 
-Attempts are claimed with a compare-and-set (pending and due -> sending), so two workers never
-send one delivery twice. A failure that may pass later puts the delivery back to pending with
-`next_attempt_at` pushed out (exponential backoff with jitter); the retry beat picks it up when
-due, so a retry survives the loss of any worker or task. A permanent failure, or the last
-attempt, marks it failed: the failure is shown on the channel's page and the incidents'
-timelines, and reported to the team by email (once per target per period).
+A run claims due deliveries (pending and due -> sending, SKIP LOCKED, so concurrent runs take
+disjoint rows and two workers never send one attempt twice), builds their messages, and sends
+up to DELIVERY_CONCURRENCY of them at a time on a thread pool that shares keep-alive
+connections per host. As slots free up it claims more, so a receiver that hangs holds one slot
+for at most OUTBOUND_TIMEOUT while the others keep flowing. The threads only touch the network:
+the database (claims, messages, outcomes) stays in the calling thread.
+
+A claimed delivery holds a lease: its `updated_at`, renewed by the run every third of
+OUTBOX_STALE_AFTER while it is in flight. A run that dies (its worker killed) stops renewing;
+once the lease lapses the retry beat puts the delivery back to pending and it is sent again with
+the same delivery id (at-least-once: a receiver may see it twice, never not at all).
+
+An outcome is recorded in one shape (_record): a success marks the delivery sent; a failure that
+may pass later puts it back to pending with `next_attempt_at` pushed out (exponential backoff
+with jitter), so a retry survives the loss of any worker or task; a permanent failure, or the
+last attempt, marks it failed: shown on the channel's page and the incidents' timelines, and
+reported to the team by email (once per target per period).
 """
 
 import logging
 import random
-from datetime import datetime
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -18,30 +34,131 @@ from django.db.models import F, Q
 
 from apps.incidents.services import record_event
 
-from .channels import DeliveryError, SendOutcome
+from .channels import DeliveryError, SendOutcome, email
+from .channels.registry import SENDERS
+from .flush import flush_due_groups
 from .grouping import retry_delay
-from .message import Message, build_message
-from .models import Channel, Delivery, Notification
+from .message import Message, build_message, notification_rows
+from .models import Delivery, Notification
+from .outbound import ConnectionPool
+from .reports import report_failure
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
+# Claims the ids of up to n due deliveries as of a moment (marks them sending).
+Claimer = Callable[[datetime, int], list[int]]
 
 
-def claim(delivery_id: int, now: datetime) -> bool:
-    """Compare-and-set pending (and due) -> sending; only one worker wins an attempt. A first
-    attempt is always due (the flush that made the delivery may have run with a `now` ahead of
-    this worker's clock); a retry waits for its next_attempt_at."""
-    return bool(
-        Delivery.objects.filter(id=delivery_id, status=Status.PENDING)
-        .filter(Q(attempts=0) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        .update(status=Status.SENDING, attempts=F("attempts") + 1, updated_at=now)
+# The delivery task's runs stop claiming after this many seconds (and finish what they have in
+# flight, within OUTBOUND_TIMEOUT): a worker that also sweeps (the embedded setup runs one task
+# at a time) gets its turn within about one sweep interval, and the task wakes another run for
+# what is left.
+CLAIM_FOR_SECONDS = 5.0
+
+
+@dataclass
+class RunResult:
+    """What one run did; `outcomes` maps each attempted delivery to its summary line.
+    `stopped_claiming` says that the run ran out of time with deliveries possibly still due."""
+
+    outcomes: dict[int, str] = field(default_factory=dict)
+    stopped_claiming: bool = False
+
+    def count(self, word: str) -> int:
+        return sum(word in summary for summary in self.outcomes.values())
+
+    def __str__(self) -> str:
+        return (
+            f"sent {self.count(': sent')}, retrying {self.count('retry at')}, "
+            f"failed {self.count('failed for good')}"
+        )
+
+
+def _is_due(now: datetime) -> Q:
+    """A first attempt is always due (the flush that made the delivery may have run with a
+    `now` ahead of this worker's clock); a retry waits for its next_attempt_at."""
+    return Q(attempts=0) | Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+
+
+def _mark_sending(delivery_ids: list[int], now: datetime) -> None:
+    # The incident page and the API show the state per notification.
+    Notification.objects.filter(delivery_id__in=delivery_ids).update(
+        status=Notification.DeliveryStatus.SENDING, attempts=F("attempts") + 1, updated_at=now
     )
 
 
-def send_message(message: Message, delivery: Delivery, *, now: datetime) -> SendOutcome:
-    """Hand the message to the target's kind. Raises DeliveryError."""
-    from .channels import email, ntfy, slack, webhook
+def claim(delivery_id: int, now: datetime) -> bool:
+    """Compare-and-set one delivery pending (and due) -> sending; only one worker wins an
+    attempt."""
+    with transaction.atomic():
+        claimed = (
+            Delivery.objects.filter(id=delivery_id, status=Status.PENDING)
+            .filter(_is_due(now))
+            .update(status=Status.SENDING, attempts=F("attempts") + 1, updated_at=now)
+        )
+        if claimed:
+            _mark_sending([delivery_id], now)
+    return bool(claimed)
 
+
+def claim_due(*, now: datetime, limit: int) -> list[int]:
+    """Claim up to `limit` due deliveries, oldest due first: pending -> sending, one more
+    attempt, lease from `now`. Rows another run has locked are skipped (PostgreSQL), so
+    concurrent runs never claim one row twice; on SQLite the write transaction is exclusive."""
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.PENDING)
+            .filter(_is_due(now))
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(
+                status=Status.SENDING, attempts=F("attempts") + 1, updated_at=now
+            )
+            _mark_sending(ids, now)
+    return ids
+
+
+def renew_leases(delivery_ids: list[int], *, now: datetime) -> int:
+    """Extend the lease of deliveries this run is still sending (see the module docstring)."""
+    return Delivery.objects.filter(id__in=delivery_ids, status=Status.SENDING).update(
+        updated_at=now
+    )
+
+
+def release_lapsed_leases(*, now: datetime) -> int:
+    """Put deliveries whose lease lapsed (sending, not renewed for OUTBOX_STALE_AFTER: their
+    worker died mid-send) back to pending, due now. Their message may have gone out already,
+    so it may go out twice, with the same delivery id, which beats never."""
+    return Delivery.objects.filter(
+        status=Status.SENDING, updated_at__lt=now - settings.OUTBOX_STALE_AFTER
+    ).update(status=Status.PENDING, next_attempt_at=now, updated_at=now)
+
+
+def prepare_due_deliveries(*, now: datetime) -> int:
+    """The retry beat's part: release lapsed leases, then count the deliveries that are due."""
+    release_lapsed_leases(now=now)
+    return Delivery.objects.filter(status=Status.PENDING).filter(_is_due(now)).count()
+
+
+def due_delivery_ids(*, now: datetime, limit: int = 500) -> list[int]:
+    """Release lapsed leases, then list the deliveries that are due (pending, next attempt
+    due), oldest first."""
+    release_lapsed_leases(now=now)
+    return list(
+        Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def send_message(
+    message: Message, delivery: Delivery, *, now: datetime, client: ConnectionPool | None = None
+) -> SendOutcome:
+    """Hand the message to the target's kind. Touches no database (it runs on the run's
+    threads). Raises DeliveryError."""
     if delivery.target.startswith("user:"):
         return email.send(message, address=delivery.address)
     channel = delivery.channel
@@ -49,71 +166,193 @@ def send_message(message: Message, delivery: Delivery, *, now: datetime) -> Send
         raise DeliveryError("the channel was deleted", permanent=True)
     if not channel.is_enabled and not delivery.is_test:
         raise DeliveryError("the channel is disabled", permanent=True)
-    if channel.kind == Channel.Kind.EMAIL:
-        return email.send(message, address=channel.config.get("address", ""))
-    sender = {
-        Channel.Kind.WEBHOOK: webhook.send,
-        Channel.Kind.SLACK: slack.send,
-        Channel.Kind.NTFY: ntfy.send,
-    }[channel.kind]
-    return sender(message, channel=channel, delivery=delivery, now=now)
+    sender = SENDERS[channel.kind]
+    return sender.send(message, channel=channel, delivery=delivery, now=now, client=client)
+
+
+def deliver_due(
+    *,
+    now: datetime,
+    concurrency: int | None = None,
+    jitter: float | None = None,
+    claim_for: float | None = None,
+) -> RunResult:
+    """Send every delivery that is due, DELIVERY_CONCURRENCY (or `concurrency`) at a time,
+    claiming more as slots free up, until none is due and none is in flight (or, once
+    `claim_for` seconds have passed, finishing what is in flight; `stopped_claiming` then says
+    whether more may be due). Writes
+    each attempt's outcome as it ends; safe to run twice and in several workers at once. `now`
+    is the run's start; later claims and lease renewals add the time elapsed since. `jitter`
+    (0..1) is the random part of the retry backoff; tests pass it, production draws it."""
+    return _run(
+        lambda moment, n: claim_due(now=moment, limit=n),
+        now=now,
+        concurrency=concurrency or settings.DELIVERY_CONCURRENCY,
+        jitter=jitter,
+        claim_for=claim_for,
+    )
 
 
 def deliver(*, delivery_id: int, now: datetime, jitter: float | None = None) -> str:
-    """Make one attempt at a delivery, if it is pending and due. Returns a short summary:
-    "sent", "retry at ...", "failed for good" or "nothing to do". `jitter` (0..1) is the
-    random part of the backoff; tests pass it, production draws it."""
-    if not claim(delivery_id, now):
-        return f"delivery {delivery_id}: nothing to do"
-    delivery = Delivery.objects.select_related("channel", "team").get(id=delivery_id)
-    _mirror(delivery, status=Notification.DeliveryStatus.SENDING, now=now)
+    """Make one attempt at one delivery, if it is pending and due. Returns a short summary:
+    "sent", "retry at ...", "failed for good" or "nothing to do"."""
+    asked = []
+
+    def claim_it_once(moment: datetime, n: int) -> list[int]:
+        if asked:
+            return []
+        asked.append(delivery_id)
+        return [delivery_id] if claim(delivery_id, moment) else []
+
+    result = _run(claim_it_once, now=now, concurrency=1, jitter=jitter, claim_for=None)
+    return result.outcomes.get(delivery_id, f"delivery {delivery_id}: nothing to do")
+
+
+def _run(
+    claim_batch: Claimer, *, now: datetime, concurrency: int, jitter, claim_for: float | None
+) -> RunResult:
+    started = time.monotonic()
+
+    has_claimed: list[bool] = []  # set by the first claim's reading of the clock
+
+    def clock() -> datetime:
+        # The first claim is as of `now` exactly; later claims and renewals add the time
+        # elapsed since.
+        if not has_claimed:
+            has_claimed.append(True)
+            return now
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    renew_every = settings.OUTBOX_STALE_AFTER.total_seconds() / 3
+    result = RunResult()
+    in_flight: dict[Future, tuple[Delivery, datetime]] = {}
+    renewed_at = time.monotonic()
+    maybe_more = True  # whether the last claim took all it asked for
+    with (
+        ConnectionPool() as client,
+        ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as threads,
+    ):
+        while True:
+            claimed = []
+            # Claim when a quarter of the slots are free (or all are): a claim per freed slot
+            # would cost a transaction per message.
+            free = concurrency - len(in_flight)
+            if has_claimed and claim_for is not None and time.monotonic() - started >= claim_for:
+                result.stopped_claiming = maybe_more
+            elif free >= max(1, concurrency // 4) or not in_flight:
+                moment = clock()
+                claimed = claim_batch(moment, free)
+                maybe_more = len(claimed) == free
+                failed_early = []
+                for delivery, ready in _prepare(claimed):
+                    if isinstance(ready, DeliveryError):
+                        failed_early.append((delivery, ready, moment))
+                    else:
+                        future = threads.submit(_send, ready, delivery, moment, client)
+                        in_flight[future] = (delivery, moment)
+                result.outcomes.update(_settle_all(failed_early, jitter=jitter))
+            if not in_flight:
+                if claimed:
+                    continue  # all of them settled at once: there may be more due
+                break
+            done, _ = wait(in_flight, timeout=renew_every, return_when=FIRST_COMPLETED)
+            finished = [(*in_flight.pop(future), future.result()) for future in done]
+            result.outcomes.update(
+                _settle_all(
+                    [(delivery, outcome, moment) for delivery, moment, outcome in finished],
+                    jitter=jitter,
+                )
+            )
+            if in_flight and time.monotonic() - renewed_at >= renew_every:
+                renew_leases([delivery.id for delivery, _ in in_flight.values()], now=clock())
+                renewed_at = time.monotonic()
+    return result
+
+
+def _prepare(delivery_ids: list[int]) -> Iterator[tuple[Delivery, Message | DeliveryError]]:
+    """Load the claimed deliveries (after the claim: `attempts` counts this attempt) and build
+    their messages."""
+    if not delivery_ids:
+        return
+    rows = (
+        Delivery.objects.select_related("channel", "team")
+        .filter(id__in=delivery_ids)
+        .order_by("next_attempt_at", "id")
+    )
+    notifications = notification_rows(delivery_ids)
+    for delivery in rows:
+        try:
+            yield delivery, build_message(delivery, notifications[delivery.id])
+        except Exception as exc:
+            # A bug must not leave the delivery in `sending` until its lease lapses: it is
+            # retried like a transient failure, and logged.
+            logger.exception("delivery %s: building its message raised", delivery.id)
+            yield delivery, DeliveryError(f"{type(exc).__name__}: {exc}")
+
+
+def _send(
+    message: Message, delivery: Delivery, now: datetime, client
+) -> SendOutcome | DeliveryError:
+    """On a run's thread: the network part of an attempt. Returns the outcome or the error."""
     try:
-        outcome = send_message(build_message(delivery), delivery, now=now)
+        return send_message(message, delivery, now=now, client=client)
+    except DeliveryError as exc:
+        return exc
     except Exception as exc:
-        if not isinstance(exc, DeliveryError):
-            # A bug or an unexpected library error must not leave the delivery in `sending`
-            # until the stale scan; it is retried like a transient failure, and logged.
-            logger.exception("delivery %s raised", delivery_id)
-            exc = DeliveryError(f"{type(exc).__name__}: {exc}")
-        return _record_failure(delivery, exc, now=now, jitter=jitter)
+        # An unexpected library error is retried like a transient failure, and logged.
+        logger.exception("delivery %s raised", delivery.id)
+        return DeliveryError(f"{type(exc).__name__}: {exc}")
+
+
+def _settle_all(settled: list[tuple[Delivery, SendOutcome | DeliveryError, datetime]], *, jitter):
+    """Record the outcomes of attempts that ended together, in one transaction; then report
+    the final failures (after the commit: a report's own SMTP exchange must not hold the
+    deliveries' transaction open). Returns {delivery id: summary line}."""
+    if not settled:
+        return {}
+    summaries, reports = {}, []
     with transaction.atomic():
-        Delivery.objects.filter(id=delivery.id).update(
+        for delivery, outcome, now in settled:
+            summaries[delivery.id], report = _settle(delivery, outcome, now=now, jitter=jitter)
+            if report:
+                reports.append((delivery, report, now))
+    for delivery, error, now in reports:
+        report_failure(delivery, error=error, now=now)
+    return summaries
+
+
+def _settle(delivery: Delivery, outcome: SendOutcome | DeliveryError, *, now, jitter):
+    """Record one attempt's outcome. Returns its summary line, and the error to report to the
+    team when the delivery failed for good (else None)."""
+    if isinstance(outcome, SendOutcome):
+        recorded = _record(
+            delivery,
+            now=now,
             status=Status.SENT,
+            timeline="notified",
             sent_at=now,
-            updated_at=now,
             next_attempt_at=None,
             last_error="",
             response_status=outcome.status,
         )
-        _mirror(delivery, status=Notification.DeliveryStatus.SENT, now=now, sent_at=now, error="")
-        _record_on_timelines(delivery, "notified", now)
-    return f"delivery {delivery_id}: sent"
+        return _summary(delivery, "sent" if recorded else None), None
 
-
-def _record_failure(delivery: Delivery, exc: DeliveryError, *, now, jitter) -> str:
-    error = str(exc)[:1000]
+    error = str(outcome)[:1000]
     attempts = delivery.attempts  # loaded after the claim counted this attempt
-    # A test notification is answered at once: its first failure is its result.
-    final = exc.permanent or delivery.is_test or attempts >= settings.NOTIFICATION_MAX_ATTEMPTS
     logger.warning("delivery %s attempt %s failed: %s", delivery.id, attempts, error)
-    if final:
-        with transaction.atomic():
-            Delivery.objects.filter(id=delivery.id).update(
-                status=Status.FAILED,
-                next_attempt_at=None,
-                last_error=error,
-                updated_at=now,
-                response_status=exc.status,
-            )
-            _mirror(delivery, status=Notification.DeliveryStatus.FAILED, now=now, error=error)
-            _record_on_timelines(delivery, "notify_failed", now, error=error)
-        if not delivery.is_test:
-            from .reports import report_failure
-
-            # After the failure is committed: the report's own SMTP exchange must not hold
-            # the delivery's transaction open.
-            report_failure(delivery, error=error, now=now)
-        return f"delivery {delivery.id}: failed for good"
+    # A test notification is answered at once: its first failure is its result.
+    if outcome.permanent or delivery.is_test or attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
+        recorded = _record(
+            delivery,
+            now=now,
+            status=Status.FAILED,
+            timeline="notify_failed",
+            next_attempt_at=None,
+            last_error=error,
+            response_status=outcome.status,
+        )
+        report = error if recorded and not delivery.is_test else None
+        return _summary(delivery, "failed for good" if recorded else None), report
 
     delay = retry_delay(
         attempts,
@@ -121,30 +360,44 @@ def _record_failure(delivery: Delivery, exc: DeliveryError, *, now, jitter) -> s
         cap=settings.NOTIFICATION_RETRY_CAP,
         jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
     )
-    next_attempt_at = now + delay
-    with transaction.atomic():
-        Delivery.objects.filter(id=delivery.id).update(
-            status=Status.PENDING,
-            next_attempt_at=next_attempt_at,
-            last_error=error,
-            updated_at=now,
-            response_status=exc.status,
-        )
-        _mirror(delivery, status=Notification.DeliveryStatus.PENDING, now=now, error=error)
-    return f"delivery {delivery.id}: retry at {next_attempt_at.isoformat()}"
+    recorded = _record(
+        delivery,
+        now=now,
+        status=Status.PENDING,
+        next_attempt_at=now + delay,
+        last_error=error,
+        response_status=outcome.status,
+    )
+    return _summary(delivery, f"retry at {(now + delay).isoformat()}" if recorded else None), None
 
 
-def _mirror(delivery: Delivery, *, status: str, now: datetime, sent_at=None, error=None) -> None:
-    """Copy the delivery's state onto the notifications it carries (the incident page and the
-    API show them per notification)."""
-    fields = {"status": status, "updated_at": now, "attempts": F("attempts")}
-    if status == Notification.DeliveryStatus.SENDING:
-        fields["attempts"] = F("attempts") + 1
-    if sent_at is not None:
-        fields["sent_at"] = sent_at
-    if error is not None:
-        fields["last_error"] = error
-    Notification.objects.filter(delivery_id=delivery.id).update(**fields)
+def _summary(delivery: Delivery, what: str | None) -> str:
+    return f"delivery {delivery.id}: {what or 'taken over by another worker'}"
+
+
+def _record(delivery: Delivery, *, now, status: str, timeline: str | None = None, **fields) -> bool:
+    """Write an outcome onto the delivery, the notifications it carries and, for a final one,
+    their incidents' timelines, in one transaction. Only the attempt that holds the row writes
+    (a compare-and-set on the attempt number): if this run's lease lapsed and another worker
+    claimed the delivery again, the other attempt's outcome is the one that counts. Returns
+    whether it wrote. Runs inside _settle_all's transaction."""
+    with transaction.atomic(savepoint=False):
+        written = Delivery.objects.filter(
+            id=delivery.id,
+            attempts=delivery.attempts,
+            status__in=[Status.SENDING, Status.PENDING],
+        ).update(status=status, updated_at=now, **fields)
+        if not written:
+            return False
+        mirrored = {"status": status, "updated_at": now, "last_error": fields["last_error"]}
+        if fields.get("sent_at") is not None:
+            mirrored["sent_at"] = fields["sent_at"]
+        Notification.objects.filter(delivery_id=delivery.id).update(**mirrored)
+        if timeline == "notify_failed":
+            _record_on_timelines(delivery, timeline, now, error=fields["last_error"])
+        elif timeline:
+            _record_on_timelines(delivery, timeline, now)
+    return True
 
 
 def _record_on_timelines(delivery: Delivery, kind: str, now: datetime, **extra) -> None:
@@ -169,26 +422,9 @@ def _record_on_timelines(delivery: Delivery, kind: str, now: datetime, **extra) 
         )
 
 
-def due_delivery_ids(*, now: datetime, limit: int = 500) -> list[int]:
-    """Deliveries the retry beat hands to workers: pending ones whose next attempt is due, and
-    ones stuck in `sending` for longer than OUTBOX_STALE_AFTER (their worker died mid-send;
-    they are put back to pending, so the message may go out twice, which beats never)."""
-    stuck = Delivery.objects.filter(
-        status=Status.SENDING, updated_at__lt=now - settings.OUTBOX_STALE_AFTER
-    )
-    stuck.update(status=Status.PENDING, next_attempt_at=now, updated_at=now)
-    return list(
-        Delivery.objects.filter(status=Status.PENDING, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:limit]
-    )
-
-
 def deliver_notification(*, notification_id: int, now: datetime) -> str:
     """Flush what is due by `now`, then make an attempt at the delivery that carries this
     notification (an operator's "send it now", and the tests' shortcut through the pipeline)."""
-    from .flush import flush_due_groups
-
     flush_due_groups(now=now)
     delivery_id = (
         Notification.objects.filter(id=notification_id)

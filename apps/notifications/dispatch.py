@@ -1,55 +1,29 @@
 """The notifications side of the contract with escalation: who is owed a notification about
-what. Callers (the escalation engine, the incident services) decide WHEN; this module writes
+what. Escalation decides WHEN (its `notifications_owed` signal, received in receivers.py), and
+incidents announce acknowledgments and resolutions; this module writes
 outbox rows in the caller's transaction and does no network I/O. The rows are put into
 messages by the grouping flush (apps/notifications/flush.py) and sent by Celery tasks.
 """
 
+import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
+from apps.escalation.signals import Owed, Recipient
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
 
-from .grouping import GroupingRules, group_key_for
-from .models import Channel, Notification, TeamNotificationSettings
+from .flush import flush_due_groups
+from .grouping import GroupingRules, group_key_for, is_burst_open
+from .groups import ALERTING_EVENTS, grouping_rules, last_message_at
+from .models import Channel, Notification
 
 # What notify() accepts: every one of them alerts someone to an incident that needs them.
 # "resolved" and "acknowledged" are follow-ups, with functions of their own below.
-EVENTS = frozenset({"down", "escalation", "reminder", "retriggered", "unsilenced"})
-ALERTING_EVENTS = EVENTS
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """One target: a team member (reached through their own contact methods: their email
-    address today) or one of the team's channels. Exactly one of the two is set."""
-
-    user_id: int | None = None
-    channel_id: int | None = None
-
-    def __post_init__(self):
-        if (self.user_id is None) == (self.channel_id is None):
-            raise ValueError("a Recipient is a user or a channel, exactly one of the two")
-
-    @property
-    def target(self) -> str:
-        return f"user:{self.user_id}" if self.user_id is not None else f"channel:{self.channel_id}"
-
-
-def grouping_rules(team_id: int) -> GroupingRules:
-    row = TeamNotificationSettings.objects.filter(team_id=team_id).first()
-    if row is None:
-        return GroupingRules(
-            group_by=TeamNotificationSettings.GroupBy.TEAM,
-            group_wait=settings.NOTIFICATION_GROUP_WAIT,
-            group_interval=settings.NOTIFICATION_GROUP_INTERVAL,
-        )
-    return GroupingRules(row.group_by, row.group_wait, row.group_interval)
+EVENTS = ALERTING_EVENTS
 
 
 def notify(
@@ -68,16 +42,15 @@ def notify(
     target), so a retried or concurrent call writes nothing twice. No network I/O: the rows go
     out when their group's window is due. Returns the number of rows written (a concurrent
     identical call may make this an overcount; the unique constraint keeps the rows single)."""
-    if event not in EVENTS:
-        raise ValueError(f"unknown notification event {event!r}")
-    return _write_rows(
-        incident=incident,
-        event=event,
-        recipients=list(recipients),
-        round=round,
-        step=step,
-        now=now,
-    )
+    return notify_many([Owed(incident, event, tuple(recipients), round, step)], now=now)
+
+
+def notify_many(owed: list[Owed], *, now: datetime) -> int:
+    """notify() for many at once (a sweep's batch), in a fixed number of queries."""
+    for item in owed:
+        if item.event not in EVENTS:
+            raise ValueError(f"unknown notification event {item.event!r}")
+    return _write_rows(owed, now=now)
 
 
 def notify_resolved(*, incident: Incident, now: datetime) -> int:
@@ -85,14 +58,16 @@ def notify_resolved(*, incident: Incident, now: datetime) -> int:
     Rows for targets whose alert never went out (the incident resolved inside the grouping
     window) are skipped by the flush, so nobody hears "resolved" about something they never
     heard of. Returns the number of rows written."""
-    return _write_rows(
-        incident=incident,
-        event=Notification.Event.RESOLVED,
-        recipients=_recipients_told(incident),
-        round=0,
-        step=0,
-        now=now,
-    )
+    return notify_resolved_many([incident], now=now)
+
+
+def notify_resolved_many(incidents: list[Incident], *, now: datetime) -> int:
+    told = _recipients_told(incidents)
+    owed = [
+        Owed(incident, Notification.Event.RESOLVED, tuple(told.get(incident.id, ())), 0, 0)
+        for incident in incidents
+    ]
+    return _write_rows(owed, now=now)
 
 
 def notify_acknowledged(*, incident: Incident, by_user, now: datetime) -> int:
@@ -104,111 +79,158 @@ def notify_acknowledged(*, incident: Incident, by_user, now: datetime) -> int:
     ).aggregate(last=Max("round"))["last"]
     by_user_id = getattr(by_user, "id", None)
     recipients = [
-        r for r in _recipients_told(incident) if r.user_id is None or r.user_id != by_user_id
+        r
+        for r in _recipients_told([incident]).get(incident.id, [])
+        if r.user_id is None or r.user_id != by_user_id
     ]
-    return _write_rows(
-        incident=incident,
-        event=Notification.Event.ACKNOWLEDGED,
-        recipients=recipients,
-        round=0 if previous is None else previous + 1,
-        step=0,
-        now=now,
-    )
+    round_ = 0 if previous is None else previous + 1
+    owed = Owed(incident, Notification.Event.ACKNOWLEDGED, tuple(recipients), round_, 0)
+    return _write_rows([owed], now=now)
 
 
-def _recipients_told(incident: Incident) -> list[Recipient]:
+def _recipients_told(incidents: list[Incident]) -> dict[int, list[Recipient]]:
+    """Incident id -> the targets that were sent (or owed) an alert about it, in one query."""
     rows = (
-        Notification.objects.filter(incident=incident, event__in=ALERTING_EVENTS)
+        Notification.objects.filter(incident__in=incidents, event__in=ALERTING_EVENTS)
         .exclude(status=Notification.DeliveryStatus.SKIPPED)
-        .values_list("target", flat=True)
+        .values_list("incident_id", "target")
         .distinct()
     )
-    recipients = []
-    for target in sorted(set(rows)):
-        kind, _, raw_id = target.partition(":")
-        if kind == "user":
-            recipients.append(Recipient(user_id=int(raw_id)))
-        elif kind == "channel":
-            recipients.append(Recipient(channel_id=int(raw_id)))
-    return recipients
+    targets: dict[int, set] = {}
+    for incident_id, target in rows:
+        targets.setdefault(incident_id, set()).add(target)
+    told = {}
+    for incident_id, found in targets.items():
+        recipients = []
+        for target in sorted(found):
+            kind, _, raw_id = target.partition(":")
+            if kind == "user":
+                recipients.append(Recipient(user_id=int(raw_id)))
+            elif kind == "channel":
+                recipients.append(Recipient(channel_id=int(raw_id)))
+        told[incident_id] = recipients
+    return told
 
 
-def _write_rows(*, incident, event, recipients, round, step, now) -> int:
-    check = incident.owner
-    team_id = check.team_id
-    rules = grouping_rules(team_id)
-    group_key = group_key_for(
-        group_by=rules.group_by, environment=check.environment, tags=check.tag_list
-    )
-    user_ids = {r.user_id for r in recipients if r.user_id is not None}
-    channel_ids = {r.channel_id for r in recipients if r.channel_id is not None}
-    # Reachable targets only: a user must still be an active member of the incident's team
-    # with an address; a channel must be the team's own and enabled.
-    members = {
-        m.user_id: m.user
-        for m in Membership.objects.filter(team_id=team_id, user_id__in=user_ids)
-        .filter(user__is_active=True)
-        .exclude(user__email="")
-        .select_related("user")
+def _write_rows(owed: list[Owed], *, now: datetime) -> int:
+    """The outbox rows for everything `owed`, in one INSERT. Reachable targets only: a user
+    must still be an active member of the incident's team with an address; a channel must be
+    the team's own and enabled. Targets already owed the same (incident, event, round, step)
+    are skipped."""
+    owed = [item for item in owed if item.recipients]
+    if not owed:
+        return 0
+    team_ids = {item.incident.owner.team_id for item in owed}
+    rules = {team_id: grouping_rules(team_id) for team_id in sorted(team_ids)}
+    user_ids = {r.user_id for item in owed for r in item.recipients if r.user_id is not None}
+    channel_ids = {
+        r.channel_id for item in owed for r in item.recipients if r.channel_id is not None
     }
-    channels = {
-        c.id: c
-        for c in Channel.objects.filter(team_id=team_id, id__in=channel_ids, is_enabled=True)
-    }
+    members = {}
+    if user_ids:
+        for m in (
+            Membership.objects.filter(team_id__in=team_ids, user_id__in=user_ids)
+            .filter(user__is_active=True)
+            .exclude(user__email="")
+            .select_related("user")
+        ):
+            members[(m.team_id, m.user_id)] = m.user
+    channels = {}
+    if channel_ids:
+        for c in Channel.objects.filter(team_id__in=team_ids, id__in=channel_ids, is_enabled=True):
+            channels[(c.team_id, c.id)] = c
     already = set(
         Notification.objects.filter(
-            incident=incident, event=event, round=round, step=step
-        ).values_list("target", flat=True)
+            incident__in={item.incident.id for item in owed},
+            event__in={item.event for item in owed},
+        ).values_list("incident_id", "event", "round", "step", "target")
     )
-    rows, seen = [], set()
-    for recipient in recipients:
-        target = recipient.target
-        if target in seen or target in already:
-            continue
-        seen.add(target)
-        row = Notification(
-            incident=incident,
-            event=event,
-            round=round,
-            step=step,
-            target=target,
-            group_key=group_key,
-            created_at=now,
-            updated_at=now,
+    rows, teams_written = [], set()
+    for item in owed:
+        incident, check = item.incident, item.incident.owner
+        team_id = check.team_id
+        group_key = group_key_for(
+            group_by=rules[team_id].group_by, environment=check.environment, tags=check.tag_list
         )
-        if recipient.user_id is not None:
-            user = members.get(recipient.user_id)
-            if user is None:
+        seen = set()
+        for recipient in item.recipients:
+            target = recipient.target
+            key = (incident.id, item.event, item.round, item.step, target)
+            if target in seen or key in already:
                 continue
-            row.recipient, row.address = user, user.email
-        else:
-            channel = channels.get(recipient.channel_id)
-            if channel is None:
-                continue
-            row.channel, row.address = channel, channel.name
-        rows.append(row)
+            seen.add(target)
+            row = Notification(
+                incident=incident,
+                event=item.event,
+                round=item.round,
+                step=item.step,
+                target=target,
+                group_key=group_key,
+                created_at=now,
+                updated_at=now,
+            )
+            if recipient.user_id is not None:
+                user = members.get((team_id, recipient.user_id))
+                if user is None:
+                    continue
+                row.recipient, row.address = user, user.email
+            else:
+                channel = channels.get((team_id, recipient.channel_id))
+                if channel is None:
+                    continue
+                row.channel, row.address = channel, channel.name
+            rows.append(row)
+            teams_written.add(team_id)
     if not rows:
         return 0
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    if rules.group_wait.total_seconds() <= 0:
-        flush_after_commit(team_id, as_of=now)
+    for team_id in sorted(teams_written):
+        team_rows = [row for row in rows if row.incident.owner.team_id == team_id]
+        if rules[team_id].group_wait.total_seconds() <= 0 or _opens_a_burst(
+            team_rows, team_id=team_id, rules=rules[team_id], now=now
+        ):
+            flush_after_commit(team_id, as_of=now)
     return len(rows)
 
 
+def _opens_a_burst(
+    rows: list[Notification], *, team_id: int, rules: GroupingRules, now: datetime
+) -> bool:
+    """Whether one of `rows` is news due at once: a failure for a target whose group has no
+    burst open. Then the writing transaction (the sweep that detected it) hands it to delivery
+    as it commits, instead of leaving it to the beat's next flush."""
+    # One look per (target, group): a herd of a thousand failures told to one channel costs one
+    # query here, not a thousand.
+    groups = {
+        (row.target, row.group_key)
+        for row in rows
+        if row.event in ("down", "unsilenced", "retriggered", "escalation")
+    }  # reminders and follow-ups are never due at once
+    for target, group_key in sorted(groups):
+        last = last_message_at(team_id=team_id, target=target, group_key=group_key)
+        if not is_burst_open(at=now, last_message_at=last, rules=rules):
+            return True
+    return False
+
+
 def flush_after_commit(team_id: int, *, as_of: datetime) -> None:
-    """With no grouping wait, the team's new rows are due at once: hand them to a worker right
-    after commit instead of waiting for the next beat tick. A broker outage loses nothing: the
-    beat's flush finds the rows."""
-    from .tasks import flush_notification_groups_task
+    """News due at once (no grouping wait, or the first failure of a burst): flush the team's
+    groups as of `as_of` right after this transaction commits, in this process, so the
+    deliveries are enqueued by the commit of the sweep that owed them, not by the beat's next
+    tick. One flush per team and transaction, however many rows it wrote. An error loses
+    nothing: the rows are pending and the beat's flush finds them."""
+    connection = transaction.get_connection()
+    for _savepoints, callback, *_rest in connection.run_on_commit:
+        if getattr(callback, "flushes_team", None) == team_id:
+            return
 
-    def enqueue():
+    def flush():
         try:
-            flush_notification_groups_task.delay(team_id=team_id, as_of=as_of.isoformat())
+            flush_due_groups(now=as_of, team_id=team_id)
         except Exception:
-            import logging
-
-            logging.getLogger(__name__).warning(
-                "could not enqueue the flush for team %s; the beat's flush will do it", team_id
+            logging.getLogger(__name__).exception(
+                "the flush after commit failed for team %s; the beat's flush will do it", team_id
             )
 
-    transaction.on_commit(enqueue)
+    flush.flushes_team = team_id
+    transaction.on_commit(flush)

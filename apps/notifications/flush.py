@@ -1,18 +1,26 @@
 """The grouping flush: put the notifications of every due group into one Delivery each, and
-hand the deliveries to workers after commit. Beat runs it every NOTIFICATION_FLUSH_INTERVAL
-seconds with the database's `now`; tests call it with any `now`."""
+hand the deliveries to workers after commit. It runs right after the commit of a write that
+owes news due at once (dispatch.flush_after_commit: the first failure of a burst), and beat
+runs it every NOTIFICATION_FLUSH_INTERVAL seconds for the rest, with the database's `now`;
+tests call it with any `now`. When a group is due is decided by grouping.py."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Max
 
 from apps.incidents.models import Incident
 
-from .dispatch import ALERTING_EVENTS, grouping_rules
-from .grouping import is_group_due
+from .grouping import (
+    GroupingRules,
+    NewsKind,
+    PendingNews,
+    group_due_at,
+    is_burst_open,
+    news_kind,
+)
+from .groups import ALERTING_EVENTS, grouping_rules, last_message_at
 from .models import Delivery, Notification
 
 Status = Notification.DeliveryStatus
@@ -60,15 +68,10 @@ def flush_due_groups(
         for (group_team_id, target, group_key), rows in groups.items():
             rules = rules_by_team.get(group_team_id) or grouping_rules(group_team_id)
             rules_by_team[group_team_id] = rules
-            last_message_at = Delivery.objects.filter(
-                team_id=group_team_id, target=target, group_key=group_key, is_test=False
-            ).aggregate(last=Max("created_at"))["last"]
-            if not is_group_due(
-                oldest_pending_at=rows[0].created_at,
-                last_message_at=last_message_at,
-                rules=rules,
-                now=now,
-            ):
+            due_at = pending_group_due_at(
+                team_id=group_team_id, target=target, group_key=group_key, rows=rows, rules=rules
+            )
+            if due_at is None or due_at > now:
                 result.waiting += len(rows)
                 continue
             keep, skip = _still_needed(rows)
@@ -114,6 +117,112 @@ def _one_flush_at_a_time() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FLUSH_LOCK_KEY])
 
 
+def pending_group_due_at(
+    *, team_id: int, target: str, group_key: str, rows: list[Notification], rules: GroupingRules
+) -> datetime | None:
+    """When the group (team, target, group key) with these pending `rows` goes out."""
+    told = _incidents_told(target, {row.incident_id for row in rows})
+    news = [
+        PendingNews(
+            created_at=row.created_at,
+            kind=news_kind(event=row.event, target_was_told=row.incident_id in told),
+        )
+        for row in rows
+    ]
+    last = last_message_at(team_id=team_id, target=target, group_key=group_key)
+    return group_due_at(news, last_message_at=last, rules=rules)
+
+
+@dataclass(frozen=True)
+class HeldMessage:
+    """Why a pending notification has not gone out yet, for the incident page."""
+
+    due_at: datetime
+    other_checks: int  # other checks whose news goes out in the same message
+    reason: str
+    is_overdue: bool  # due already: the next flush (every few seconds) sends it
+
+
+def held_notifications(incident: Incident, *, now: datetime) -> dict[int, HeldMessage]:
+    """For each pending notification of `incident` not yet in a message: when its group goes
+    out and why it waits. Reads only; the flush decides for real."""
+    team_id = incident.owner.team_id
+    mine = list(
+        incident.notifications.filter(status=Status.PENDING, delivery__isnull=True).order_by(
+            "created_at", "id"
+        )
+    )
+    if not mine:
+        return {}
+    rules = grouping_rules(team_id)
+    held = {}
+    for row in mine:
+        group = list(
+            Notification.objects.filter(
+                status=Status.PENDING,
+                delivery__isnull=True,
+                incident__owner__team_id=team_id,
+                target=row.target,
+                group_key=row.group_key,
+            )
+            .select_related("incident")
+            .order_by("created_at", "id")
+        )
+        due_at = pending_group_due_at(
+            team_id=team_id, target=row.target, group_key=row.group_key, rows=group, rules=rules
+        )
+        told = row.incident_id in _incidents_told(row.target, {row.incident_id})
+        due_at = due_at or now
+        held[row.id] = HeldMessage(
+            due_at=due_at,
+            is_overdue=due_at <= now,
+            other_checks=len({r.incident.owner_id for r in group} - {incident.owner_id}),
+            reason=_why_held(row, told=told, rules=rules, team_id=team_id),
+        )
+    return held
+
+
+def _why_held(row: Notification, *, told: bool, rules: GroupingRules, team_id: int) -> str:
+    wait = spelled_seconds(rules.group_wait)
+    kind = news_kind(event=row.event, target_was_told=told)
+    if kind == NewsKind.FOLLOW_UP:
+        return f"follow-ups wait the group wait ({wait}) so that a burst's news shares a message"
+    if kind == NewsKind.UPDATE:
+        return (
+            f"the target already knows of this incident: updates are batched at most every "
+            f"{spelled_seconds(rules.group_interval)} (group interval)"
+        )
+    last = last_message_at(team_id=team_id, target=row.target, group_key=row.group_key)
+    if is_burst_open(at=row.created_at, last_message_at=last, rules=rules):
+        return (
+            f"it joins a burst already being told: failures that start within the group wait "
+            f"({wait}) of a message are batched into one follow-up"
+        )
+    return "a new failure goes out at once: it is being handed to delivery"
+
+
+def spelled_seconds(duration) -> str:
+    seconds = int(duration.total_seconds())
+    if seconds and seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
+
+
+def _incidents_told(target: str, incident_ids: set[int]) -> set[int]:
+    """Of `incident_ids`, those about which an alert went (or is going) to `target`: one
+    query for a whole group, not one per row."""
+    return set(
+        Notification.objects.filter(
+            incident_id__in=incident_ids,
+            target=target,
+            event__in=ALERTING_EVENTS,
+            delivery__isnull=False,
+        )
+        .exclude(status=Status.SKIPPED)
+        .values_list("incident_id", flat=True)
+    )
+
+
 def _still_needed(rows: list[Notification]) -> tuple[list[Notification], list[Notification]]:
     keep, skip = [], []
     for row in rows:
@@ -126,7 +235,12 @@ def _still_needed(rows: list[Notification]) -> tuple[list[Notification], list[No
             skip.append(row)
             continue
         if row.event in ALERTING_EVENTS:
-            needed = incident.state == Incident.State.TRIGGERED
+            # A dependent whose parent went down after the row was written is covered by its
+            # root cause now: the parent's message tells the story.
+            needed = (
+                incident.state == Incident.State.TRIGGERED
+                and incident.hold != Incident.Hold.SUPPRESSED
+            )
         elif row.event == Notification.Event.RESOLVED:
             needed = _was_told(row)
         else:  # acknowledged
@@ -198,19 +312,6 @@ def summarize(rows: list[Notification]) -> str:
 def enqueue_deliveries_after_commit(delivery_ids: list[int]) -> None:
     if not delivery_ids:
         return
-    from .tasks import deliver_task
+    from .tasks import wake_deliverers
 
-    def send():
-        for delivery_id in delivery_ids:
-            try:
-                deliver_task.delay(delivery_id)
-            except Exception:
-                # The broker is down: the deliveries are pending with next_attempt_at due, so
-                # the retry beat hands them out when it is back. The commit stands.
-                import logging
-
-                logging.getLogger(__name__).warning(
-                    "could not enqueue delivery %s; the retry beat will send it", delivery_id
-                )
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: wake_deliverers(len(delivery_ids)))

@@ -182,13 +182,20 @@ class GroupingForm(forms.ModelForm):
         min_value=0,
         max_value=3600,
         label="Group wait (seconds)",
-        help_text="How long the first notification of a burst waits for others to join it.",
+        help_text=(
+            "Failures that start within this long of a message join one follow-up sent this "
+            "long after the first of them; recoveries wait this long. The first failure of a "
+            "burst never waits."
+        ),
     )
     group_interval = forms.IntegerField(
         min_value=0,
         max_value=86400,
         label="Group interval (seconds)",
-        help_text="Follow-ups for the same group go out at most this often.",
+        help_text=(
+            "Reminders and repeats about incidents already told go out at most this often; "
+            "new failures and recoveries never wait for it."
+        ),
     )
 
     class Meta:

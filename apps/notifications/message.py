@@ -7,11 +7,11 @@ the links to the check and incident pages, and the one-click actions the recipie
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from apps.incidents.links import incident_links
 from apps.incidents.models import Incident
 from apps.teams.display_time import email_zone_name
 
 from .flush import HEADLINES, check_label
+from .links import incident_links
 from .models import Delivery, Notification
 
 # The order in which action links are shown, with their short labels.
@@ -142,7 +142,14 @@ class Message:
 def why(incident: Incident) -> str:
     details = incident.details or {}
     if incident.kind == Incident.Kind.MISSED_HEARTBEAT:
-        return "Missed heartbeat: no ping came in time."
+        check = incident.owner
+        note = check.clock_note
+        if note:
+            # A host clock that is off moves a cron check's runs: a likely cause. A period
+            # check is judged by arrival, so there it is only worth knowing.
+            label = "Note" if check.schedule_kind == "period" else "Likely cause"
+            note = f" {label}: {note}"
+        return f"Missed heartbeat: no ping came in time.{note}"
     if incident.kind == Incident.Kind.FAILURE_SIGNAL:
         status = details.get("exit_status")
         with_status = f" with exit status {status}" if status is not None else ""
@@ -198,12 +205,25 @@ def build_item(row: Notification, *, user_id: int | None, channel_id: int | None
     )
 
 
-def build_message(delivery: Delivery) -> Message:
-    rows = list(
-        delivery.notifications.select_related(
+def notification_rows(delivery_ids: list[int]) -> dict[int, list[Notification]]:
+    """The notifications that deliveries carry, with what their messages show, in one query."""
+    rows: dict[int, list[Notification]] = {delivery_id: [] for delivery_id in delivery_ids}
+    for row in (
+        Notification.objects.filter(delivery_id__in=delivery_ids)
+        .select_related(
             "incident__owner__team", "incident__resolved_by", "incident__acknowledged_by"
-        ).order_by("created_at", "id")
-    )
+        )
+        .order_by("created_at", "id")
+    ):
+        rows[row.delivery_id].append(row)
+    return rows
+
+
+def build_message(delivery: Delivery, rows: list[Notification] | None = None) -> Message:
+    """The message of `delivery`; `rows` are its notifications when already loaded (a run
+    loads those of many deliveries at once with notification_rows)."""
+    if rows is None:
+        rows = notification_rows([delivery.id])[delivery.id]
     items = sorted(
         (
             build_item(row, user_id=delivery.recipient_id, channel_id=delivery.channel_id)

@@ -37,22 +37,58 @@ class Response:
     body: bytes
 
 
-def address_allowed(ip: str) -> bool:
-    address = ipaddress.ip_address(ip)
-    if getattr(address, "ipv4_mapped", None):
-        address = address.ipv4_mapped
-    if address.is_loopback:
-        return settings.OUTBOUND_ALLOW_LOOPBACK or settings.OUTBOUND_ALLOW_PRIVATE
-    if (
+# IPv6 ranges that no public host uses: IPv4-compatible addresses (deprecated by RFC 4291;
+# :: and ::1 are handled as unspecified and loopback first) and local-use NAT64 (RFC 8215),
+# which by definition translates into someone's private network.
+_NEVER_PUBLIC_V6 = (ipaddress.ip_network("::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+# Translators that carry the IPv4 destination in the last 32 bits: well-known NAT64
+# (RFC 6052) and SIIT's IPv4-translated form (RFC 2765).
+_LAST_32_BITS_V4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("::ffff:0:0:0/96"))
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address leads to: a 6to4 (2002::/16) or Teredo (2001::/32,
+    server and client) address is delivered through a relay to the IPv4 host inside it, a NAT64
+    one is translated to it. Python's `is_global` judges only the outer address (it calls
+    2002:7f00:1:: global), so these are what must be judged instead. Empty for other forms."""
+    if address.sixtofour is not None:
+        return (address.sixtofour,)
+    if address.teredo is not None:
+        return address.teredo
+    if any(address in network for network in _LAST_32_BITS_V4):
+        return (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF),)
+    return ()
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """True when `address`, and every IPv4 address embedded in it, is a public host."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if any(address in network for network in _NEVER_PUBLIC_V6):
+            return False
+        embedded = embedded_ipv4(address)
+        if embedded:
+            # The outer prefix says nothing (Teredo's is "private" to Python, NAT64's
+            # "reserved"): the destination is the embedded host.
+            return all(is_public(inner) for inner in embedded)
+    return address.is_global and not (
         address.is_private
         or address.is_link_local
         or address.is_multicast
         or address.is_reserved
         or address.is_unspecified
-        or not address.is_global
-    ):
-        return settings.OUTBOUND_ALLOW_PRIVATE
-    return True
+    )
+
+
+def address_allowed(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        # ::ffff:a.b.c.d is the IPv4 host itself on a dual-stack socket.
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return settings.OUTBOUND_ALLOW_LOOPBACK or settings.OUTBOUND_ALLOW_PRIVATE
+    return is_public(address) or settings.OUTBOUND_ALLOW_PRIVATE
 
 
 def resolve_public(host: str, port: int) -> str:
@@ -116,45 +152,134 @@ class _Deadline:
                 sock.shutdown(socket.SHUT_RDWR)
 
 
-def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> Response:
-    """POST `body` to `url`. Raises OutboundError on refusal, network failure or a non-2xx
-    answer (4xx except 408/429 are permanent; 5xx, 408 and 429 may be retried)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise OutboundError("only http:// and https:// URLs can be used", permanent=True)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    ip = resolve_public(parts.hostname, port)
-    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-    connection = connection_class(parts.hostname, ip, port=port, timeout=timeout)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    all_headers = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
-    # The socket timeout bounds each network operation; a receiver that drips a byte at a time
-    # would pass every one of them. This deadline bounds the whole exchange: when it passes,
-    # the socket is shut down under the blocked read.
-    deadline = _Deadline(connection, timeout)
-    try:
-        deadline.start()
-        connection.request("POST", path, body=body, headers=all_headers)
-        response = connection.getresponse()
-        content = response.read(MAX_RESPONSE_BYTES)
-    except (OSError, http.client.HTTPException) as exc:
-        if deadline.expired:
-            raise OutboundError(f"timed out: no complete answer within {timeout:g} s") from None
-        raise OutboundError(f"{type(exc).__name__}: {exc}") from None
-    except (ValueError, UnicodeError) as exc:
-        # http.client refuses header names or values with CR/LF or non-Latin-1 characters:
-        # the request would be refused again, so it is not retried.
-        raise OutboundError(f"invalid request: {exc}", permanent=True) from None
-    finally:
-        deadline.cancel()
+class ConnectionPool:
+    """Keep-alive connections for many requests, shared by the threads of one delivery run.
+
+    Idle connections are kept per (scheme, host, port, vetted address). Every request resolves
+    and checks its host first (resolve_public), then takes an idle connection to the address
+    that check returned, or opens one to it: a reused connection is always to an address that
+    passed the guard for this very request, and a connection never resolves a name itself.
+    Redirects are not followed (a 3xx is an answer like any other non-2xx). Thread-safe."""
+
+    def __init__(self, *, max_idle_per_host: int = 32):
+        self.max_idle_per_host = max_idle_per_host
+        self._idle: dict[tuple, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self.opened = 0  # connections opened, for tests and the bench (reuse shows as fewer)
+
+    def __enter__(self) -> "ConnectionPool":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                connection.close()
+
+    def _take(self, key: tuple) -> http.client.HTTPConnection | None:
+        with self._lock:
+            connections = self._idle.get(key)
+            return connections.pop() if connections else None
+
+    def _give_back(self, key: tuple, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            connections = self._idle.setdefault(key, [])
+            if len(connections) < self.max_idle_per_host:
+                connections.append(connection)
+                return
         connection.close()
-    if deadline.expired:
-        raise OutboundError(f"timed out: no complete answer within {timeout:g} s")
-    if 200 <= response.status < 300:
-        return Response(response.status, content)
-    retryable = response.status >= 500 or response.status in (408, 429)
-    raise OutboundError(
-        f"HTTP {response.status}: {content[:200].decode(errors='replace')}",
-        permanent=not retryable,
-        status=response.status,
-    )
+
+    def _open(self, scheme: str, host: str, ip: str, port: int, timeout: float):
+        connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+        with self._lock:
+            self.opened += 1
+        return connection_class(host, ip, port=port, timeout=timeout)
+
+    def post(self, url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+        """POST `body` to `url`. Raises OutboundError on refusal, network failure or a non-2xx
+        answer (4xx except 408/429 are permanent; 5xx, 408 and 429 may be retried)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise OutboundError("only http:// and https:// URLs can be used", permanent=True)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        ip = resolve_public(parts.hostname, port)
+        key = (parts.scheme, parts.hostname, port, ip)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        all_headers = {"User-Agent": USER_AGENT, "Content-Length": str(len(body)), **headers}
+        connection = self._take(key)
+        if connection is not None:
+            try:
+                return self._exchange(key, connection, path, body, all_headers, timeout)
+            except _StaleConnection:
+                # The receiver closed the idle connection before our request reached it (its
+                # keep-alive ran out): once more on a new connection. Should it have read the
+                # request after all, it gets the message twice, with the same delivery id.
+                pass
+        connection = self._open(parts.scheme, parts.hostname, ip, port, timeout)
+        try:
+            return self._exchange(key, connection, path, body, all_headers, timeout)
+        except _StaleConnection as exc:
+            raise OutboundError(f"{type(exc.__cause__).__name__}: {exc.__cause__}") from None
+
+    def _exchange(self, key, connection, path, body, headers, timeout) -> Response:
+        is_reused = connection.sock is not None
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
+        # The socket timeout bounds each network operation; a receiver that drips a byte at a
+        # time would pass every one of them. This deadline bounds the whole exchange: when it
+        # passes, the socket is shut down under the blocked read.
+        deadline = _Deadline(connection, timeout)
+        is_reusable = False
+        try:
+            deadline.start()
+            connection.request("POST", path, body=body, headers=headers)
+            response = connection.getresponse()
+            content = response.read(MAX_RESPONSE_BYTES)
+            # Reusable only when the answer was read to its end (a longer one is cut, and its
+            # rest would be read as the next answer) and the receiver keeps the connection.
+            is_reusable = response.isclosed() and not response.will_close
+        except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise OutboundError(f"timed out: no complete answer within {timeout:g} s") from None
+            if is_reused and isinstance(exc, _STALE_ERRORS):
+                raise _StaleConnection() from exc
+            raise OutboundError(f"{type(exc).__name__}: {exc}") from None
+        except (ValueError, UnicodeError) as exc:
+            # http.client refuses header names or values with CR/LF or non-Latin-1 characters:
+            # the request would be refused again, so it is not retried.
+            raise OutboundError(f"invalid request: {exc}", permanent=True) from None
+        finally:
+            deadline.cancel()
+            if not is_reusable or deadline.expired:
+                connection.close()
+        if deadline.expired:
+            raise OutboundError(f"timed out: no complete answer within {timeout:g} s")
+        if is_reusable:
+            self._give_back(key, connection)
+        if 200 <= response.status < 300:
+            return Response(response.status, content)
+        retryable = response.status >= 500 or response.status in (408, 429)
+        raise OutboundError(
+            f"HTTP {response.status}: {content[:200].decode(errors='replace')}",
+            permanent=not retryable,
+            status=response.status,
+        )
+
+
+class _StaleConnection(Exception):
+    """A reused connection that the receiver had closed: nothing was answered on it."""
+
+
+# What sending on a connection the other side closed while it sat idle raises.
+_STALE_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> Response:
+    """One POST on a connection of its own (see ConnectionPool.post)."""
+    with ConnectionPool() as pool:
+        return pool.post(url, body=body, headers=headers, timeout=timeout)

@@ -1,10 +1,12 @@
 from django.urls import path
 
-from . import views
+from . import link_views, views
 
 app_name = "notifications"
 
 urlpatterns = [
+    # The one-click actions in alerts: the signed token is the credential (no login).
+    path("a/<str:token>/", link_views.action, name="action"),
     path("channels/", views.channel_list, name="channel-list"),
     path("channels/grouping/", views.grouping_settings, name="grouping"),
     path("channels/new/<str:kind>/", views.channel_create, name="channel-create"),

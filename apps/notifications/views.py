@@ -9,10 +9,9 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from apps.checks.clock import database_now
-from apps.dashboard.current_team import current_membership
-from apps.dashboard.views import dashboard_login_required
+from apps.clock import database_now
 from apps.teams.access import require_role
+from apps.teams.current import current_membership, dashboard_login_required
 from apps.teams.models import Membership
 
 from .forms import ChannelForm, GroupingForm

@@ -1,10 +1,7 @@
 import secrets
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
-
-from apps.checks.schedule import ScheduleKind
 
 
 def new_ping_key() -> str:
@@ -80,65 +77,6 @@ class Invitation(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None
-
-
-# A team that has not chosen its own limit: generous for real use, yet a runaway loop of
-# pings with ever-new slugs stops here instead of filling the database.
-DEFAULT_MAX_CHECKS = 500
-
-
-class CheckDefaults(models.Model):
-    """What a check created by auto-provisioning (a ping to /ping/<ping key>/<slug>?create=1
-    for an unknown slug) starts with, and how many checks the team may reach that way. A team
-    without a row uses the field defaults, which match a new Check's. Notifications go through
-    the escalation policy (a check has no channels of its own)."""
-
-    team = models.OneToOneField(
-        Team, on_delete=models.CASCADE, primary_key=True, related_name="check_defaults"
-    )
-    schedule_kind = models.CharField(
-        max_length=12,
-        choices=[(k.value, k.value) for k in ScheduleKind],
-        default=ScheduleKind.PERIOD.value,
-    )
-    period = models.DurationField(default=timedelta(days=1))
-    schedule_expression = models.CharField(max_length=200, blank=True)
-    timezone = models.CharField(max_length=64, default="UTC")
-    grace = models.DurationField(default=timedelta(hours=1))
-    tags = models.CharField(max_length=500, blank=True, help_text="Space-separated.")
-    escalation_policy = models.ForeignKey(
-        "escalation.EscalationPolicy",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    # Auto-provisioning creates no check once the team has this many (however they were
-    # made); 0 turns auto-provisioning off.
-    max_checks = models.PositiveIntegerField(default=DEFAULT_MAX_CHECKS)
-    # A refused ping cannot be stored (a Ping needs its check), so it is counted here and the
-    # page shows the last one: the team sees what it missed instead of nothing.
-    refused_pings = models.PositiveIntegerField(default=0)
-    last_refused_slug = models.CharField(max_length=100, blank=True)
-    last_refused_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name_plural = "check defaults"
-
-    def __str__(self) -> str:
-        return f"check defaults of {self.team_id}"
-
-    def check_settings(self) -> dict:
-        """The Check fields a provisioned check takes from these defaults."""
-        return {
-            "schedule_kind": self.schedule_kind,
-            "period": self.period,
-            "schedule_expression": self.schedule_expression,
-            "timezone": self.timezone,
-            "grace": self.grace,
-            "tags": self.tags,
-            "escalation_policy_id": self.escalation_policy_id,
-        }
 
 
 class UserSettings(models.Model):

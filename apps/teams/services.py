@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from .invitations import InvalidInvitation
+from .lifecycle import team_created
 from .models import Invitation, Membership, Team
 
 
@@ -18,7 +19,11 @@ def unique_team_slug(name: str) -> str:
 
 @transaction.atomic
 def create_team(*, name: str, slug: str | None = None) -> Team:
-    return Team.objects.create(name=name, slug=slug or unique_team_slug(name))
+    """Create the team and announce it (lifecycle.team_created), in one transaction: a new team
+    starts with what the upper layers give it, such as a default escalation policy."""
+    team = Team.objects.create(name=name, slug=slug or unique_team_slug(name))
+    team_created.send(sender=Team, team=team)
+    return team
 
 
 @transaction.atomic

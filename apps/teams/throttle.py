@@ -57,8 +57,7 @@ def client_address(request) -> str:
 def _key(limit: Limit, ident: str) -> str:
     # Hashed: an email address or a hostile username never becomes part of a cache key as is.
     digest = hashlib.sha256(ident.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
-    namespace = getattr(settings, "ACCOUNT_THROTTLE_NAMESPACE", "")
-    return f"account-throttle:{namespace}:{limit.name}:{digest[:40]}"
+    return f"account-throttle:{limit.name}:{digest[:40]}"
 
 
 Counted = tuple[Limit, str]

@@ -17,7 +17,6 @@ urlpatterns = [
         views.remove_member,
         name="remove-member",
     ),
-    path("teams/<int:team_id>/check-defaults/", views.check_defaults, name="check-defaults"),
     path("teams/<int:team_id>/invitations/", views.invite, name="invite"),
     path(
         "teams/<int:team_id>/invitations/<int:invitation_id>/revoke/",

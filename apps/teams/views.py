@@ -4,28 +4,31 @@ and our SITE_URL in the link), members and roles, invitations by email link.
 Owners manage the team; every member may see who else is in it. Lookups go through
 apps/teams/access.py: another team is a 404, too low a role a 403."""
 
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
-from django.core.exceptions import PermissionDenied
 from django.core.mail import send_mail
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from apps.checks.clock import database_now
-from apps.dashboard.current_team import SESSION_KEY
-from apps.dashboard.views import dashboard_login_required
+from apps.clock import database_now
 
 from . import services, throttle
 from .access import require_role
-from .forms import AccountForm, CheckDefaultsForm, InviteForm, RoleForm, SignUpForm
+from .current import SESSION_KEY, dashboard_login_required
+from .forms import AccountForm, InviteForm, RoleForm, SignUpForm
 from .invitations import InvalidInvitation, make_invitation_token, read_invitation_token
-from .models import CheckDefaults, Invitation, Membership
+from .models import Invitation, Membership
+from .tasks import send_password_reset_task
+
+logger = logging.getLogger(__name__)
 
 
 def refuse_throttled(request, template: str, context: dict, limit: throttle.Limit):
@@ -90,11 +93,10 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
-    """Django's reset view, rate limited; the emailed link starts with SITE_URL, never with the
-    request's Host header (which an attacker could set to their own domain)."""
-
-    email_template_name = "registration/password_reset_email.txt"
-    subject_template_name = "registration/password_reset_subject.txt"
+    """Django's reset view, rate limited, that sends nothing itself: the worker does
+    (apps/teams/password_reset.py), so known and unknown addresses cost the request the same.
+    The emailed link starts with SITE_URL, never with the request's Host header (which an
+    attacker could set to their own domain)."""
 
     def post(self, request, *args, **kwargs):
         # Every address given counts, known or not: a refusal tells nothing about accounts.
@@ -109,8 +111,19 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().post(request, *args, **kwargs)
 
     def form_valid(self, form):
-        self.extra_email_context = {"site_url": settings.SITE_URL}
-        return super().form_valid(form)
+        # The same work for every address: the worker looks the account up and mails it.
+        email = form.cleaned_data["email"]
+        transaction.on_commit(lambda: _enqueue_password_reset(email))
+        return HttpResponseRedirect(self.get_success_url())
+
+
+def _enqueue_password_reset(email: str) -> None:
+    try:
+        send_password_reset_task.delay(email)
+    except Exception:
+        # The broker is down: the visitor sees the usual page (a different one would tell
+        # whether the account exists) and can ask again.
+        logger.exception("could not enqueue a password reset")
 
 
 def _members_context(membership, invite_form=None):
@@ -168,31 +181,6 @@ def remove_member(request, team_id, membership_id):
         if removed.user_id == request.user.id:
             return redirect("dashboard:check-list")
     return redirect("teams:members", team_id)
-
-
-@dashboard_login_required
-def check_defaults(request, team_id):
-    """The defaults of auto-provisioned checks and the team's limit: every member may look,
-    admins may change them."""
-    membership = require_role(request.user, team_id, Membership.Role.VIEWER)
-    team, is_admin = membership.team, membership.has_role(Membership.Role.ADMIN)
-    if request.method == "POST":
-        if not is_admin:
-            raise PermissionDenied("Changing the check defaults needs the admin role or higher.")
-        defaults, _ = CheckDefaults.objects.get_or_create(team=team)
-        saved = {"max_checks": defaults.max_checks}  # the form writes into `defaults`
-        form = CheckDefaultsForm(request.POST, instance=defaults, team=team)
-        if form.is_valid():
-            form.save()
-            messages.success(request, "Check defaults saved.")
-            return redirect("teams:check-defaults", team_id)
-    else:
-        defaults = CheckDefaults.objects.filter(team=team).first() or CheckDefaults(team=team)
-        saved = {"max_checks": defaults.max_checks}
-        form = CheckDefaultsForm(instance=defaults, team=team, read_only=not is_admin)
-    context = {"team": team, "form": form, "is_admin": is_admin, "defaults": defaults}
-    context.update(saved, check_count=team.checks.count())
-    return render(request, "teams/check_defaults.html", context, status=400 if form.errors else 200)
 
 
 def invitation_url(invitation: Invitation) -> str:

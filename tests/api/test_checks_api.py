@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check, Flip, Run
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from tests.factories import CheckFactory
 
 MIN, HOUR, DAY = 60, 3600, 86400

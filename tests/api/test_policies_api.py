@@ -81,9 +81,13 @@ def test_put_replaces_everything_and_patch_only_what_it_names(api, channel, memb
     assert EscalationStep.objects.count() == 0
 
 
+EVERYONE = [{"wait": 10 * MIN, "targets": [{"kind": "team"}]}]
+
+
 def test_a_new_default_replaces_the_old_one(api, team):
-    first = api.post("/api/v1/escalation-policies/", {"name": "A", "is_default": True}).json()
-    second = api.post("/api/v1/escalation-policies/", {"name": "B", "is_default": True}).json()
+    body = {"is_default": True, "steps": EVERYONE}
+    first = api.post("/api/v1/escalation-policies/", {"name": "A", **body}).json()
+    second = api.post("/api/v1/escalation-policies/", {"name": "B", **body}).json()
     assert api.get(f"/api/v1/escalation-policies/{first['id']}/").json()["is_default"] is False
     assert EscalationPolicy.objects.get(is_default=True).id == second["id"]
 
@@ -170,10 +174,29 @@ def test_deleting_a_policy_checks_use_needs_force(api, team):
 
 
 def test_the_default_policy_is_in_use_by_checks_that_name_none(api, team):
-    policy_id = api.post("/api/v1/escalation-policies/", {"name": "D", "is_default": True})
+    policy_id = api.post(
+        "/api/v1/escalation-policies/", {"name": "D", "is_default": True, "steps": EVERYONE}
+    )
     CheckFactory(team=team)
     response = api.delete(f"/api/v1/escalation-policies/{policy_id.json()['id']}/")
     assert response.status_code == 409
+
+
+def test_a_default_policy_without_steps_is_refused(api, team):
+    response = api.post("/api/v1/escalation-policies/", {"name": "D", "is_default": True})
+    assert response.status_code == 400
+    assert "at least one step" in response.json()["fields"]["is_default"][0]
+    assert not EscalationPolicy.objects.exists()
+
+    created = api.post(
+        "/api/v1/escalation-policies/", {"name": "D", "is_default": True, "steps": EVERYONE}
+    )
+    assert created.status_code == 201, created.json()
+    url = f"/api/v1/escalation-policies/{created.json()['id']}/"
+    # Emptying the default's steps is refused too; a PATCH that leaves them out keeps them.
+    assert api.patch(url, {"steps": []}).status_code == 400
+    assert api.patch(url, {"repeat": 1}).status_code == 200
+    assert EscalationPolicy.objects.get().steps.count() == 1
 
 
 def test_read_only_key_reads_but_cannot_write(api, ro_api, team):

@@ -5,9 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from apps.checks.clock import database_now
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from apps.escalation.models import MaintenanceWindow, Silence
 from apps.incidents.models import Incident
 from tests.factories import CheckFactory
@@ -99,7 +99,23 @@ def test_create_holds_an_open_incident_of_a_covered_check_at_once(api, check, t0
     assert incident.hold == Incident.Hold.SILENCED
 
 
+def test_a_silence_matching_no_check_is_refused_unless_confirmed(api, team):
+    CheckFactory(team=team, tags="backup", environment="production")
+    body = {"duration": HOUR, "matchers": {"tags": ["backup"], "environment": "staging"}}
+    response = api.post("/api/v1/silences/", body | {"comment": "x"})
+    assert response.status_code == 400
+    (message,) = response.json()["fields"]["confirm_no_match"]
+    assert "match no check" in message
+    assert not Silence.objects.exists()
+
+    response = api.post("/api/v1/silences/", body | {"comment": "x", "confirm_no_match": True})
+    assert response.status_code == 201, response.json()
+    response = api.post("/api/v1/silences/", body | {"comment": "x", "confirm_no_match": "yes"})
+    assert response.status_code == 400  # strictly a boolean
+
+
 def test_create_an_upcoming_silence_with_start_and_end(api, team):
+    CheckFactory(team=team, environment="staging")
     start = database_now() + timedelta(days=1)
     response = api.post(
         "/api/v1/silences/",

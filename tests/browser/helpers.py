@@ -6,9 +6,9 @@ from urllib.error import HTTPError
 
 import pytest
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from apps.incidents.models import Incident
 
 PASSWORD = "correct horse battery"

@@ -5,8 +5,8 @@ settings, and a ping beyond the limit is refused and shows up on the page."""
 import pytest
 from playwright.sync_api import expect
 
-from apps.checks.models import Check
-from apps.teams.models import CheckDefaults, Membership
+from apps.checks.models import Check, CheckDefaults
+from apps.teams.models import Membership
 from tests.factories import MembershipFactory
 
 from .conftest import PHONE, screenshot

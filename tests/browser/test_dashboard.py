@@ -8,8 +8,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.clock import database_now
 from apps.escalation.models import Silence
 from apps.incidents.models import Incident
 from apps.incidents.services import acknowledge_incident
@@ -404,7 +404,21 @@ window.liveChanges = [];
 const live = document.getElementById('live-status');
 new MutationObserver(() => window.liveChanges.push(live.textContent))
   .observe(live, {childList: true, characterData: true, subtree: true});
+// The page's own polls (not the sweeper banner's) from when they are sent until they settle,
+// after tocsin.js (whose listener came first) announced what changed. htmx hands the same
+// details object to every event of one request.
+window.pollsSent = 0;
+window.pollsUnsettled = new Set();
+const isPagePoll = (event) => !event.detail.pathInfo.requestPath.includes('/sweeper-banner/');
+document.addEventListener('htmx:beforeSend', (event) => {
+  if (isPagePoll(event)) { window.pollsSent++; window.pollsUnsettled.add(event.detail); }
+});
+document.addEventListener('htmx:afterSettle', (event) => {
+  window.pollsUnsettled.delete(event.detail);
+});
 """
+# Every poll sent so far has settled (and so been announced, if it changed anything).
+POLLS_SETTLED = "window.pollsSent > 0 && window.pollsUnsettled.size === 0"
 
 
 def hx_poll(page):
@@ -427,7 +441,7 @@ def test_status_changes_are_announced_once_and_quiet_polls_say_nothing(
     for _ in range(2):
         with hx_poll(page):
             pass
-    page.wait_for_timeout(100)  # the last swap settles
+    page.wait_for_function(POLLS_SETTLED)
     assert page.evaluate("window.liveChanges") == []
 
     make_down(site, check)
@@ -440,7 +454,7 @@ def test_status_changes_are_announced_once_and_quiet_polls_say_nothing(
     for _ in range(2):
         with hx_poll(page):
             pass
-    page.wait_for_timeout(100)
+    page.wait_for_function(POLLS_SETTLED)
     # Up (from the first ping), then down; each said once, and nothing on the quiet polls.
     changes = [c for c in page.evaluate("window.liveChanges") if not c.startswith("The sweeper")]
     assert changes[-1] == expected and changes.count(expected) == 1, changes

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.test import Client
 from playwright.sync_api import expect
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.escalation.models import Rotation
 from apps.incidents.models import Incident
 from apps.teams.models import UserSettings

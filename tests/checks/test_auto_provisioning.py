@@ -6,13 +6,11 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from apps.checks.models import Check, Ping
+from apps.checks.models import DEFAULT_MAX_CHECKS, Check, CheckDefaults, Ping
 from apps.checks.pings import PingData, record_ping
 from apps.checks.services import Provisioning, provision_check
 from apps.checks.sweeper import sweep_due_checks
 from apps.escalation.models import EscalationPolicy
-from apps.teams.models import DEFAULT_MAX_CHECKS, CheckDefaults
-from tests.conftest import requires_postgres
 from tests.factories import CheckFactory, TeamFactory
 from tests.live import fetch
 
@@ -225,7 +223,6 @@ def test_refusal_over_the_wsgi_fast_path(live_app_url, team):
     assert not Check.objects.exists()
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_new_slugs_cannot_both_take_the_last_place():
     team = TeamFactory()

@@ -1,7 +1,7 @@
 """A web node whose clock runs 30 s ahead or behind causes no false alert and no missed one.
 
 On PostgreSQL the database clock decides: the ping statement stamps `now()` and the sweeper
-reads `now()` once per run (apps/checks/clock.py). Here Python's clock is shifted with
+reads `now()` once per run (apps/clock.py). Here Python's clock is shifted with
 time-machine while the ping goes through the real WSGI fast path over HTTP (the server thread
 is in this process, so it sees the shifted clock too), then the sweeps are judged on the
 database's time line. Had the node's clock stamped the ping, a node 30 s behind would make the
@@ -17,10 +17,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check, Flip
 from apps.checks.sweeper import sweep_due_checks
 from apps.checks.tasks import sweep_due_checks_task
+from apps.clock import database_now
 from apps.incidents.models import Incident
 from tests.checks.test_ping_endpoint import only_ping, ping_path
 from tests.factories import CheckFactory
@@ -30,9 +30,10 @@ pytestmark = [
     pytest.mark.skipif(
         "connection.vendor != 'postgresql'",
         reason=(
-            "SQLite is the single-host embedded mode: web, worker and beat run on one machine "
-            "and share its one clock, which stamps pings and judges them, so no second clock "
-            "can drift from it (shifting Python's clock shifts the only clock there is)."
+            "SQLite has no clock apart from its host's: in the embedded mode web, worker and "
+            "beat run on one machine and Tocsin reads that machine's clock (apps/checks/"
+            "clock.py), so no node clock can drift from the database's (shifting Python's "
+            "clock shifts the only clock there is)."
         ),
     ),
     pytest.mark.django_db(transaction=True),

@@ -11,12 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from apps.checks.schedule import (
+    MAX_HOST_SHIFT,
     NEVER,
     Deadlines,
+    HostClock,
     Schedule,
     ScheduleError,
     ScheduleKind,
     deadlines_after,
+    host_clock,
     validate_schedule,
 )
 
@@ -527,29 +530,52 @@ def d(expected_at, late_at, down_at):
         pytest.param(
             NOW,
             period(HOUR),
-            {"observed_offset": -40 * S},
-            d(NOW + HOUR, NOW + HOUR + 45 * S, NOW + HOUR + 45 * S + GRACE),
-            id="period-negative-offset-widens-both",
+            {"host_shift": -40 * S},
+            d(NOW + HOUR, NOW + HOUR + SKEW, NOW + HOUR + SKEW + GRACE),
+            id="period-ignores-a-fast-host",
         ),
         pytest.param(
             NOW,
             period(HOUR),
-            {"observed_offset": 40 * S},
-            d(NOW + HOUR, NOW + HOUR + 45 * S, NOW + HOUR + 45 * S + GRACE),
-            id="period-positive-offset-widens-both",
+            {"host_shift": 40 * S},
+            d(NOW + HOUR, NOW + HOUR + SKEW, NOW + HOUR + SKEW + GRACE),
+            id="period-ignores-a-slow-host",
         ),
         pytest.param(
             # A job host 40 s fast pings by its own cron 40 s before the server's 03:00: that
-            # ping is meant for today's run, so the next expected one is tomorrow.
+            # ping is meant for today's run, and tomorrow's comes 40 s early too.
             utc(2026, 3, 9, 3) - 40 * S,
             DAILY_0300,
-            {"observed_offset": 40 * S},
+            {"host_shift": -40 * S},
             d(
-                utc(2026, 3, 10, 3),
-                utc(2026, 3, 10, 3) + 45 * S,
-                utc(2026, 3, 10, 3) + 45 * S + GRACE,
+                utc(2026, 3, 10, 3) - 40 * S,
+                utc(2026, 3, 10, 3) - 40 * S + SKEW,
+                utc(2026, 3, 10, 3) - 40 * S + SKEW + GRACE,
             ),
-            id="cron-fast-host-offset-counts-early-ping",
+            id="cron-fast-host-runs-early",
+        ),
+        pytest.param(
+            # A host 40 s slow runs 03:00 at 03:00:40 by the server's clock.
+            utc(2026, 3, 9, 3) + 40 * S,
+            DAILY_0300,
+            {"host_shift": 40 * S},
+            d(
+                utc(2026, 3, 10, 3) + 40 * S,
+                utc(2026, 3, 10, 3) + 40 * S + SKEW,
+                utc(2026, 3, 10, 3) + 40 * S + SKEW + GRACE,
+            ),
+            id="cron-slow-host-runs-late",
+        ),
+        pytest.param(
+            utc(2026, 3, 9, 3) + 40 * S,
+            DAILY_0300,
+            {"host_shift": 40 * S, "missed_tolerance": 2},
+            d(
+                utc(2026, 3, 10, 3) + 40 * S,
+                utc(2026, 3, 10, 3) + 40 * S + SKEW,
+                utc(2026, 3, 11, 3) + 40 * S + SKEW + GRACE,
+            ),
+            id="cron-shift-applies-to-every-tolerated-run",
         ),
         pytest.param(
             utc(2026, 3, 7, 12),
@@ -581,7 +607,7 @@ def d(expected_at, late_at, down_at):
         pytest.param(
             NOW,
             oncalendar("2026-03-08 00:00"),
-            {"missed_tolerance": 2, "observed_offset": HOUR},
+            {"missed_tolerance": 2, "host_shift": HOUR},
             d(NEVER, NEVER, NEVER),
             id="one-shot-already-past-nothing-expected",
         ),
@@ -589,6 +615,28 @@ def d(expected_at, late_at, down_at):
 )
 def test_deadlines_after(last_checkin, schedule, kwargs, expected):
     assert deadlines_after(last_checkin, schedule, GRACE, SKEW, **kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("offsets", "expected"),
+    [
+        ([], HostClock()),
+        ([90 * S], HostClock(offset=90 * S, shift=90 * S)),
+        ([-90 * S, -91 * S, -89 * S], HostClock(offset=-90 * S, shift=-90 * S)),
+        # One odd ping among steady ones moves nothing.
+        ([90 * S, 90 * S, HOUR, 90 * S, 90 * S], HostClock(offset=90 * S, shift=90 * S)),
+        # Only the last five count: a clock that was fixed is followed once most pings agree.
+        ([HOUR] * 5 + [0 * S] * 3, HostClock()),
+        # A clock an hour off is capped, either way, and says so.
+        ([HOUR] * 3, HostClock(offset=HOUR, shift=MAX_HOST_SHIFT)),
+        ([-HOUR] * 3, HostClock(offset=-HOUR, shift=-MAX_HOST_SHIFT)),
+    ],
+    ids=["none", "one", "median", "outlier", "last-five", "capped-slow", "capped-fast"],
+)
+def test_host_clock_is_smoothed_and_capped(offsets, expected):
+    got = host_clock(offsets)
+    assert got == expected
+    assert got.is_capped == (abs(got.offset) > MAX_HOST_SHIFT)
 
 
 def test_cron_ping_just_before_run_expects_next_days_run():

@@ -441,12 +441,29 @@ def test_manual_resume_keeps_paused_check_paused():
     assert step.state.status == Status.PAUSED
 
 
-def test_clock_offset_is_recorded_and_widens_deadlines():
+def test_clock_offset_is_recorded_and_changes_no_period_deadline():
     rules = Rules(schedule=Schedule(period=HOUR), grace=10 * MIN)
     sent = T0 - 2 * MIN  # the job's clock runs two minutes behind the server's
     state, _ = fold([ok(0 * S, sent_at=sent)], rules)
     assert state.clock_offset == 2 * MIN
-    assert next_deadline(state, rules, SKEW) == T0 + HOUR + SKEW + 2 * MIN
+    assert state.recent_offsets == (2 * MIN,)
+    # Lateness is judged from the arrival on the server's clock: no extra grace.
+    assert next_deadline(state, rules, SKEW) == T0 + HOUR + SKEW
+
+
+def test_a_slow_hosts_cron_check_is_expected_on_its_hosts_clock():
+    rules = Rules(schedule=Schedule(kind=ScheduleKind.CRON, expression="0 * * * *"), grace=MIN)
+    # T0 is 03:00: the host's 03:00 run pings at 03:02 by the server's clock.
+    state, _ = fold([ok(2 * MIN, sent_at=T0)], rules)
+    # Its 04:00 run comes at 04:02 by the server's clock.
+    assert next_deadline(state, rules, SKEW) == T0 + HOUR + 2 * MIN + SKEW
+
+
+def test_only_the_last_few_offsets_are_kept():
+    pings = [ok(n * MIN, sent_at=T0 + n * MIN - n * S) for n in range(8)]
+    state, _ = fold(pings)
+    assert state.recent_offsets == tuple(n * S for n in range(3, 8))
+    assert state.clock_offset == 7 * S
 
 
 def test_cron_schedule_deadline():
@@ -468,6 +485,7 @@ def test_state_round_trips_through_json():
         flip_times=(T0, T0 + MIN),
         is_flapping=True,
         clock_offset=timedelta(seconds=-2.5),
+        recent_offsets=(timedelta(seconds=-3), timedelta(seconds=-2.5)),
         consecutive_failures=2,
     )
     state = fold([fail(HOUR, exit_status=9)], Rules(), state=state)[0]

@@ -117,7 +117,9 @@ def test_unreachable_tocsin_never_raises_and_gives_up_in_bounded_time(blackhole_
         return "result"
 
     assert job() == "result"
-    assert time.monotonic() - started < 2 * 0.5 + 2
+    # A blackhole never answers: returning at all is the budget at work (two pings of 0.5 s);
+    # the bound leaves a busy machine room.
+    assert time.monotonic() - started < 2 * 0.5 + 8
     assert len(warnings) == 2
     assert "could not send the /start ping" in warnings[0]
 

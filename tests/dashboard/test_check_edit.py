@@ -9,10 +9,10 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.api.check_settings import form_data_for, settings_of
-from apps.checks.clock import database_now
 from apps.checks.models import Check
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from apps.escalation.models import EscalationPolicy
 from tests.factories import CheckFactory, MembershipFactory
 

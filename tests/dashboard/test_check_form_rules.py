@@ -10,6 +10,7 @@ from django.urls import reverse
 from apps.checks.models import Check, Run
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from tests.factories import CheckFactory
 
 CREATE = reverse("dashboard:check-create")
 PREVIEW = reverse("dashboard:schedule-preview")
@@ -235,3 +236,18 @@ def test_check_page_warns_about_a_job_clock_far_off(owner_client, check, t0):
     assert offset is not None
     assert "600.0 s" in offset.group(1)
     assert "<strong>Warning:</strong>" in offset.group(1)
+    # A period check: the host's clock is reported, and said to move no deadline.
+    assert "The job host&#x27;s clock is 10 minutes behind Tocsin&#x27;s." in offset.group(1)
+    assert "moves no deadline" in offset.group(1)
+
+
+def test_check_page_says_a_cron_hosts_clock_is_followed_up_to_a_cap(owner_client, team, t0):
+    check = CheckFactory(
+        team=team, schedule_kind="cron", schedule_expression="0 3 * * *", grace=10 * MIN
+    )
+    ping(check, t0, sent_at=t0 + 2 * 60 * MIN)  # the host's clock is two hours fast
+    sweep_due_checks(now=t0 + MIN)
+    html = owner_client.get(reverse("dashboard:check-detail", args=[check.id])).content.decode()
+    offset = re.search(r'<p id="clock-offset" class="warning">(.*?)</p>', html, re.S).group(1)
+    assert "2 hours ahead of Tocsin" in offset
+    assert "expected at most 15 minutes earlier" in offset

@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 
+from apps.checks.forms import CheckForm
 from apps.checks.models import Check
-from apps.dashboard.forms import CheckForm, TeamSwitchForm
+from apps.dashboard.forms import TeamSwitchForm
 from tests.factories import CheckFactory
 
 VALID = {
@@ -248,6 +249,6 @@ def test_run_thresholds_take_seconds_for_short_jobs(team, field, amount, unit, e
     ],
 )
 def test_a_saved_duration_is_shown_in_the_largest_exact_unit(seconds, shown):
-    from apps.dashboard.forms import DurationInput
+    from apps.checks.form_fields import DurationInput
 
     assert DurationInput.decompress(timedelta(seconds=seconds)) == shown

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from apps.checks.clock import database_now
 from apps.checks.models import SweepRun
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from config.celery import app as celery_app
 from tests.live import fetch
 

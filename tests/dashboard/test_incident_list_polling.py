@@ -4,8 +4,8 @@ one-line summary for screen readers; the check list's summary names the down che
 from django.test import Client
 from django.urls import reverse
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check
+from apps.clock import database_now
 from apps.dashboard.views import summarise_statuses
 from apps.incidents.services import acknowledge_incident
 from tests.escalation.helpers import open_for

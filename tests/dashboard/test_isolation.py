@@ -7,10 +7,10 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check, Flip
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from apps.incidents.models import Incident
 from apps.notifications.models import Notification
 

@@ -11,10 +11,10 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check, Flip, Ping, Run
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from apps.incidents.models import Incident
 from apps.incidents.services import acknowledge_incident
 from apps.teams.models import Membership

@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
-from apps.checks.clock import database_now
 from apps.checks.models import SweepRun
+from apps.clock import database_now
 
 BANNER = reverse("dashboard:sweeper-banner")
 HTMX = {"HTTP_HX_REQUEST": "true"}

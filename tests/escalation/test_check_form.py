@@ -3,8 +3,8 @@ check's own team, and no dependency cycles."""
 
 import pytest
 
+from apps.checks.forms import MAX_DEPENDENCIES, CheckForm
 from apps.checks.models import Check
-from apps.dashboard.forms import MAX_DEPENDENCIES, CheckForm
 from tests.factories import CheckFactory
 
 from .helpers import make_policy

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
-from django.db import connection, connections
+from django.db import connections
 
 from apps.escalation.actions import create_silence, expire_silence
 from apps.escalation.engine import escalate_due_incidents
@@ -18,7 +18,6 @@ from apps.escalation.models import MaintenanceWindow, Silence
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.services import acknowledge_incident, resolve_open_incident
 from apps.notifications.models import Notification
-from tests.conftest import requires_postgres
 from tests.factories import CheckFactory
 
 from .helpers import events_of, make_policy, open_for, owed, timeline
@@ -348,7 +347,6 @@ def test_no_reminder_for_a_silence_expired_early(team, check, owner, alice_polic
 # --- concurrency ------------------------------------------------------------------------------
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_sweeps_fire_each_step_once(team, owner, member, t0):
     policy = make_policy(
@@ -390,6 +388,3 @@ def test_two_concurrent_sweeps_fire_each_step_once(team, owner, member, t0):
     assert Notification.objects.count() == len(incidents) * 2 * 4
     assert IncidentEvent.objects.filter(kind="escalated").count() == len(incidents) * 6
     assert not Silence.objects.exists()
-
-
-assert connection  # for the requires_postgres condition string, evaluated in this module

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.escalation.tasks import escalate_due_incidents_task
 
 from .helpers import make_policy, open_for, owed

@@ -211,21 +211,48 @@ def policy_data(**overrides):
 
 
 def test_admin_creates_a_policy(as_user, admin, team):
-    response = as_user(admin).post(url("policy-create"), policy_data(is_default="on"))
+    response = as_user(admin).post(url("policy-create"), policy_data())
     policy = EscalationPolicy.objects.get()
     assert response.status_code == 302 and response["Location"] == url("policy-detail", policy.id)
     assert (policy.team, policy.repeat, policy.severities) == (team, 2, "critical")
     assert policy.reminder_interval == timedelta(hours=1) and policy.ack_timeout is None
-    assert policy.is_default
+    assert not policy.is_default
 
 
-def test_a_new_default_replaces_the_old_one(as_user, admin, policy):
-    policy.is_default = True
-    policy.save()
-    as_user(admin).post(url("policy-create"), policy_data(is_default="on"))
+def test_a_default_without_steps_is_refused(as_user, admin, team):
+    response = as_user(admin).post(url("policy-create"), policy_data(is_default="on"))
+    assert response.status_code == 400
+    assert "A team default needs at least one step" in response.content.decode()
+    assert not EscalationPolicy.objects.exists()
+
+
+def test_a_new_default_replaces_the_old_one(as_user, admin, team, policy):
+    make_policy(team, [(10, [("team", team.id)])], name="Old default", is_default=True)
+    response = as_user(admin).post(
+        url("policy-detail", policy.id), policy_data(name=policy.name, is_default="on")
+    )
+    assert response.status_code == 302
     assert list(
         EscalationPolicy.objects.filter(is_default=True).values_list("name", flat=True)
-    ) == ["Night shift"]
+    ) == [policy.name]
+
+
+def test_the_last_step_of_the_default_cannot_be_removed(as_user, admin, team):
+    default = make_policy(team, [(10, [("team", team.id)])], name="Default", is_default=True)
+    (step,) = default.steps.all()
+    response = as_user(admin).post(url("step-change", default.id, step.id, "remove"))
+    assert response.status_code == 400
+    assert "last step of the team default" in response.content.decode()
+    assert default.steps.count() == 1
+
+
+def test_the_overview_shows_what_each_policy_covers(as_user, admin, team, policy):
+    default = make_policy(team, [(10, [("team", team.id)])], name="Default", is_default=True)
+    CheckFactory(team=team, escalation_policy=policy)
+    CheckFactory.create_batch(2, team=team)
+    page = as_user(admin).get(url("overview")).content.decode()
+    assert f'id="policy-{policy.id}-covers">1 check<' in page
+    assert f'id="policy-{default.id}-covers">2 checks (all without a policy of their own)<' in page
 
 
 @pytest.mark.parametrize(
@@ -505,6 +532,50 @@ def test_bad_silence_input_is_refused(as_user, member, check, data, message):
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Silence.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "matchers",
+    [
+        {"tags": "no-such-tag"},
+        {"tags": "backup", "environment": "staging"},  # the check is in production
+        {"tags": "etl", "checks": "CHECK"},  # the chosen check has no etl tag: they narrow
+    ],
+    ids=["unknown-tag", "tag-and-environment-narrow-to-nothing", "tag-and-check-narrow"],
+)
+def test_a_silence_matching_no_check_is_refused_unless_confirmed(as_user, member, check, matchers):
+    matchers = {k: [str(check.id)] if v == "CHECK" else v for k, v in matchers.items()}
+    client = as_user(member)
+    response = client.post(url("silence-list"), silence_data(**matchers))
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "These matchers match no check of the team" in body
+    assert "narrow each other" in body
+    assert not Silence.objects.exists()
+
+    response = client.post(url("silence-list"), silence_data(**matchers, confirm_no_match="on"))
+    assert response.status_code == 302
+    silence = Silence.objects.get()
+    page = client.get(url("silence-list")).content.decode()
+    assert f'id="silence-{silence.id}-covers"><strong>Covers no check</strong>' in page
+
+
+def test_the_form_says_how_tags_and_checks_combine(as_user, member, check):
+    page = as_user(member).get(url("silence-list")).content.decode()
+    assert "a check with any one of these tags matches" in page
+    assert "Checks, tags and environment narrow each other" in page
+
+
+def test_the_silences_list_names_the_checks_covered(as_user, member, team, check):
+    CheckFactory(team=team, name="offsite-backup", slug="offsite-backup", tags="backup")
+    CheckFactory(team=team, name="etl", slug="etl", tags="etl")
+    client = as_user(member)
+    assert client.post(url("silence-list"), silence_data()).status_code == 302
+    silence = Silence.objects.get()
+    page = client.get(url("silence-list")).content.decode()
+    start = page.index(f'id="silence-{silence.id}-covers"')
+    covers = page[start : page.index("</span>", start)]
+    assert "nightly-backup" in covers and "offsite-backup" in covers and "etl" not in covers
 
 
 def test_silence_cannot_name_another_teams_check(as_user, member, other_team):

@@ -13,7 +13,7 @@ from django.urls import reverse
 from apps.incidents.models import Incident, UsedActionToken
 from apps.incidents.services import acknowledge_incident, resolve_incident
 from apps.incidents.tokens import SALT, make_action_token
-from apps.incidents.views import MAX_TOKEN_LENGTH
+from apps.notifications.link_views import MAX_TOKEN_LENGTH
 from apps.notifications.models import Notification
 from apps.teams.models import Membership
 from tests.escalation.helpers import open_for
@@ -64,7 +64,7 @@ def flip(text: str, index: int) -> str:
 
 def test_url_is_namespaced(incident, member):
     token = token_for(incident, member)
-    assert reverse("incidents:action", args=[token]) == action_url(token)
+    assert reverse("notifications:action", args=[token]) == action_url(token)
 
 
 def test_get_shows_a_confirmation_with_one_button(client, incident, member):

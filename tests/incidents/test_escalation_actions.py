@@ -1,4 +1,4 @@
-"""The links every notification carries (apps/incidents/links.py) and the actions added for
+"""The links every notification carries (apps/notifications/links.py) and the actions added for
 escalation: silence this check for 1 h / 4 h / 24 h, "not me — escalate now", and tokens sent
 to a chat channel instead of a person. Tampered, expired and replayed tokens change nothing."""
 
@@ -11,9 +11,9 @@ from django.urls import resolve
 from django.utils import timezone
 
 from apps.escalation.models import Silence
-from apps.incidents.links import incident_links
 from apps.incidents.models import Incident, IncidentEvent, UsedActionToken
 from apps.incidents.tokens import ACTIONS, SALT, InvalidToken, make_action_token, read_action_token
+from apps.notifications.links import incident_links
 from apps.notifications.models import Notification
 from tests.escalation.helpers import make_channel, make_policy, open_for
 

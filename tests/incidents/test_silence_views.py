@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 from pytest_django.asserts import assertContains, assertNotContains
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
 from apps.escalation.models import Silence
 from apps.incidents.models import Incident, IncidentEvent
 from apps.incidents.services import acknowledge_incident, resolve_incident

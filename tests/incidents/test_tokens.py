@@ -10,24 +10,13 @@ from django.core import signing
 from django.db import connection
 
 from apps.incidents.models import Incident, UsedActionToken
-from apps.incidents.services import (
-    ActionNotAllowed,
-    IncidentActionError,
-    acknowledge_incident,
-    inspect_action_token,
-    perform_action_token,
-)
+from apps.incidents.services import IncidentActionError, acknowledge_incident
 from apps.incidents.tokens import SALT, InvalidToken, make_action_token, read_action_token
+from apps.notifications.links import ActionNotAllowed, inspect_action_token, perform_action_token
 from apps.teams.models import Membership
 from tests.escalation.helpers import open_for
 
 WEEK = timedelta(days=7)
-
-requires_postgres = pytest.mark.skipif(
-    "connection.vendor != 'postgresql'",
-    reason="needs two concurrent transactions; the in-memory SQLite test database is one "
-    "connection",
-)
 
 
 @pytest.fixture
@@ -292,7 +281,6 @@ def test_token_of_a_member_of_another_team_is_refused(incident, outsider, t0):
     assert_unchanged(incident)
 
 
-@requires_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_double_click_racing_itself_acts_once(check, member, t0):
     incident = open_for(check, t0)  # member is told, so member hears of the resolution

@@ -93,19 +93,51 @@ def test_unreachable_targets_are_skipped(incident, team, other_team, t0):
     assert targets() == [f"user:{reachable.id}"]
 
 
-def test_notify_does_no_io_and_hands_a_due_team_to_a_worker_after_commit(
+def test_notify_does_no_io_and_flushes_news_due_at_once_after_commit(
     incident, team, t0, settings, django_capture_on_commit_callbacks
 ):
     user = MembershipFactory(team=team).user
     with django_capture_on_commit_callbacks() as callbacks:
         tell(incident, Recipient(user_id=user.id), now=t0)
-    assert mail.outbox == [] and not Delivery.objects.exists()
-    assert len(callbacks) == 1  # the flush for this team, after commit (no grouping wait)
-
-    settings.NOTIFICATION_GROUP_WAIT = timedelta(seconds=30)
-    with django_capture_on_commit_callbacks() as callbacks:
         tell(incident, Recipient(user_id=user.id), now=t0, step=1)
-    assert callbacks == []  # with a wait, the beat's flush decides
+    assert mail.outbox == [] and not Delivery.objects.exists()
+    assert len(callbacks) == 1  # one flush for this team after commit, however many rows
+
+
+def test_the_first_failure_of_a_burst_is_flushed_after_commit_despite_the_wait(
+    incident, team, t0, settings, django_capture_on_commit_callbacks
+):
+    settings.NOTIFICATION_GROUP_WAIT = timedelta(seconds=30)
+    user = MembershipFactory(team=team).user
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        tell(incident, Recipient(user_id=user.id), now=t0)
+    # The flush after the commit, then the delivery task it enqueues after its own commit.
+    assert [c.__qualname__.split(".")[0] for c in callbacks] == [
+        "flush_after_commit",
+        "enqueue_deliveries_after_commit",
+    ]
+    delivery = Delivery.objects.get()
+    assert (delivery.created_at, delivery.next_attempt_at) == (t0, t0)
+    assert delivery.notifications.get().target == f"user:{user.id}"
+
+
+def test_news_inside_an_open_burst_waits_for_the_beats_flush(
+    incident, team, t0, settings, django_capture_on_commit_callbacks
+):
+    settings.NOTIFICATION_GROUP_WAIT = timedelta(seconds=30)
+    user = MembershipFactory(team=team).user
+    Delivery.objects.create(
+        team=team,
+        target=f"user:{user.id}",
+        summary="an earlier message",
+        created_at=t0,
+        updated_at=t0,
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        tell(incident, Recipient(user_id=user.id), now=t0 + timedelta(seconds=10))
+    assert callbacks == []
+    assert flush_due_groups(now=t0 + timedelta(seconds=39)).deliveries == []
+    assert len(flush_due_groups(now=t0 + timedelta(seconds=40)).deliveries) == 1
 
 
 def test_resolved_goes_to_those_told_and_nobody_else(incident, team, t0):
@@ -143,9 +175,6 @@ def test_an_escalation_email_says_which_step(incident, team, t0):
     assert "Escalated: step 2, repeat 1\n" in message.body
 
 
-@pytest.mark.skipif(
-    "connection.vendor != 'postgresql'", reason="needs concurrent transactions (PostgreSQL)"
-)
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_sweeps_owe_each_notification_once(check, team, t0):
     users = [MembershipFactory(team=team).user for _ in range(3)]

@@ -16,8 +16,12 @@ from apps.notifications.delivery import deliver, due_delivery_ids
 from apps.notifications.flush import flush_due_groups
 from apps.notifications.grouping import (
     GroupingRules,
+    NewsKind,
+    PendingNews,
     group_due_at,
     group_key_for,
+    news_due_at,
+    news_kind,
     retry_delay,
 )
 from apps.notifications.models import Delivery, Notification, TeamNotificationSettings
@@ -48,24 +52,75 @@ def test_group_key(group_by, environment, tags, key):
     assert group_key_for(group_by=group_by, environment=environment, tags=tags) == key
 
 
+NEW, FOLLOW_UP, UPDATE = NewsKind.NEW, NewsKind.FOLLOW_UP, NewsKind.UPDATE
+
+
 @pytest.mark.parametrize(
-    ("oldest", "last_message", "due"),
+    ("kind", "last_message", "due"),
     [
-        (T, None, T + 30 * SECOND),  # a new group waits group_wait
-        (T, T - MINUTE, T + 4 * MINUTE),  # a follow-up waits for the interval
-        (T, T - 10 * MINUTE, T + 30 * SECOND),  # a quiet group starts afresh
-        (T, T - 5 * MINUTE + 10 * SECOND, T + 30 * SECOND),  # whichever is later
+        (NEW, None, T),  # the first failure of a burst goes out at once
+        (NEW, T - 10 * SECOND, T + 30 * SECOND),  # it joins a burst being told
+        (NEW, T - 30 * SECOND, T),  # the burst closed with the wait
+        (NEW, T - MINUTE, T),  # never the interval for a new failure
+        (NEW, T + SECOND, T + 30 * SECOND),  # it missed a message while uncommitted
+        (FOLLOW_UP, None, T + 30 * SECOND),
+        (FOLLOW_UP, T - MINUTE, T + 30 * SECOND),  # a recovery waits the wait, no more
+        (UPDATE, T - MINUTE, T + 4 * MINUTE),  # a reminder waits for the interval
+        (UPDATE, T - 10 * MINUTE, T + 30 * SECOND),  # a quiet group: the wait only
+        (UPDATE, None, T + 30 * SECOND),
     ],
-    ids=["first", "follow-up", "quiet-group", "wait-is-later"],
+    ids=[
+        "new-alone",
+        "new-joins-burst",
+        "new-after-burst",
+        "new-inside-interval",
+        "new-missed-message",
+        "follow-up-alone",
+        "follow-up-inside-interval",
+        "update-inside-interval",
+        "update-quiet-group",
+        "update-first",
+    ],
 )
-def test_group_due_at(oldest, last_message, due):
-    assert group_due_at(oldest_pending_at=oldest, last_message_at=last_message, rules=RULES) == due
+def test_news_due_at(kind, last_message, due):
+    news = PendingNews(created_at=T, kind=kind)
+    assert news_due_at(news, last_message_at=last_message, rules=RULES) == due
 
 
-def test_a_zero_interval_turns_follow_up_batching_off():
+@pytest.mark.parametrize(
+    ("event", "told", "kind"),
+    [
+        ("down", False, NEW),
+        ("unsilenced", False, NEW),
+        ("retriggered", True, NEW),
+        ("escalation", False, NEW),
+        ("escalation", True, UPDATE),
+        ("reminder", True, UPDATE),
+        ("resolved", True, FOLLOW_UP),
+        ("acknowledged", True, FOLLOW_UP),
+    ],
+    ids=lambda v: str(v),
+)
+def test_news_kind(event, told, kind):
+    assert news_kind(event=event, target_was_told=told) == kind
+
+
+def test_a_group_is_due_at_its_earliest_row():
+    pending = [
+        PendingNews(created_at=T, kind=UPDATE),
+        PendingNews(created_at=T + 5 * SECOND, kind=NEW),
+    ]
+    # The new failure joins the burst of T - 10 s: due at T + 35 s; the reminder rides along.
+    assert group_due_at(pending, last_message_at=T - 10 * SECOND, rules=RULES) == T + 35 * SECOND
+    assert group_due_at([], last_message_at=None, rules=RULES) is None
+
+
+def test_zero_wait_and_interval_hold_nothing_back():
     rules = GroupingRules("team", group_wait=timedelta(0), group_interval=timedelta(0))
-    # Even a last message "after" the pending one (clocks that disagree) holds nothing back.
-    assert group_due_at(oldest_pending_at=T, last_message_at=T + MINUTE, rules=rules) == T
+    for kind in NewsKind:
+        news = PendingNews(created_at=T, kind=kind)
+        # Even a last message "after" the pending one (clocks that disagree) holds nothing.
+        assert news_due_at(news, last_message_at=T + MINUTE, rules=rules) == T
 
 
 @pytest.mark.parametrize(
@@ -116,7 +171,7 @@ def tell_channel_about_everything(channel, now):
         tell(incident, to_channel(channel), now=now)
 
 
-def test_fifty_checks_down_inside_the_window_make_one_notification_per_target(
+def test_fifty_checks_failing_over_twenty_seconds_make_two_messages_per_target(
     grouping, team, member, receiver
 ):
     checks = [CheckFactory(team=team, name=f"job-{n:02}", environment="") for n in range(50)]
@@ -127,26 +182,30 @@ def test_fifty_checks_down_inside_the_window_make_one_notification_per_target(
         fail(checks[batch * 10 : (batch + 1) * 10], now)
         for incident in Incident.objects.filter(owner__in=checks[batch * 10 : (batch + 1) * 10]):
             tell(incident, to_channel(channel), now=now)
+        if batch == 0:
+            # The first ten open the burst: due at once, one message per target.
+            assert len(send_due(now)) == 2
 
-    assert send_due(T + 29 * SECOND) == []
-    assert mail.outbox == [] and receiver.requests == []
-
-    sent = send_due(T + 30 * SECOND)
+    assert receiver.requests[0].json()["count"] == 10
+    assert mail.outbox[0].subject.startswith("[Tocsin] 10 checks down: job-00")
+    # The other forty joined the burst: one follow-up, the wait after the first of them.
+    assert send_due(T + 34 * SECOND) == []
+    sent = send_due(T + 35 * SECOND)
     assert len(sent) == 2 and all(s.endswith("sent") for s in sent)
-    (request,) = receiver.requests
-    payload = request.json()
-    assert payload["count"] == 50
-    assert payload["summary"].startswith("50 checks down: job-00, job-01, job-02")
-    assert payload["summary"].endswith("and 45 more")
-    assert sorted(i["check"]["name"] for i in payload["incidents"]) == [c.name for c in checks]
-    (email,) = mail.outbox
-    assert email.to == [member.email]
-    assert email.subject.startswith("[Tocsin] 50 checks down: job-00")
+    payload = receiver.requests[1].json()
+    assert payload["count"] == 40
+    assert payload["summary"].startswith("40 checks down: job-10, job-11, job-12")
+    assert payload["summary"].endswith("and 35 more")
+    named = [i["check"]["name"] for r in receiver.requests for i in r.json()["incidents"]]
+    assert sorted(named) == [c.name for c in checks]
+    first, follow_up = mail.outbox
+    assert first.to == follow_up.to == [member.email]
+    assert follow_up.subject.startswith("[Tocsin] 40 checks down: job-10")
     for check in checks:
-        assert f"{check.name} is DOWN." in email.body
-    assert email.body.count("Acknowledge: https://tocsin.example/a/") == 50
+        assert f"{check.name} is DOWN." in first.body + follow_up.body
+    assert (first.body + follow_up.body).count("Acknowledge: https://tocsin.example/a/") == 50
     assert Notification.objects.filter(status="sent").count() == 100
-    assert Delivery.objects.count() == 2
+    assert Delivery.objects.count() == 4
 
 
 def test_two_hundred_checks_failing_together_make_a_handful_of_messages(
@@ -176,36 +235,47 @@ def test_two_hundred_checks_failing_together_make_a_handful_of_messages(
         ]
 
 
-def test_checks_failing_later_are_batched_into_follow_ups_every_interval(grouping, team, receiver):
+def test_checks_failing_later_are_told_within_the_wait_never_the_interval(grouping, team, receiver):
     checks = [CheckFactory(team=team, name=f"job-{n}", environment="") for n in range(6)]
     channel = make_channel(team, "slack", url=receiver.url())
     fail(checks[:2], T)
     tell_channel_about_everything(channel, T)
-    send_due(T + 30 * SECOND)
+    send_due(T)
     assert len(receiver.requests) == 1
 
-    # Two more fail 1 minute later, one more at 3 minutes: held until the interval is over.
+    # Two more fail a minute later: the burst is over, they go out at once.
     fail(checks[2:4], T + MINUTE)
     tell_channel_about_everything(channel, T + MINUTE)
-    fail(checks[4:5], T + 3 * MINUTE)
-    tell_channel_about_everything(channel, T + 3 * MINUTE)
-    for moment in (T + 2 * MINUTE, T + 5 * MINUTE):
-        send_due(moment)
-        assert len(receiver.requests) == 1
-    send_due(T + 30 * SECOND + 5 * MINUTE)
+    send_due(T + MINUTE)
     assert len(receiver.requests) == 2
-    follow_up = receiver.requests[1].json()
-    assert follow_up["text"].startswith("*3 checks down: job-2, job-3, job-4*")
+    assert receiver.requests[1].json()["text"].startswith("*2 checks down: job-2, job-3*")
 
-    # A long quiet time later, a new failure is a new group: it waits only group_wait.
-    later = T + 30 * MINUTE
-    fail(checks[5:], later)
-    tell_channel_about_everything(channel, later)
-    send_due(later + 29 * SECOND)
+    # Two more 10 s and 20 s after that message: they join one follow-up after the wait.
+    fail(checks[4:5], T + MINUTE + 10 * SECOND)
+    tell_channel_about_everything(channel, T + MINUTE + 10 * SECOND)
+    fail(checks[5:], T + MINUTE + 20 * SECOND)
+    tell_channel_about_everything(channel, T + MINUTE + 20 * SECOND)
+    send_due(T + MINUTE + 39 * SECOND)
     assert len(receiver.requests) == 2
-    send_due(later + 30 * SECOND)
+    send_due(T + MINUTE + 40 * SECOND)
     assert len(receiver.requests) == 3
-    assert "job-5" in receiver.requests[2].json()["text"]
+    assert receiver.requests[2].json()["text"].startswith("*2 checks down: job-4, job-5*")
+
+
+def test_reminders_are_batched_by_the_interval(grouping, team, receiver):
+    checks = [CheckFactory(team=team, name=f"job-{n}", environment="") for n in range(2)]
+    channel = make_channel(team, "webhook", url=receiver.url())
+    fail(checks, T)
+    tell_channel_about_everything(channel, T)
+    send_due(T)
+    for incident in Incident.objects.filter(owner__in=checks):
+        tell(incident, to_channel(channel), now=T + MINUTE, event="reminder", round=0, step=1)
+    # The channel knows of both incidents: reminders wait for the interval after the message.
+    send_due(T + 5 * MINUTE - SECOND)
+    assert len(receiver.requests) == 1
+    send_due(T + 5 * MINUTE)
+    assert len(receiver.requests) == 2
+    assert receiver.requests[1].json()["count"] == 2
 
 
 def test_groups_are_per_target_and_per_key(grouping, team, member, receiver):
@@ -225,6 +295,10 @@ def test_groups_are_per_target_and_per_key(grouping, team, member, receiver):
 
 
 def test_an_incident_resolved_inside_the_window_is_never_announced(grouping, team, member, owner):
+    # Another check's message opened a burst; "blip" joins it, and resolves inside the wait.
+    fail([CheckFactory(team=team, name="first")], T - 10 * SECOND)
+    send_due(T - 10 * SECOND)
+    mail.outbox.clear()
     check = CheckFactory(team=team, name="blip")
     fail([check], T)
     incident = Incident.objects.get(owner=check)
@@ -232,8 +306,9 @@ def test_an_incident_resolved_inside_the_window_is_never_announced(grouping, tea
     send_due(T + MINUTE)
     # Neither "down" nor "resolved": nobody heard of it, nobody needs to hear it is over.
     assert mail.outbox == []
-    assert set(Notification.objects.values_list("status", flat=True)) == {"skipped"}
-    assert not Delivery.objects.exists()
+    mine = Notification.objects.filter(incident__owner=check)
+    assert set(mine.values_list("status", flat=True)) == {"skipped"}
+    assert not Delivery.objects.filter(notifications__incident__owner=check).exists()
 
 
 def test_resolved_goes_only_to_those_who_were_told(grouping, team, member, owner, receiver):
@@ -298,11 +373,12 @@ def test_a_big_group_fits_slack_and_mattermost_limits(grouping, team, receiver):
         assert f"|{check.name}>" in request.body.decode()
 
 
-@pytest.mark.skipif(
-    "connection.vendor != 'postgresql'", reason="needs concurrent transactions (PostgreSQL)"
-)
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_flushes_put_each_notification_into_one_message(grouping, team, member):
+    # A first failure is told at once (the flush after the sweep's commit); fifty more join
+    # its burst, so they wait for the flushes below.
+    fail([CheckFactory(team=team, name="first")], T - 10 * SECOND)
+    first = Delivery.objects.get()
     checks = [CheckFactory(team=team, name=f"job-{n:02}") for n in range(50)]
     fail(checks, T)
     barrier = threading.Barrier(4)
@@ -324,6 +400,6 @@ def test_concurrent_flushes_put_each_notification_into_one_message(grouping, tea
         thread.join(timeout=60)
     assert errors == []
     assert sum(len(r.deliveries) for r in results) == 1
-    (delivery,) = Delivery.objects.all()
+    (delivery,) = Delivery.objects.exclude(id=first.id)
     assert delivery.notifications.count() == 50
     assert not Notification.objects.filter(delivery__isnull=True).exists()

@@ -238,6 +238,10 @@ def test_a_header_split_across_lines_cannot_smuggle_a_reserved_header(client, ad
         "http://0.0.0.0/hook",
         "http://100.64.0.1/hook",
         "http://[::ffff:10.0.0.1]/hook",
+        "http://[2002:7f00:1::]/hook",  # 6to4 around 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 around the metadata address
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+        "http://[::a00:1]/hook",  # IPv4-compatible 10.0.0.1
     ],
 )
 @pytest.mark.parametrize("kind", ["webhook", "slack", "ntfy"])

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
+from apps.checks.models import CheckDefaults
 from apps.escalation.models import EscalationPolicy
-from apps.teams.models import CheckDefaults, Membership
+from apps.teams.models import Membership
 from tests.factories import MembershipFactory
 
 VALID = {

@@ -307,7 +307,7 @@ def test_accepting_never_demotes_an_existing_member(team, everyone):
 
 
 def _now():
-    from apps.checks.clock import database_now
+    from apps.clock import database_now
 
     return database_now()
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.core.exceptions import PermissionDenied
 
+from apps.teams.current import current_membership, memberships_of
 from apps.teams.models import Membership
 
 from .. import labels
-from ..current_team import current_membership, memberships_of
 
 register = template.Library()
 

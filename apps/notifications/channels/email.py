@@ -44,3 +44,10 @@ def send(message: Message, *, address: str) -> SendOutcome:
     except Exception as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}", permanent=is_permanent(exc)) from exc
     return SendOutcome()
+
+
+class EmailChannel:
+    """An email channel: the member's email, to the channel's address."""
+
+    def send(self, message: Message, *, channel, delivery, now, client=None) -> SendOutcome:
+        return send(message, address=channel.config.get("address", ""))

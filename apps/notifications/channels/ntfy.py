@@ -5,13 +5,11 @@ values as RFC 2047 encoded words, which ntfy decodes). ntfy shows at most three 
 buttons: Acknowledge, Resolve and "Not me"; the silence links are in the body.
 """
 
-from datetime import datetime
 from email.header import Header
 
 from ..message import Item, Message
-from ..models import Channel, Delivery
-from . import SendOutcome
-from .http import post_payload
+from ..models import Channel
+from .http import HTTPSender
 
 MAX_MESSAGE_BYTES = 3900  # ntfy turns longer messages into attachments
 BUTTONS = (("acknowledge", "Acknowledge"), ("resolve", "Resolve"), ("escalate", "Not me"))
@@ -92,9 +90,11 @@ def headers(message: Message, channel: Channel) -> dict[str, str]:
     return result
 
 
-def send(message: Message, *, channel: Channel, delivery: Delivery, now: datetime) -> SendOutcome:
-    return post_payload(
-        channel.config["url"],
-        body=body_text(message).encode(),
-        headers={"Content-Type": "text/plain; charset=utf-8", **headers(message, channel)},
-    )
+class Ntfy(HTTPSender):
+    content_type = "text/plain; charset=utf-8"
+
+    def body(self, message, *, channel, delivery, now) -> bytes:
+        return body_text(message).encode()
+
+    def headers(self, message, *, channel, delivery, now, body) -> dict[str, str]:
+        return headers(message, channel)

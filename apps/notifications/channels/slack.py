@@ -5,12 +5,10 @@ notifications, and Mattermost (which ignores `blocks` and translates these links
 shows it as the post. `blocks` is Slack's Block Kit rendering, with the actions as buttons.
 """
 
-from datetime import datetime
+import json
 
 from ..message import Item, Message
-from ..models import Channel, Delivery
-from . import SendOutcome
-from .http import post_payload
+from .http import HTTPSender
 
 MAX_ITEMS_WITH_BLOCKS = 9  # up to 5 blocks each; Slack allows 50 blocks per message
 MAX_BODY_TAIL = 1200
@@ -144,10 +142,8 @@ def payload(message: Message) -> dict:
     return {"text": text, "blocks": blocks}
 
 
-def send(message: Message, *, channel: Channel, delivery: Delivery, now: datetime) -> SendOutcome:
-    import json
+class Slack(HTTPSender):
+    content_type = "application/json"
 
-    body = json.dumps(payload(message)).encode()
-    return post_payload(
-        channel.config["url"], body=body, headers={"Content-Type": "application/json"}
-    )
+    def body(self, message, *, channel, delivery, now) -> bytes:
+        return json.dumps(payload(message)).encode()

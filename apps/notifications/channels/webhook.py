@@ -8,12 +8,9 @@ refuses timestamps older than a few minutes, so a captured request cannot be rep
 import hashlib
 import hmac
 import json
-from datetime import datetime
 
 from ..message import Message
-from ..models import Channel, Delivery
-from . import SendOutcome
-from .http import post_payload
+from .http import HTTPSender
 
 SIGNATURE_HEADER = "X-Tocsin-Signature"
 TIMESTAMP_HEADER = "X-Tocsin-Timestamp"
@@ -37,15 +34,19 @@ def payload(message: Message) -> dict:
     }
 
 
-def send(message: Message, *, channel: Channel, delivery: Delivery, now: datetime) -> SendOutcome:
-    body = json.dumps(payload(message), separators=(",", ":")).encode()
-    timestamp = str(int(now.timestamp()))
-    headers = {
-        # Custom headers first: the protocol's own headers always win.
-        **channel.config.get("headers", {}),
-        "Content-Type": "application/json",
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(channel.secret, timestamp, body),
-        DELIVERY_HEADER: str(delivery.id),
-    }
-    return post_payload(channel.config["url"], body=body, headers=headers)
+class Webhook(HTTPSender):
+    content_type = "application/json"
+
+    def body(self, message, *, channel, delivery, now) -> bytes:
+        return json.dumps(payload(message), separators=(",", ":")).encode()
+
+    def headers(self, message, *, channel, delivery, now, body) -> dict[str, str]:
+        timestamp = str(int(now.timestamp()))
+        return {
+            # Custom headers first: the protocol's own headers always win.
+            **channel.config.get("headers", {}),
+            "Content-Type": self.content_type,
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(channel.secret, timestamp, body),
+            DELIVERY_HEADER: str(delivery.id),
+        }

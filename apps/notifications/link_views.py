@@ -7,15 +7,11 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from apps.checks.clock import database_now
+from apps.clock import database_now
+from apps.incidents.services import IncidentActionError
+from apps.incidents.tokens import SILENCE_ACTIONS, InvalidToken, read_action_token
 
-from .services import (
-    ActionNotAllowed,
-    IncidentActionError,
-    inspect_action_token,
-    perform_action_token,
-)
-from .tokens import SILENCE_ACTIONS, InvalidToken, read_action_token
+from .links import ActionNotAllowed, inspect_action_token, perform_action_token
 
 MAX_TOKEN_LENGTH = 500
 
@@ -38,7 +34,7 @@ def action(request, token: str):
                 "via_channel": found.via_channel,
                 "silence_until": silence_until(found.claim.action, database_now()),
             }
-            return render(request, "incidents/action_confirm.html", context)
+            return render(request, "notifications/action_confirm.html", context)
         incident = perform_action_token(token, now=database_now())
     except ActionNotAllowed as exc:
         return _refused(request, str(exc), status=403)
@@ -47,7 +43,7 @@ def action(request, token: str):
     except IncidentActionError as exc:
         return _refused(request, str(exc), status=409)
     done = {"incident": incident, "action": read_action_token(token).action}
-    return render(request, "incidents/action_done.html", done)
+    return render(request, "notifications/action_done.html", done)
 
 
 def silence_until(action: str, now):
@@ -55,4 +51,4 @@ def silence_until(action: str, now):
 
 
 def _refused(request, message: str, *, status: int):
-    return render(request, "incidents/action_refused.html", {"message": message}, status=status)
+    return render(request, "notifications/action_refused.html", {"message": message}, status=status)

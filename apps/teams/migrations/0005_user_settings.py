@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('teams', '0003_check_defaults_for_auto_provisioning'),
+        ('teams', '0004_checkdefaults_moved_to_checks'),
     ]
 
     operations = [

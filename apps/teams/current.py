@@ -1,12 +1,18 @@
-"""The team a signed-in user is looking at. A user may belong to several teams; the session
+"""Who is signed in and which team they are looking at: the login guard every page uses, and
+the team a signed-in user is looking at. A user may belong to several teams; the session
 remembers which one the dashboard shows (`team_id`), and only a team the user belongs to can be
 chosen. Lists and forms use this team; pages of one object (a check, an incident) use that
 object's team instead, through the scoped helpers in apps/teams/access.py."""
 
-from django.core.exceptions import PermissionDenied
+from functools import wraps
 
-from apps.teams.access import membership_for
-from apps.teams.models import Membership
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django_htmx.http import HttpResponseClientRedirect
+
+from .access import membership_for
+from .models import Membership
 
 SESSION_KEY = "team_id"
 
@@ -34,3 +40,19 @@ def choose_team(request, team_id: int) -> Membership:
     membership = membership_for(request.user, team_id)
     request.session[SESSION_KEY] = membership.team_id
     return membership
+
+
+def dashboard_login_required(view):
+    """login_required that also copes with htmx: a poll whose session expired must not swap the
+    login page into the status table, so htmx is told to load the login page instead."""
+
+    protected = login_required(view)
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated and request.htmx:
+            page = request.htmx.current_url_abs_path or request.get_full_path()
+            return HttpResponseClientRedirect(redirect_to_login(page).url)
+        return protected(request, *args, **kwargs)
+
+    return wrapper
