@@ -104,6 +104,9 @@ class _Batch:
         policy = self.policies.get(check.escalation_policy_id)
         if policy is None or policy.team_id != check.team_id:
             policy = self.default_policies.get(check.team_id)
+            if policy is not None and not policy.steps.all():  # prefetched
+                # As in policy_for_check: a default without steps would tell nobody.
+                policy = None
         if policy is None:
             return implicit_policy(check.team_id), ""
         return policy.snapshot(), policy.name
