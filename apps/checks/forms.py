@@ -184,6 +184,8 @@ class CheckForm(forms.ModelForm):
         failed.widget.attrs.update(min=0, max=10**9)
         for name in SCHEDULE_FIELDS:
             self.fields[name].widget.attrs.update(PREVIEW_ATTRS)
+        self.fields["schedule_kind"].choices = list(schedule.SCHEDULE_KIND_LABELS.items())
+        self.fields["timezone"].widget.attrs["list"] = "zone-names"  # check_form.html's datalist
         # Choices come from this team only: another team's policy or check is an invalid
         # choice, never a reference across teams.
         policy = self.fields["escalation_policy"]

@@ -60,6 +60,14 @@ class ScheduleKind(StrEnum):
     ONCALENDAR = "oncalendar"
 
 
+# How people write the kinds (systemd spells it OnCalendar), for forms and pages.
+SCHEDULE_KIND_LABELS = {
+    ScheduleKind.PERIOD: "Period",
+    ScheduleKind.CRON: "Cron",
+    ScheduleKind.ONCALENDAR: "OnCalendar",
+}
+
+
 class ScheduleError(ValueError):
     """An expression, timezone or interval that cannot be used; the message is for the form."""
 

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from . import api_keys, check_defaults, incident_views, views
+from . import account, api_keys, check_defaults, incident_views, views
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.check_list, name="check-list"),
     path("team/", views.switch_team, name="switch-team"),
+    path("account/", account.account, name="account"),
     path("sweeper-banner/", views.sweeper_banner, name="sweeper-banner"),
     path(
         "teams/<int:team_id>/check-defaults/",

@@ -18,9 +18,9 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from apps.checks.current import show_current
-from apps.checks.forms import CheckForm, SchedulePreviewForm
+from apps.checks.forms import FIELDSETS, CheckForm, SchedulePreviewForm
 from apps.checks.models import Check, Ping
-from apps.checks.schedule import ScheduleError, ScheduleKind
+from apps.checks.schedule import NEVER, ScheduleError, ScheduleKind
 from apps.checks.services import (
     delete_check,
     give_new_ping_url,
@@ -32,11 +32,15 @@ from apps.clock import database_now, database_ok
 from apps.escalation.services import rename_check_in_matchers
 from apps.teams.access import require_role
 from apps.teams.current import choose_team, current_membership, dashboard_login_required
+from apps.teams.display_time import zone_names
 from apps.teams.models import Membership
+from apps.teams.templatetags.times import when
 
 from . import health
 from .charts import duration_chart
 from .forms import CheckFilterForm, TeamSwitchForm
+from .schedule_words import describe_schedule
+from .snippets import crontab_schedule
 from .templatetags.dashboard import duration
 from .uptime import uptime_ratio
 
@@ -74,6 +78,7 @@ def check_list(request):
     )
     filters = CheckFilterForm(request.GET, tags=tags, environments=environments)
     context = {
+        "now": database_now(),
         "membership": membership,
         "team": membership.team,
         "filters": filters,
@@ -116,6 +121,17 @@ def summarise_statuses(counts: dict, down_checks) -> str:
     return f"Checks: {', '.join(parts)}{down}."
 
 
+# The check form's groups that most checks never change: folded under "Advanced".
+ADVANCED_GROUPS = ["Runs", "What counts", "Alerting", "Severity"]
+CHECK_FORM_EXTRAS = {
+    "advanced_groups": ADVANCED_GROUPS,
+    "advanced_fields": [
+        name for legend, names in FIELDSETS if legend in ADVANCED_GROUPS for name in names
+    ],
+    "zone_names": zone_names(),
+}
+
+
 @dashboard_login_required
 def check_create(request):
     membership = current_membership(request)
@@ -126,7 +142,7 @@ def check_create(request):
     if request.method == "POST" and form.is_valid() and (check := form.save()):
         return redirect("dashboard:check-detail", check.id)
     status = 400 if form.errors else 200
-    context = {"form": form, "team": membership.team}
+    context = {"form": form, "team": membership.team, **CHECK_FORM_EXTRAS}
     return render(request, "dashboard/check_form.html", context, status=status)
 
 
@@ -148,7 +164,7 @@ def check_edit(request, check_id):
                 return redirect("dashboard:check-detail", saved.id)
     else:
         form = CheckForm(instance=check, team=membership.team)
-    context = {"form": form, "team": membership.team, "check": check}
+    context = {"form": form, "team": membership.team, "check": check, **CHECK_FORM_EXTRAS}
     return render(request, "dashboard/check_form.html", context, status=400 if form.errors else 200)
 
 
@@ -171,16 +187,46 @@ def schedule_preview(request):
             zone = UTC
         context["timezone"] = str(zone)
         context["is_period"] = schedule.kind == ScheduleKind.PERIOD
+        context["reading"] = describe_schedule(schedule.kind, schedule.expression, str(zone))
         context["times"] = [
             (moment.astimezone(zone), moment) for moment in schedule.upcoming(database_now(), 5)
         ]
     return render(request, "dashboard/_schedule_preview.html", context)
 
 
+SNIPPET_TABS = [
+    ("cron", "Crontab"),
+    ("shell", "Shell"),
+    ("wrapper", "Wrapper script"),
+    ("python", "Python"),
+    ("powershell", "PowerShell"),
+]
+
+
+def next_expected_at(check):
+    """When the next ping is due by the schedule (grace not included), or None before the
+    first ping, while paused, or when the schedule expects nothing more."""
+    if check.last_ping_at is None or check.status == Check.Status.PAUSED:
+        return None
+    try:
+        moment = check.schedule.next_after(check.last_ping_at)
+    except ScheduleError:
+        return None
+    return None if moment == NEVER else moment
+
+
 def _check_page_context(check, membership, now):
     show_current([check])  # its status reflects pings the sweeper has not folded yet
     runs = list(check.runs.all()[:20])
+    incidents = list(check.incidents.select_related("acknowledged_by", "resolved_by")[:20])
     return {
+        "now": now,
+        "next_expected_at": next_expected_at(check),
+        "open_incidents": [incident for incident in incidents if incident.is_open],
+        "snippet_tabs": SNIPPET_TABS,
+        "crontab_schedule": crontab_schedule(
+            check.schedule_kind, check.period, check.schedule_expression
+        ),
         "check": check,
         "membership": membership,
         "ping_url": f"{settings.SITE_URL}/ping/{check.id}",
@@ -190,14 +236,14 @@ def _check_page_context(check, membership, now):
         "runs": runs,
         "chart": duration_chart(runs, describe=describe_run),
         "uptimes": [(days, check_uptime(check, days=days, now=now)) for days in (7, 30)],
-        "incidents": check.incidents.select_related("acknowledged_by", "resolved_by")[:20],
+        "incidents": incidents,
         "can_act": membership.has_role(Membership.Role.MEMBER),
         "can_edit": membership.has_role(Membership.Role.ADMIN),
     }
 
 
 def describe_run(run) -> str:
-    started = run.started_at.strftime("%Y-%m-%d %H:%M UTC") if run.started_at else "no start"
+    started = when(run.started_at) if run.started_at else "no start"
     return f"{started}: {duration(run.duration)}, {run.get_outcome_display().lower()}"
 
 

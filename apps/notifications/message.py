@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from apps.incidents.models import Incident
+from apps.teams.display_time import email_zone_name
 
 from .flush import HEADLINES, check_label
 from .links import incident_links
@@ -130,6 +131,8 @@ class Message:
     summary: str
     items: list[Item]
     is_test: bool = False
+    # The zone an email's times are written in: the recipient's chosen zone, else UTC.
+    timezone: str = "UTC"
 
     @property
     def title(self) -> str:
@@ -234,4 +237,5 @@ def build_message(delivery: Delivery, rows: list[Notification] | None = None) ->
         summary=delivery.summary,
         items=items,
         is_test=delivery.is_test,
+        timezone=email_zone_name(delivery.recipient_id),
     )

@@ -77,3 +77,23 @@ class Invitation(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None
+
+
+class UserSettings(models.Model):
+    """A person's own preferences, whatever team they look at. A user without a row has the
+    defaults: times in the browser's zone on pages, in UTC in emails."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="tocsin_settings",
+    )
+    # An IANA zone name ("Europe/Riga"); blank: the browser's zone (emails: UTC).
+    display_timezone = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name_plural = "user settings"
+
+    def __str__(self) -> str:
+        return f"settings of {self.user_id}"

@@ -66,9 +66,16 @@
     }
     if (xhr.status === 403) {
       // Django's CSRF refusal says "CSRF"; it happens when a login elsewhere rotated the token.
+      // Our 403 page says why in #error-reason ("This needs the member role or higher.").
+      var said = "";
+      try {
+        var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+        var node = doc.getElementById("error-reason");
+        said = node ? node.textContent.trim() : "";
+      } catch (e) { said = ""; }
       reason = /CSRF/.test(xhr.responseText || "")
         ? "This page is out of date; reload it and try again."
-        : "You are not allowed to do that.";
+        : "You are not allowed to do that." + (said ? " " + said : "");
     }
     showProblem("That request failed: " + reason);
   });
@@ -101,4 +108,69 @@
   }
   document.addEventListener("DOMContentLoaded", revealCopyButtons);
   document.addEventListener("htmx:afterSettle", revealCopyButtons);
+
+  // The browser's own time zone, for pages of a reader who has not chosen one on the account
+  // page: the server reads this cookie (apps/dashboard/display_zone.py). A change of zone
+  // (travel) shows from the next page on.
+  (function rememberZone() {
+    var zone = "";
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { zone = ""; }
+    // IANA names need no encoding (letters, digits, "/", "_", "+", "-"), and the server reads
+    // the cookie as it is; anything else is not a zone name.
+    if (!/^[A-Za-z0-9_\/+\-]{1,64}$/.test(zone)) { return; }
+    var current = (document.cookie.match(/(?:^|; )tocsin_tz=([^;]*)/) || [])[1];
+    if (current !== zone) {
+      document.cookie = "tocsin_tz=" + zone + "; path=/; max-age=31536000; SameSite=Lax";
+    }
+  })();
+
+  // Tabs: a [data-tabs] section with a hidden role=tablist shows one panel at a time once this
+  // script runs; without it every panel stays visible.
+  function selectTab(tab, focus) {
+    var list = tab.closest("[role=tablist]");
+    list.querySelectorAll("[role=tab]").forEach(function (other) {
+      var selected = other === tab;
+      other.setAttribute("aria-selected", selected ? "true" : "false");
+      other.tabIndex = selected ? 0 : -1;
+      var panel = document.getElementById(other.getAttribute("aria-controls"));
+      if (panel) { panel.hidden = !selected; }
+    });
+    if (focus) { tab.focus(); }
+  }
+  function setUpTabs() {
+    document.querySelectorAll("[data-tabs] [role=tablist][hidden]").forEach(function (list) {
+      list.hidden = false;
+      var selected = list.querySelector("[role=tab][aria-selected=true]") || list.querySelector("[role=tab]");
+      if (selected) { selectTab(selected, false); }
+    });
+  }
+  document.addEventListener("click", function (event) {
+    var tab = event.target.closest("[role=tab]");
+    if (tab) { selectTab(tab, false); }
+  });
+  document.addEventListener("keydown", function (event) {
+    var tab = event.target.closest && event.target.closest("[role=tab]");
+    if (!tab || (event.key !== "ArrowRight" && event.key !== "ArrowLeft")) { return; }
+    var tabs = Array.prototype.slice.call(tab.closest("[role=tablist]").querySelectorAll("[role=tab]"));
+    var step = event.key === "ArrowRight" ? 1 : -1;
+    selectTab(tabs[(tabs.indexOf(tab) + step + tabs.length) % tabs.length], true);
+    event.preventDefault();
+  });
+  document.addEventListener("DOMContentLoaded", setUpTabs);
+
+  // The check form shows the schedule fields of the chosen kind only ([data-show-for]).
+  function showScheduleFields() {
+    var kind = document.querySelector("#check-form [name=schedule_kind]");
+    if (!kind) { return; }
+    document.querySelectorAll("#check-form [data-show-for]").forEach(function (wrapper) {
+      var kinds = wrapper.getAttribute("data-show-for").split(" ");
+      wrapper.hidden = kinds.indexOf("all") < 0 && kinds.indexOf(kind.value || "period") < 0;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("#check-form [name=schedule_kind]")) {
+      showScheduleFields();
+    }
+  });
+  document.addEventListener("DOMContentLoaded", showScheduleFields);
 })();

@@ -132,7 +132,10 @@ def test_sign_up_create_ping_go_down_and_acknowledge(new_page, site):
     expect(timeline.locator('li[data-kind="silenced"]')).to_contain_text(f"silence #{silence.id}")
     expect(page.locator("#check-silenced")).to_contain_text("The check is silenced until")
     expect(page.locator("#live-status")).to_have_text(
-        re.compile(r"^Incident acknowledged by dana; check silenced until \d\d:\d\d UTC\.$")
+        re.compile(
+            r"^Incident acknowledged by dana; check silenced until "
+            r"\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d UTC\.$"
+        )
     )
     assert_same_document(page)
     screenshot(page, "incident-silenced")
@@ -219,11 +222,11 @@ def test_admin_pauses_resumes_regenerates_and_deletes_a_check(new_page, site, ow
     page.goto(f"/checks/{check.id}/")
     mark_page(page)
     page.get_by_role("button", name="Pause").click()
-    expect(page.locator("#check-status .pill").first).to_have_text("Paused")
+    expect(page.locator("#check-status .status-line .pill").first).to_have_text("Paused")
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
     assert_same_document(page)
     page.get_by_role("button", name="Resume").click()
-    expect(page.locator("#check-status .pill").first).to_have_text("New")
+    expect(page.locator("#check-status .status-line .pill").first).to_have_text("New")
     check.refresh_from_db()
     assert check.status == Check.Status.NEW
 

@@ -106,6 +106,7 @@ def test_copy_button_puts_the_ping_url_on_the_clipboard(new_page, site, owner, c
     expect(button).to_have_text("Copied")
     expect(page.locator("#live-status")).to_have_text("Copied to the clipboard.")
     assert page.evaluate("navigator.clipboard.readText()") == f"{site}/ping/{check.ping_token}"
+    page.get_by_role("tab", name="Wrapper script").click()  # the snippets are tabs
     page.get_by_role("button", name="Copy the wrapper script").click()
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith("#!/bin/sh\n") and copied.endswith('exit "$status"')
@@ -142,7 +143,7 @@ def test_go_down_and_acknowledge_the_incident_with_a_click(new_page, site, team,
     page.get_by_role("link", name="nightly-backup").click()
     row = page.locator(f"#incident-{incident.id}")
     expect(row.locator(".pill")).to_have_text("Triggered")
-    expect(page.locator("#check-status .pill")).to_have_text("Down")
+    expect(page.locator("#check-status .status-line .pill")).to_have_text("Down")
     expect(page.locator("tr", has_text="Fail (exit")).to_have_count(0)
     expect(page.get_by_text("error: disk full", exact=False)).to_be_hidden()  # body collapsed
     page.locator("#ping-2 summary").click()
@@ -238,7 +239,7 @@ def test_refused_action_is_reported_on_the_page(new_page, site, team, member):
     Membership.objects.filter(user=member).update(role=Membership.Role.VIEWER)
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.locator("#request-problem")).to_have_text(
-        "That request failed: You are not allowed to do that."
+        "That request failed: You are not allowed to do that. This needs the member role or higher."
     )
     expect(page.locator(f"#incident-{incident.id} .pill")).to_have_text("Triggered")
     incident.refresh_from_db()
@@ -444,7 +445,11 @@ def test_status_changes_are_announced_once_and_quiet_polls_say_nothing(
     assert page.evaluate("window.liveChanges") == []
 
     make_down(site, check)
-    expected = "Checks: 1 down (nightly-backup)." if where == "list" else "nightly-backup is down."
+    expected = (
+        "Checks: 1 down (nightly-backup)."
+        if where == "list"
+        else "nightly-backup is down, with 1 open incident."
+    )
     expect(page.locator("#live-status")).to_have_text(expected)
     for _ in range(2):
         with hx_poll(page):

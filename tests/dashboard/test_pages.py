@@ -214,8 +214,8 @@ def test_check_page_shows_uptime_computed_from_flips(owner_client, check):
     Flip.objects.create(owner=check, from_status="down", to_status="up",
                         happened_at=now - timedelta(hours=12), reason="recovered")  # fmt: skip
     body = owner_client.get(detail(check)).text
-    seven = re.search(r'id="uptime-7">[^<]*<strong>([^<]+)</strong>', body).group(1)
-    thirty = re.search(r'id="uptime-30">[^<]*<strong>([^<]+)</strong>', body).group(1)
+    seven = re.search(r'id="uptime-7"><dt>[^<]*</dt><dd><strong>([^<]+)</strong>', body).group(1)
+    thirty = re.search(r'id="uptime-30"><dt>[^<]*</dt><dd><strong>([^<]+)</strong>', body).group(1)
     # Down for 12 hours: 1 - 0.5/7 and 1 - 0.5/30, rounded down to hundredths.
     assert seven == "92.85 %"
     assert thirty == "98.33 %"
@@ -223,7 +223,7 @@ def test_check_page_shows_uptime_computed_from_flips(owner_client, check):
 
 def test_new_check_has_no_uptime_data(owner_client, check):
     body = owner_client.get(detail(check)).text
-    assert re.search(r'id="uptime-7">[^<]*<strong>no data</strong>', body)
+    assert re.search(r'id="uptime-7"><dt>[^<]*</dt><dd><strong>no data</strong>', body)
 
 
 def test_check_page_draws_run_durations_as_svg(owner_client, check):

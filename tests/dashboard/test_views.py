@@ -477,7 +477,7 @@ def test_ping_bodies_are_expandable_escaped_and_long_ones_cut_to_their_tail(
     body = owner_client.get(detail_url(check)).content.decode()
     assert "<script>alert" not in body and "<img src=x" not in body
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body
-    assert "Fail (exit 2)" in body
+    assert "Failure (exit 2)" in body
     assert f"<summary>{len(long_body)} bytes, truncated</summary>" in body
     assert "THE END</pre>" in body
     assert body.count("line\n") < 1000  # only the tail is on the page
@@ -683,8 +683,10 @@ def test_missed_heartbeat_incident_page_shows_times_and_no_exit_status(owner_cli
     }
     incident.save()
     response = owner_client.get(reverse("dashboard:incident-detail", args=[incident.id]))
-    assertContains(response, "Expected a ping at 2026-11-02 03:00:00 UTC")
-    assertContains(response, "Last ping at 2026-11-01 03:00:00 UTC")
+    expected = '<time datetime="2026-11-02T03:00:00+00:00">2 Nov 2026, 03:00:00 UTC</time>'
+    assertContains(response, f"Expected a ping at {expected}")
+    last = '<time datetime="2026-11-01T04:00:00.123456+01:00">1 Nov 2026, 03:00:00 UTC</time>'
+    assertContains(response, f"Last ping at {last}")
     assertNotContains(response, "Exit status")
 
 

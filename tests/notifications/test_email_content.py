@@ -5,6 +5,7 @@ import re
 import uuid
 from datetime import timedelta
 from email import message_from_bytes, policy
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -17,7 +18,7 @@ from apps.incidents.services import resolve_incident
 from apps.incidents.tokens import read_action_token
 from apps.notifications.delivery import deliver_notification
 from apps.notifications.models import Notification
-from apps.teams.models import Membership
+from apps.teams.models import Membership, UserSettings
 
 SECOND, MINUTE, HOUR, DAY = (
     timedelta(seconds=1),
@@ -25,6 +26,12 @@ SECOND, MINUTE, HOUR, DAY = (
     timedelta(hours=1),
     timedelta(days=1),
 )
+
+
+def human(moment, zone="UTC") -> str:
+    """How emails write a time: "2 Nov 2026, 03:00:00 UTC", in the recipient's zone."""
+    local = moment.astimezone(ZoneInfo(zone))
+    return f"{local:%-d %b %Y, %H:%M:%S} {local:%Z}"
 
 
 def ping(check, now, kind="success", **fields):
@@ -83,18 +90,19 @@ def test_missed_heartbeat_email_says_what_was_expected(check, member, t0):
     body = message.body
     assert body.startswith("nightly-backup (production) is DOWN.\n")
     assert "Why: Missed heartbeat: no ping came in time.\n" in body
-    assert f"Expected at: {(t0 + DAY).isoformat()}\n" in body
-    assert f"Last ping at: {t0.isoformat()}\n" in body
+    assert f"Expected at: {human(t0 + DAY)}\n" in body
+    assert f"Last ping at: {human(t0)}\n" in body
+    assert "+00:00" not in body  # no raw ISO 8601
     assert "Tags: backup, nightly\n" in body
-    opened = (t0 + DAY + HOUR + settings.CLOCK_SKEW_ALLOWANCE).strftime("%Y-%m-%d %H:%M:%S")
-    assert f"Opened: {opened} UTC\n" in body
-    assert incident.opened_at.strftime("%Y-%m-%d %H:%M:%S") == opened
+    opened = human(t0 + DAY + HOUR + settings.CLOCK_SKEW_ALLOWANCE)
+    assert f"Opened: {opened}\n" in body
+    assert human(incident.opened_at) == opened
     assert "exit status" not in body
 
     html = html_of(message)
     assert "<strong>nightly-backup</strong> (production)" in html
     assert "Missed heartbeat" in html
-    assert (t0 + DAY).isoformat() in html
+    assert human(t0 + DAY) in html
     assert "backup, nightly" in html
 
 
@@ -135,7 +143,7 @@ def test_failure_email_gives_exit_status_run_id_and_the_end_of_the_output(check,
     body = email_to(member).body
 
     assert "Why: Failure signal: the job reported a failure with exit status 74.\n" in body
-    assert f"Failed at: {t0.isoformat()}\n" in body
+    assert f"Failed at: {human(t0)}\n" in body
     assert f"Run id: {run_id}\n" in body
     assert "Last lines of the job's output:\nstep 82 done\n" in body
     assert "step 100 done\nERROR: disk full\n" in body
@@ -278,8 +286,8 @@ def test_recovery_email(check, member, t0):
     assert message.subject == "[Tocsin] RESOLVED nightly-backup (production)"
     body = message.body
     assert body.startswith("nightly-backup (production) is resolved: The check recovered.\n")
-    assert f"Opened: {incident.opened_at:%Y-%m-%d %H:%M:%S} UTC (Missed heartbeat)\n" in body
-    assert f"Resolved: {back:%Y-%m-%d %H:%M:%S} UTC\n" in body
+    assert f"Opened: {human(incident.opened_at)} (Missed heartbeat)\n" in body
+    assert f"Resolved: {human(back)}\n" in body
     assert set(links(body)) == {"Check", "Incident"}
     html = html_of(message)
     assert "RESOLVED" in html
@@ -322,7 +330,7 @@ def test_email_gives_severity_run_duration_and_every_action_link(check, member, 
     assert "Exit status: 5\n" in body
     assert "Run duration: 95 s\n" in body
     assert f"Run id: {run_id}\n" in body
-    assert f"Last ping at: {t0.isoformat()}\n" in body
+    assert f"Last ping at: {human(t0)}\n" in body
     labels = {
         "Acknowledge": "acknowledge",
         "Resolve": "resolve",
@@ -340,3 +348,12 @@ def test_email_gives_severity_run_duration_and_every_action_link(check, member, 
         assert f'href="{found[label]}"' in html_of(message)
     html = html_of(message)
     assert "95 s" in html and incident.severity in html
+
+
+def test_email_times_are_in_the_recipients_chosen_zone(check, member, t0):
+    UserSettings.objects.create(user=member, display_timezone="Europe/Riga")
+    miss_a_heartbeat(check, t0)
+    body = email_to(member).body
+    assert f"Expected at: {human(t0 + DAY, 'Europe/Riga')}\n" in body
+    assert f"Last ping at: {human(t0, 'Europe/Riga')}\n" in body
+    assert " EET\n" in body and " UTC\n" not in body

@@ -21,6 +21,7 @@ from apps.incidents.models import Incident
 from apps.notifications.delivery import deliver, due_delivery_ids
 from apps.notifications.flush import flush_due_groups
 from apps.notifications.models import Delivery, Notification
+from apps.teams.models import UserSettings
 from tests.factories import CheckFactory
 
 SECOND, MINUTE = timedelta(seconds=1), timedelta(minutes=1)
@@ -284,7 +285,7 @@ def test_a_cron_host_whose_clock_jumps_an_hour_is_capped_and_flagged(team, membe
 
 
 def test_the_incident_page_says_when_a_held_message_goes_out_and_why(
-    team, member, owner_client, run_beat
+    team, member, owner, owner_client, run_beat
 ):
     first = CheckFactory(team=team, name="first")
     ping(first, "fail", T, exit_status=1)
@@ -296,6 +297,11 @@ def test_the_incident_page_says_when_a_held_message_goes_out_and_why(
     incident = Incident.objects.get(owner=joiners[0])
     page = owner_client.get(f"/incidents/{incident.id}/").content.decode()
     # One line per member (owner and member): the joiners go together, 30 s after failing.
-    assert page.count("Grouped: goes out at 03:00:35 UTC") == 2
+    # The time is in the reader's zone (UTC here: no zone chosen), in the dashboard's format.
+    due = '<time datetime="2026-11-02T03:00:35+00:00">2 Nov 2026, 03:00:35 UTC</time>'
+    assert page.count(f"Grouped: goes out at {due}") == 2
+    UserSettings.objects.create(user=owner, display_timezone="Europe/Riga")
+    page = owner_client.get(f"/incidents/{incident.id}/").content.decode()
+    assert page.count("2 Nov 2026, 05:00:35 EET</time>") == 2
     assert "with 2 other checks" in page
     assert "it joins a burst already being told" in page

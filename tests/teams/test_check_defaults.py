@@ -91,7 +91,7 @@ def test_refused_pings_are_shown(owner_client, team, t0):
     )
     page = owner_client.get(url(team)).content.decode()
     assert "3 pings asked for a new check beyond the limit and were refused" in page
-    assert "“nightly” at 2026-11-02 03:00:00 UTC" in page
+    assert "“nightly” at 2 Nov 2026, 03:00:00 UTC" in page
 
 
 @pytest.mark.parametrize("role", [Membership.Role.VIEWER, Membership.Role.MEMBER])

@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied
 from apps.teams.current import current_membership, memberships_of
 from apps.teams.models import Membership
 
+from .. import labels
+
 register = template.Library()
 
 _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
@@ -87,3 +89,28 @@ def percent(ratio: float | None) -> str:
 def has_role(membership, minimum: str) -> bool:
     """{% if membership|has_role:"admin" %}: the membership's role is at least `minimum`."""
     return membership is not None and membership.has_role(Membership.Role(minimum))
+
+
+register.filter("reason_label", labels.reason_label)
+register.filter("ping_kind_label", labels.ping_kind_label)
+register.filter("schedule_kind_label", labels.schedule_kind_label)
+
+
+# Which schedule kinds each schedule field belongs to (the check form shows only those); grace
+# and the kind itself belong to all.
+SCHEDULE_FIELD_KINDS = {
+    "period": "period",
+    "schedule_expression": "cron oncalendar",
+    "timezone": "cron oncalendar",
+}
+
+
+@register.filter
+def schedule_field_kinds(name: str) -> str:
+    return SCHEDULE_FIELD_KINDS.get(name, "all")
+
+
+@register.filter
+def has_errors_in(form, names) -> bool:
+    """{% if form|has_errors_in:advanced_fields %}: any of these fields has an error."""
+    return any(name in form.errors for name in names)
