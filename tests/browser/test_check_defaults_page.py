@@ -40,7 +40,7 @@ def test_admin_sets_defaults_and_a_ping_provisions_a_check_with_them(new_page, s
     expect(page.get_by_text("Check defaults saved.")).to_be_visible()
     screenshot(page, "check-defaults")
 
-    assert http(f"{site}/ping/{team.ping_key}/nightly-import?create=1") == (200, "OK")
+    assert http(f"{site}/ping/{team.ping_key}/nightly-import?create=1") == (201, "Created")
     check = Check.objects.get(team=team)
     assert (check.slug, check.tags) == ("nightly-import", "auto imported")
     assert (check.period.total_seconds(), check.grace.total_seconds()) == (90, 20)
