@@ -378,9 +378,12 @@ def test_two_concurrent_sweeps_fire_each_step_once(team, owner, member, t0):
 
     assert failures == []
     assert all(r.failed == 0 for r in results)
-    # Both sweeps did work (otherwise the test proves nothing) and shared it.
+    # Every step fired once between them. On PostgreSQL both sweeps also did work (SKIP LOCKED
+    # lets them run side by side, so otherwise the test proves nothing); SQLite takes one
+    # writer at a time, so there one sweep may take every round, which is correct too.
     assert sum(r.processed for r in results) == len(incidents) * 5
-    assert sum(1 for r in results if r.processed) > 5
+    if connections["default"].vendor == "postgresql":
+        assert sum(1 for r in results if r.processed) > 5
     for incident in incidents:
         fired = [(e["round"], e["step"]) for e in events_of(incident, "escalated")]
         assert fired == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3)]
