@@ -21,6 +21,7 @@ from apps.checks.tasks import sweep_due_checks_task
 from apps.incidents.models import Incident, UsedActionToken
 from apps.notifications.models import Notification
 from apps.teams.models import Membership
+from apps.teams.templatetags.times import when
 from tests.factories import MembershipFactory
 from tests.live import fetch
 
@@ -122,8 +123,9 @@ def test_missed_heartbeat_alert_acknowledge_and_recovery(
     assert down.from_email == settings.DEFAULT_FROM_EMAIL
     assert "nightly-backup (production) is DOWN." in down.body
     assert "Why: Missed heartbeat: no ping came in time." in down.body
-    assert f"Expected at: {(pinged_at + check.period).isoformat()}" in down.body
-    assert f"Last ping at: {pinged_at.isoformat()}" in down.body
+    # Emails show human dates in the recipient's zone (UTC unless they chose one).
+    assert f"Expected at: {when(pinged_at + check.period, 'seconds')}" in down.body
+    assert f"Last ping at: {when(pinged_at, 'seconds')}" in down.body
     assert "Tags: backup, db" in down.body
     check_url = f"{settings.SITE_URL}/checks/{check.id}/"
     incident_url = f"{settings.SITE_URL}/incidents/{incident.id}/"
