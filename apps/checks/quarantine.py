@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from apps.teams.models import Membership
+from apps.teams.services import admin_addresses
 
 from .models import Check, Ping
 from .storable import storable_text
@@ -70,15 +70,7 @@ def report_evaluation_failure(check_id: str) -> bool:
     check = Check.objects.select_related("team").filter(id=check_id).first()
     if check is None or check.evaluation_failed_at is None:
         return False
-    addresses = sorted(
-        Membership.objects.filter(
-            team_id=check.team_id,
-            role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
-            user__is_active=True,
-        )
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
-    )
+    addresses = admin_addresses(check.team_id)
     if not addresses:
         return False
     context = {

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from apps.teams.models import Membership
+from apps.teams.services import admin_addresses
 
 from .models import Delivery, DeliveryFailureReport
 
@@ -45,15 +45,7 @@ def report_failure(delivery: Delivery, *, error: str, now: datetime) -> bool:
     send it is logged."""
     if not claim_report(team_id=delivery.team_id, target=delivery.target, now=now):
         return False
-    addresses = sorted(
-        Membership.objects.filter(
-            team_id=delivery.team_id,
-            role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
-            user__is_active=True,
-        )
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
-    )
+    addresses = admin_addresses(delivery.team_id)
     if not addresses:
         return False
     page = (

@@ -161,3 +161,17 @@ def sign_up_and_accept(*, invitation_id: int, username: str, password: str, now)
         username=username, email=invitation.email, password=password
     )
     return accept_invitation(invitation_id=invitation_id, user=user, now=now)
+
+
+def admin_addresses(team_id: int) -> list[str]:
+    """Email addresses of the team's active owners and admins, sorted: who hears about
+    failures of Tocsin's own machinery (evaluation errors, deliveries failing for good)."""
+    return sorted(
+        Membership.objects.filter(
+            team_id=team_id,
+            role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
+            user__is_active=True,
+        )
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )
