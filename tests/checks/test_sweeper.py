@@ -148,9 +148,11 @@ def test_concurrent_sweeps_never_double_alert_and_never_miss(
     assert failures == []
     assert len(results) == sweepers
     assert all(r.errors == [] for r in results)
-    # At least two really swept at once (otherwise this test proved nothing), and between them
-    # each check once.
-    assert sum(r.examined > 0 for r in results) >= 2, [str(r) for r in results]
+    # Between them each check once. On PostgreSQL at least two really swept at once (otherwise
+    # this test proved nothing there); SQLite takes one writer at a time, so one sweeper may
+    # claim every batch before the other gets the lock, and only the invariants below hold.
+    if connections["default"].vendor == "postgresql":
+        assert sum(r.examined > 0 for r in results) >= 2, [str(r) for r in results]
     assert sum(r.examined for r in results) == n_checks
     assert sum(r.opened for r in results) == n_checks
     # Never miss: every check flipped. Never double-alert: one set of flips (up -> late ->
