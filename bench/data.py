@@ -24,6 +24,8 @@ Not part of the test suite; bench/run.py drives it.
 """
 
 import argparse
+import contextlib
+import cProfile
 import json
 import os
 import sys
@@ -43,6 +45,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count, F, Max, Min, Sum  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from apps.checks.models import Check, Flip, Ping, SweepRun  # noqa: E402
 from apps.checks.pings import PingData, record_ping  # noqa: E402
@@ -109,6 +112,24 @@ def broker():
     return redis.Redis.from_url(url)
 
 
+# BENCH_PROFILE=<directory>: each timed sweep also runs under cProfile and its stats are written
+# there (read them with `python -m pstats`); the figures are then slower than without it.
+PROFILE_DIR = os.environ.get("BENCH_PROFILE", "")
+
+
+@contextlib.contextmanager
+def profiled():
+    if not PROFILE_DIR:
+        yield None
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield profile
+    finally:
+        profile.disable()
+
+
 def sweep(checks: int, repeat: int, members: int) -> None:
     period = grace = timedelta(minutes=1)
     interval = timedelta(seconds=settings.SWEEP_INTERVAL)
@@ -128,9 +149,11 @@ def sweep(checks: int, repeat: int, members: int) -> None:
         now = t0 + timedelta(seconds=1)
         while now <= end:
             connection.close()  # each sweep on a fresh connection, as a new task would be
-            started = time.perf_counter()
-            result = sweep_due_checks(now=now)
-            seconds = time.perf_counter() - started
+            with profiled() as profile, CaptureQueriesContext(connection) as queries:
+                started, cpu_started = time.perf_counter(), time.process_time()
+                result = sweep_due_checks(now=now)
+                seconds = time.perf_counter() - started
+                cpu_seconds = time.process_time() - cpu_started
             if result.changed or result.errors:
                 to_status = Flip.objects.filter(owner__team=team, happened_at__lte=now)
                 to_status = to_status.order_by("-happened_at", "-id").first()
@@ -138,12 +161,19 @@ def sweep(checks: int, repeat: int, members: int) -> None:
                     "repeat": n + 1,
                     "at": f"t0 + {(now - t0).total_seconds():.0f} s",
                     "seconds": round(seconds, 3),
+                    # The sweeper's own CPU (this process, not PostgreSQL's): steadier than
+                    # seconds when the machine is shared.
+                    "cpu_seconds": round(cpu_seconds, 3),
                     "examined": result.examined,
                     "changed": result.changed,
                     "to_status": to_status.to_status if to_status else None,
                     "pings_folded": result.pings_folded,
                     "opened": result.opened,
                     "errors": len(result.errors),
+                    "queries": len(queries.captured_queries),
+                    "query_seconds": round(
+                        sum(float(q["time"]) for q in queries.captured_queries), 3
+                    ),
                     "incidents": Incident.objects.filter(owner__team=team).count(),
                     "timeline_events": IncidentEvent.objects.filter(
                         incident__owner__team=team
@@ -160,6 +190,10 @@ def sweep(checks: int, repeat: int, members: int) -> None:
                     else None,
                 }
                 print(json.dumps(record), flush=True)
+                if profile is not None:
+                    path = Path(PROFILE_DIR) / f"sweep-{n + 1}-{record['to_status']}.pstats"
+                    profile.dump_stats(path)
+                    print(f"profile of the sweep to {record['to_status']}: {path}", file=sys.stderr)
                 if redis is not None:
                     redis.flushdb()
             now += interval

@@ -77,6 +77,10 @@ def column_values(team_id: int) -> tuple[list[str], list[str], list]:
             expressions.append(overrides[field.name])
             if field.name in override_params:
                 params.append(override_params[field.name])
+        elif field.unique and field.get_internal_type() == "UUIDField":
+            # A unique UUID (the badge key, say) needs one of its own per row, not the
+            # default's single value.
+            expressions.append("gen_random_uuid()")
         elif field.has_default() or not field.null:
             # Django's own default: the declared one, or "" for a text field without one.
             default = field.get_default()

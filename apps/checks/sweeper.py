@@ -30,9 +30,9 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
-from apps.bulk import update_many
+from apps.bulk import bound_cursor, insert_many, update_many
 
 from .models import SWEEPABLE, Check, Flip, Ping, Run, SweepRun
 from .monitor import BlindWindow, SweepSample, detect_blind_window
@@ -260,15 +260,19 @@ def _pending_pings(checks: list[Check], max_pings: int = MAX_PINGS_PER_CHECK) ->
     """Check id -> its unfolded pings in order, at most `max_pings` each, in one query.
     Pings are numbered 1, 2, 3, ... per check (n_pings counts them), so the next ones to fold
     are those numbered after processed_n."""
-    waiting = Q()
-    for check in checks:
-        if check.n_pings > check.processed_n:
-            first = check.processed_n
-            waiting |= Q(owner_id=check.id, n__gt=first, n__lte=first + max_pings)
-    if not waiting:
+    behind = [check.id for check in checks if check.n_pings > check.processed_n]
+    if not behind:
         return {}
+    # The claimed rows are locked by this transaction (PostgreSQL), so the processed_n read
+    # here in the join is the one in memory. On SQLite a concurrent sweeper may have moved it;
+    # then the compare-and-set in _write_checks leaves that check's fold unwritten anyway.
+    waiting = Ping.objects.filter(
+        owner_id__in=behind,
+        n__gt=F("owner__processed_n"),
+        n__lte=F("owner__processed_n") + max_pings,
+    )
     pending: dict = {}
-    for ping in Ping.objects.filter(waiting).order_by("owner_id", "n"):
+    for ping in waiting.order_by("owner_id", "n"):
         pending.setdefault(ping.owner_id, []).append(ping)
     return pending
 
@@ -401,28 +405,29 @@ def _write_checks(folded: list[Evaluated]) -> set:
         return set()
     if connection.vendor != "postgresql":
         return {item.check.id for item in folded if _write_check(item)}
-    values, params = [], []
-    for item in folded:
-        values.append("(%s::uuid, %s, %s::jsonb, %s::integer, %s::timestamptz, %s::integer, %s)")
-        params += [
-            item.check.id,
-            item.state.status.value,
-            json.dumps(state_to_json(item.state)),
-            item.processed_n,
-            item.alert_after,
-            item.check.processed_n,
-            item.check.status,
-        ]
     table = connection.ops.quote_name(Check._meta.db_table)
+    # One array per column (unnest), sent in binary: the statement's text is the same for
+    # every batch, so psycopg parses it once however many checks the batch holds, and no
+    # element is quoted (see apps/bulk.py).
     sql = (
         f"UPDATE {table} AS c SET status = v.status, eval_state = v.eval_state, "
         "processed_n = v.processed_n, alert_after = v.alert_after "
-        f"FROM (VALUES {', '.join(values)}) "
+        "FROM unnest(%b::uuid[], %b::varchar[], %b::jsonb[], %b::integer[], "
+        "%b::timestamptz[], %b::integer[], %b::varchar[]) "
         "AS v(id, status, eval_state, processed_n, alert_after, old_n, old_status) "
         "WHERE c.id = v.id AND c.processed_n = v.old_n AND c.status = v.old_status "
         "RETURNING c.id"
     )
-    with connection.cursor() as cursor:
+    params = [
+        [item.check.id for item in folded],
+        [item.state.status.value for item in folded],
+        [json.dumps(state_to_json(item.state)) for item in folded],
+        [item.processed_n for item in folded],
+        [item.alert_after for item in folded],
+        [item.check.processed_n for item in folded],
+        [item.check.status for item in folded],
+    ]
+    with bound_cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
 
@@ -478,7 +483,7 @@ def write_effects(evaluated: list[Evaluated], *, now: datetime) -> SweepResult:
             changes.append(CheckChanged(check, item.rules, tuple(transitions), item.was_flapping))
     _write_runs(started, finished)
     if flips:
-        Flip.objects.bulk_create(flips)
+        insert_many(Flip, flips)
     for outcome, ping_ids in outcomes.items():
         Ping.objects.filter(id__in=ping_ids).update(outcome=outcome)
     consequences = announce_changes(changes, now=now)
@@ -526,7 +531,7 @@ def _write_runs(started: dict[tuple, Run], finished: list[tuple[Check, RunFinish
                 Run(owner=check, run_id=effect.rid, started_at=effect.started_at, **fields)
             )
     if create:
-        Run.objects.bulk_create(create)
+        insert_many(Run, create)
     if update:
         update_many(Run, update, RUN_FINISH_FIELDS)
 

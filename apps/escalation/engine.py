@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from apps.bulk import update_many
+from apps.bulk import insert_many, update_many
 from apps.checks.models import Check, with_dependencies
 from apps.incidents.models import Incident, IncidentEvent
 from apps.teams.models import Membership
@@ -173,7 +173,7 @@ def start_escalations(incidents: list[Incident], *, now: datetime) -> None:
             incident.policy_name = name
             incident.escalation_position = EscalationState(position=start(policy, now)).dump()
             reconsider(incident, now=now, no_parents=True)
-    IncidentEvent.objects.bulk_create(batch.events)
+    insert_many(IncidentEvent, batch.events)
     update_many(Incident, plain, SAVED_FIELDS)
     owe(batch.owed, now=now)
 

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 
-from apps.bulk import update_many
+from apps.bulk import insert_many, update_many
 from apps.checks.models import Check, Ping
 from apps.checks.rules import Rules, Severity
 from apps.checks.state import Failure
@@ -142,15 +142,18 @@ def open_incidents(incidents: list[Incident], *, now: datetime) -> list[Incident
     rows). Inserts them and their "opened" events, then starts their escalation."""
     if not incidents:
         return []
-    Incident.objects.bulk_create(incidents)
-    IncidentEvent.objects.bulk_create(
-        IncidentEvent(
-            incident=incident,
-            kind=IncidentEvent.Kind.OPENED,
-            at=incident.opened_at,
-            detail={"kind": incident.kind, "severity": incident.severity},
-        )
-        for incident in incidents
+    insert_many(Incident, incidents)
+    insert_many(
+        IncidentEvent,
+        [
+            IncidentEvent(
+                incident=incident,
+                kind=IncidentEvent.Kind.OPENED,
+                at=incident.opened_at,
+                detail={"kind": incident.kind, "severity": incident.severity},
+            )
+            for incident in incidents
+        ],
     )
     incidents_opened.send(sender=Incident, incidents=incidents, now=now)
     return incidents
@@ -170,14 +173,17 @@ def resolve_incidents(resolved: list[tuple[Incident, datetime, str]], *, now: da
         incident.severity_raise_at = None
         incidents.append(incident)
     update_many(Incident, incidents, RESOLVED_FIELDS)
-    IncidentEvent.objects.bulk_create(
-        IncidentEvent(
-            incident=incident,
-            kind=IncidentEvent.Kind.RESOLVED,
-            at=incident.resolved_at,
-            detail={"resolution": incident.resolution, "by": None},
-        )
-        for incident in incidents
+    insert_many(
+        IncidentEvent,
+        [
+            IncidentEvent(
+                incident=incident,
+                kind=IncidentEvent.Kind.RESOLVED,
+                at=incident.resolved_at,
+                detail={"resolution": incident.resolution, "by": None},
+            )
+            for incident in incidents
+        ],
     )
     incidents_resolved.send(sender=Incident, incidents=incidents, now=now)
 

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 
-from apps.incidents.services import record_event
+from apps.bulk import bound_cursor, insert_many
+from apps.incidents.models import IncidentEvent
 
 from .channels import DeliveryError, SendOutcome, email
 from .channels.registry import SENDERS
@@ -310,49 +311,70 @@ def _settle_all(settled: list[tuple[Delivery, SendOutcome | DeliveryError, datet
     deliveries' transaction open). Returns {delivery id: summary line}."""
     if not settled:
         return {}
-    summaries, reports = {}, []
+    decided = [
+        _settle(delivery, outcome, now=now, jitter=jitter) for delivery, outcome, now in settled
+    ]
     with transaction.atomic():
-        for delivery, outcome, now in settled:
-            summaries[delivery.id], report = _settle(delivery, outcome, now=now, jitter=jitter)
-            if report:
-                reports.append((delivery, report, now))
+        written = _record_all(decided)
+    summaries, reports = {}, []
+    for settlement in decided:
+        recorded = settlement.delivery.id in written
+        summaries[settlement.delivery.id] = _summary(
+            settlement.delivery, settlement.summary if recorded else None
+        )
+        if recorded and settlement.report:
+            reports.append((settlement.delivery, settlement.report, settlement.now))
     for delivery, error, now in reports:
         report_failure(delivery, error=error, now=now)
     return summaries
 
 
-def _settle(delivery: Delivery, outcome: SendOutcome | DeliveryError, *, now, jitter):
-    """Record one attempt's outcome. Returns its summary line, and the error to report to the
-    team when the delivery failed for good (else None)."""
+@dataclass
+class Settlement:
+    """What one attempt's outcome writes: the delivery's new status and fields (mirrored onto
+    its notifications), the timeline entry of a final outcome, the summary line, and the error
+    to report to the team when it failed for good."""
+
+    delivery: Delivery
+    now: datetime
+    status: str
+    summary: str
+    timeline: str | None = None
+    report: str | None = None
+    sent_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str = ""
+    response_status: int | None = None
+
+
+def _settle(delivery: Delivery, outcome: SendOutcome | DeliveryError, *, now, jitter) -> Settlement:
+    """Decide what one attempt's outcome records (pure: written by _record_all)."""
     if isinstance(outcome, SendOutcome):
-        recorded = _record(
+        return Settlement(
             delivery,
-            now=now,
-            status=Status.SENT,
+            now,
+            Status.SENT,
+            "sent",
             timeline="notified",
             sent_at=now,
-            next_attempt_at=None,
-            last_error="",
             response_status=outcome.status,
         )
-        return _summary(delivery, "sent" if recorded else None), None
 
     error = str(outcome)[:1000]
     attempts = delivery.attempts  # loaded after the claim counted this attempt
     logger.warning("delivery %s attempt %s failed: %s", delivery.id, attempts, error)
     # A test notification is answered at once: its first failure is its result.
     if outcome.permanent or delivery.is_test or attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
-        recorded = _record(
+        return Settlement(
             delivery,
-            now=now,
-            status=Status.FAILED,
+            now,
+            Status.FAILED,
+            "failed for good",
             timeline="notify_failed",
-            next_attempt_at=None,
+            report=None if delivery.is_test else error,
             last_error=error,
             response_status=outcome.status,
         )
-        report = error if recorded and not delivery.is_test else None
-        return _summary(delivery, "failed for good" if recorded else None), report
 
     delay = retry_delay(
         attempts,
@@ -360,27 +382,94 @@ def _settle(delivery: Delivery, outcome: SendOutcome | DeliveryError, *, now, ji
         cap=settings.NOTIFICATION_RETRY_CAP,
         jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
     )
-    recorded = _record(
+    return Settlement(
         delivery,
-        now=now,
-        status=Status.PENDING,
+        now,
+        Status.PENDING,
+        f"retry at {(now + delay).isoformat()}",
         next_attempt_at=now + delay,
         last_error=error,
         response_status=outcome.status,
     )
-    return _summary(delivery, f"retry at {(now + delay).isoformat()}" if recorded else None), None
 
 
 def _summary(delivery: Delivery, what: str | None) -> str:
     return f"delivery {delivery.id}: {what or 'taken over by another worker'}"
 
 
-def _record(delivery: Delivery, *, now, status: str, timeline: str | None = None, **fields) -> bool:
-    """Write an outcome onto the delivery, the notifications it carries and, for a final one,
-    their incidents' timelines, in one transaction. Only the attempt that holds the row writes
-    (a compare-and-set on the attempt number): if this run's lease lapsed and another worker
-    claimed the delivery again, the other attempt's outcome is the one that counts. Returns
-    whether it wrote. Runs inside _settle_all's transaction."""
+def _record_all(settlements: list[Settlement]) -> set[int]:
+    """Write the outcomes onto their deliveries, the notifications they carry and, for final
+    ones, their incidents' timelines. Only the attempt that holds a row writes (a compare-and-
+    set on the attempt number): if a run's lease lapsed and another worker claimed the delivery
+    again, the other attempt's outcome is the one that counts. Returns the ids written. Runs
+    inside _settle_all's transaction; on PostgreSQL a few statements for the whole set (a burst
+    settles hundreds at once), elsewhere one delivery at a time."""
+    if connection.vendor != "postgresql":
+        return {s.delivery.id for s in settlements if _record(s)}
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS d SET status = v.status, updated_at = v.now, "
+            "sent_at = COALESCE(v.sent_at, d.sent_at), next_attempt_at = v.next_attempt_at, "
+            "last_error = v.last_error, response_status = v.response_status "
+            "FROM unnest(%b::integer[], %b::integer[], %b::varchar[], %b::timestamptz[], "
+            "%b::timestamptz[], %b::timestamptz[], %b::text[], %b::integer[]) "
+            "AS v(id, attempts, status, now, sent_at, next_attempt_at, last_error, "
+            "response_status) "
+            "WHERE d.id = v.id AND d.attempts = v.attempts AND d.status IN (%s, %s) "
+            "RETURNING d.id",
+            [
+                [s.delivery.id for s in settlements],
+                [s.delivery.attempts for s in settlements],
+                [s.status for s in settlements],
+                [s.now for s in settlements],
+                [s.sent_at for s in settlements],
+                [s.next_attempt_at for s in settlements],
+                [s.last_error for s in settlements],
+                [s.response_status for s in settlements],
+                Status.SENDING,
+                Status.PENDING,
+            ],
+        )
+        written = {row[0] for row in cursor.fetchall()}
+        mine = [s for s in settlements if s.delivery.id in written]
+        if not mine:
+            return written
+        notifications = connection.ops.quote_name(Notification._meta.db_table)
+        cursor.execute(
+            f"UPDATE {notifications} AS n SET status = v.status, updated_at = v.now, "
+            "last_error = v.last_error, sent_at = COALESCE(v.sent_at, n.sent_at) "
+            "FROM unnest(%b::integer[], %b::varchar[], %b::timestamptz[], %b::text[], "
+            "%b::timestamptz[]) AS v(id, status, now, last_error, sent_at) "
+            "WHERE n.delivery_id = v.id",
+            [
+                [s.delivery.id for s in mine],
+                [s.status for s in mine],
+                [s.now for s in mine],
+                [s.last_error for s in mine],
+                [s.sent_at for s in mine],
+            ],
+        )
+    final = {s.delivery.id: s for s in mine if s.timeline}
+    if final:
+        events = []
+        rows = Notification.objects.filter(delivery_id__in=final).order_by("id")
+        for row in rows.only("incident_id", "delivery_id", "event", "address", "target"):
+            events.append(_timeline_event(final[row.delivery_id], row))
+        insert_many(IncidentEvent, events)
+    return written
+
+
+def _record(settlement: Settlement) -> bool:
+    """_record_all for one delivery, through the ORM (SQLite)."""
+    delivery, status, now = settlement.delivery, settlement.status, settlement.now
+    fields = {
+        "next_attempt_at": settlement.next_attempt_at,
+        "last_error": settlement.last_error,
+        "response_status": settlement.response_status,
+    }
+    if settlement.sent_at is not None:
+        fields["sent_at"] = settlement.sent_at
     with transaction.atomic(savepoint=False):
         written = Delivery.objects.filter(
             id=delivery.id,
@@ -389,37 +478,39 @@ def _record(delivery: Delivery, *, now, status: str, timeline: str | None = None
         ).update(status=status, updated_at=now, **fields)
         if not written:
             return False
-        mirrored = {"status": status, "updated_at": now, "last_error": fields["last_error"]}
-        if fields.get("sent_at") is not None:
-            mirrored["sent_at"] = fields["sent_at"]
+        mirrored = {"status": status, "updated_at": now, "last_error": settlement.last_error}
+        if settlement.sent_at is not None:
+            mirrored["sent_at"] = settlement.sent_at
         Notification.objects.filter(delivery_id=delivery.id).update(**mirrored)
-        if timeline == "notify_failed":
-            _record_on_timelines(delivery, timeline, now, error=fields["last_error"])
-        elif timeline:
-            _record_on_timelines(delivery, timeline, now)
+        if settlement.timeline:
+            insert_many(
+                IncidentEvent,
+                [_timeline_event(settlement, row) for row in delivery.notifications.all()],
+            )
     return True
 
 
-def _record_on_timelines(delivery: Delivery, kind: str, now: datetime, **extra) -> None:
-    rows = delivery.notifications.select_related("incident")
+def _timeline_event(settlement: Settlement, row: Notification) -> IncidentEvent:
+    """The incident timeline's line for a final outcome of the delivery carrying `row`."""
+    delivery = settlement.delivery
     via = (
         f"channel {delivery.channel.name}"
         if delivery.channel_id and delivery.channel
         else f"email to {delivery.address}"
     )
-    for row in rows:
-        record_event(
-            row.incident,
-            kind,
-            now,
-            about=row.event,
-            to=row.address,
-            target=row.target,
-            via=via,
-            delivery=delivery.id,
-            attempts=delivery.attempts,
-            **extra,
-        )
+    detail = {
+        "about": row.event,
+        "to": row.address,
+        "target": row.target,
+        "via": via,
+        "delivery": delivery.id,
+        "attempts": delivery.attempts,
+    }
+    if settlement.timeline == "notify_failed":
+        detail["error"] = settlement.last_error
+    return IncidentEvent(
+        incident_id=row.incident_id, kind=settlement.timeline, at=settlement.now, detail=detail
+    )
 
 
 def deliver_notification(*, notification_id: int, now: datetime) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Max
 
+from apps.bulk import insert_many
 from apps.escalation.signals import Owed, Recipient
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
@@ -183,7 +184,7 @@ def _write_rows(owed: list[Owed], *, now: datetime) -> int:
             teams_written.add(team_id)
     if not rows:
         return 0
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    insert_many(Notification, rows, ignore_conflicts=True)
     for team_id in sorted(teams_written):
         team_rows = [row for row in rows if row.incident.owner.team_id == team_id]
         if rules[team_id].group_wait.total_seconds() <= 0 or _opens_a_burst(
