@@ -94,6 +94,10 @@ def e2e_setup(checks: int, receiver: str, channels: int, period: int, grace: int
         channel = Channel.objects.create(
             team=team, name=f"receiver {n}", kind=Channel.Kind.WEBHOOK, config={"url": receiver}
         )
+        if n == 0:
+            # A new team comes with its default policy ("Everyone by email"): the first
+            # receiver's policy takes its place as the default.
+            EscalationPolicy.objects.filter(team=team, is_default=True).update(is_default=False)
         policy = EscalationPolicy.objects.create(team=team, name=f"hook {n}", is_default=n == 0)
         add_step(
             policy=policy,
