@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check, Ping
 from apps.checks.sweeper import sweep_due_checks
+from apps.clock import database_now
 from config.wsgi import application
 from tests.factories import CheckFactory
 

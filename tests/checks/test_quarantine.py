@@ -13,7 +13,6 @@ from django.core import mail
 from django.db import connection  # noqa: F401 (read by requires_postgres)
 from django.urls import reverse
 
-from apps.checks.clock import database_now
 from apps.checks.models import Check, Ping
 from apps.checks.pings import PingData, record_ping
 from apps.checks.quarantine import (
@@ -25,6 +24,7 @@ from apps.checks.quarantine import (
 from apps.checks.storable import decode_storable, storable_text
 from apps.checks.sweeper import sweep_due_checks
 from apps.checks.tasks import sweep_due_checks_task
+from apps.clock import database_now
 from apps.incidents.models import Incident
 from apps.teams.models import Membership
 from tests.checks.test_sweeper import purge_task_queue  # noqa: F401 (a fixture)
