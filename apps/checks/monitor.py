@@ -14,6 +14,9 @@ from datetime import datetime, timedelta
 class SweepSample:
     started_at: datetime
     pings_folded: int
+    # How long that sweep took: a slow sweep is not a stopped one, so the gap that reveals a
+    # stopped sweeper is counted from the previous sweep's end.
+    duration: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -35,16 +38,17 @@ def detect_blind_window(
 ) -> BlindWindow | None:
     """`history` is the recent sweeps, newest first, not including the one running at `now`.
 
-    - Sweeper gap: the previous sweep started more than three intervals plus the allowance ago.
+    - Sweeper gap: the previous sweep ended more than three intervals plus the allowance ago
+      (blind since it started: deadlines after its `now` were not judged by it).
     - Ingest drop: over the last `ingest_window` fewer than `drop_ratio` of the pings per
       minute seen over the `baseline_window` before it arrived, and that baseline was busy
       enough (`min_baseline_per_minute`) for a drop to mean something.
     """
     if not history:
         return None
-    previous = history[0].started_at
-    if now - previous > 3 * sweep_interval + allowance:
-        return BlindWindow(since=previous, cause="sweeper")
+    previous = history[0]
+    if now - (previous.started_at + previous.duration) > 3 * sweep_interval + allowance:
+        return BlindWindow(since=previous.started_at, cause="sweeper")
 
     recent_start = now - ingest_window
     baseline_start = recent_start - baseline_window

@@ -113,13 +113,13 @@ def recent_sweeps(now: datetime) -> list[SweepSample]:
     """The sweeps of the last 40 minutes, newest first; at least the previous one, however old
     (its age is what reveals a stopped sweeper)."""
     before_now = SweepRun.objects.filter(started_at__lt=now).order_by("-started_at")
-    columns = ("started_at", "pings_folded")
+    columns = ("started_at", "pings_folded", "duration_ms")
     rows = list(
         before_now.filter(started_at__gte=now - timedelta(minutes=40)).only(*columns)[:5000]
     )
     if not rows:
         rows = list(before_now.only(*columns)[:1])
-    return [SweepSample(r.started_at, r.pings_folded) for r in rows]
+    return [_sample(r.started_at, r.pings_folded, r.duration_ms) for r in rows]
 
 
 def previous_sweep(now: datetime) -> list[SweepSample]:
@@ -127,10 +127,14 @@ def previous_sweep(now: datetime) -> list[SweepSample]:
     row = (
         SweepRun.objects.filter(started_at__lt=now)
         .order_by("-started_at")
-        .values_list("started_at", "pings_folded")
+        .values_list("started_at", "pings_folded", "duration_ms")
         .first()
     )
-    return [SweepSample(*row)] if row else []
+    return [_sample(*row)] if row else []
+
+
+def _sample(started_at: datetime, pings_folded: int, duration_ms: int) -> SweepSample:
+    return SweepSample(started_at, pings_folded, timedelta(milliseconds=duration_ms))
 
 
 def earliest_due_at() -> datetime | None:

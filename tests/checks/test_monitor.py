@@ -76,6 +76,17 @@ def dropped_to(recent_pings):
             BlindWindow(since=NOW - 3 * EVERY - ALLOWANCE - S, cause="sweeper"),
             id="gap-just-over-3-intervals-plus-allowance",
         ),
+        # --- a slow sweep is not a stopped sweeper: the gap counts from its end ---
+        pytest.param(
+            [SweepSample(NOW - 60 * S, STEADY, duration=55 * S)],
+            None,
+            id="slow-previous-sweep-ended-5s-ago",
+        ),
+        pytest.param(
+            [SweepSample(NOW - 10 * MIN, STEADY, duration=MIN)],
+            BlindWindow(since=NOW - 10 * MIN, cause="sweeper"),
+            id="slow-sweep-then-stopped: blind since it started",
+        ),
         pytest.param(
             history((40 * MIN, 0), newest=NOW - 2 * MIN),
             BlindWindow(since=NOW - 2 * MIN, cause="sweeper"),

@@ -180,6 +180,22 @@ def test_sweeper_gap_marks_missed_checks_unknown_and_pages_nobody(check, owner, 
     assert Incident.objects.count() == 1
 
 
+def test_a_slow_sweep_is_not_a_stopped_sweeper(check, owner, t0, settings):
+    """A sweep that took longer than three intervals (a herd, a loaded box) must not make the
+    next one judge Tocsin blind and turn real misses into `unknown`: the gap is counted from
+    the previous sweep's end."""
+    settings.BLIND_WINDOW_DETECTION = True
+    ping(check, at=t0)
+    sweep(t0 + MIN)
+    # The check's deadline (a day and an hour's grace) passes during a sweep that took 2 min.
+    started = t0 + DAY + HOUR + 10 * MIN
+    SweepRun.objects.create(started_at=started, duration_ms=120_000, examined=1000, changed=1000)
+    result = sweep(started + 2 * MIN + 5 * S)
+    assert result.blind is None
+    assert status(check) == "down"
+    assert Incident.objects.count() == 1
+
+
 def test_pause_resolves_the_incident_and_manual_resume(check, owner, t0):
     ping(check, "fail", at=t0)
     sweep(t0 + MIN)
