@@ -243,7 +243,7 @@ def queries_of_one_sweep(team, size: int, t0) -> dict[str, int]:
 @pytest.mark.skipif(
     "connection.vendor != 'postgresql'",
     reason="SQLite writes the batch's check rows one compare-and-set at a time (no UPDATE ... "
-    "FROM VALUES ... RETURNING path there), so its count grows by design",
+    "FROM unnest(...) RETURNING path there), so its count grows by design",
 )
 def test_the_queries_of_a_batch_do_not_grow_with_its_size(db, t0):
     counts = {}
