@@ -5,8 +5,13 @@ rotation in use, permissions and bad input."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core import mail
 
+from apps.checks.pings import PingData, record_ping
+from apps.checks.sweeper import sweep_due_checks
 from apps.escalation.models import EscalationPolicy, EscalationStep, Rotation, RotationOverride
+from apps.notifications.delivery import deliver, due_delivery_ids
+from apps.notifications.flush import flush_due_groups
 from tests.factories import MembershipFactory
 
 ROTATIONS = "/api/tocsin/v1/rotations/"
@@ -365,3 +370,45 @@ def test_other_teams_key_gets_404_and_no_key_401(api, other_api, anon_api, owner
     assert anon_api.get(url).status_code == 401
     assert Rotation.objects.get().name == "Primary on-call"
     assert RotationOverride.objects.count() == 1
+
+
+# --- end to end ---------------------------------------------------------------------------------
+
+
+def test_a_rotation_and_override_set_through_the_api_decide_who_gets_the_alert(
+    api, team, owner, member, check, t0
+):
+    """Rotation, override and policy written as code through the API; the check fails, the real
+    sweep, dispatch, flush and delivery run, and the email reaches whoever the API said."""
+    rotation = create(api, owner, member, cadence="daily", start_date="2026-11-01")
+    on_call_at_t0 = api.get(
+        f"{ROTATIONS}{rotation['id']}/on-call/", data={"at": t0.isoformat()}
+    ).json()
+    assert on_call_at_t0["user_id"] == owner.id  # alice's shift, per the schedule
+    cover = {
+        "user_id": member.id,
+        "starts_at": (t0 - timedelta(hours=1)).isoformat(),
+        "ends_at": (t0 + timedelta(hours=1)).isoformat(),
+    }
+    assert api.post(f"{ROTATIONS}{rotation['id']}/overrides/", cover).status_code == 201
+    policy = {
+        "name": "Through the rotation",
+        "is_default": True,
+        "steps": [{"wait": 600, "targets": [{"kind": "rotation", "id": rotation["id"]}]}],
+    }
+    assert api.post("/api/tocsin/v1/escalation-policies/", policy).status_code == 201
+
+    record_ping(
+        ping=PingData(kind="fail", method="POST", exit_status=2),
+        token=check.ping_token,
+        now=t0,
+    )
+    sweep_due_checks(now=t0 + timedelta(seconds=1))
+    later = t0 + timedelta(minutes=1)
+    flush_due_groups(now=later)
+    for delivery_id in due_delivery_ids(now=later):
+        deliver(delivery_id=delivery_id, now=later, jitter=0)
+
+    (email,) = mail.outbox
+    assert email.to == [member.email]
+    assert check.name in email.subject
