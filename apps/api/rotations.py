@@ -10,12 +10,17 @@ not a member of the team is refused like an unknown username.
 Deleting a rotation that escalation steps still notify is refused (409) unless `?force=true`,
 as for channels: a step whose rotation is gone reaches nobody."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.forms import ValidationError as FormValidationError
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
@@ -40,6 +45,7 @@ from .policies import DeleteQuerySerializer
 from .serializers import StrictCharField, StrictIntegerField
 
 BIGINT = 2**63 - 1
+HANDOFF_TIME = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
 NEXT_HANDOFFS = 5
 
 
@@ -55,8 +61,12 @@ class RotationInputSerializer(StrictObjectSerializer):
         default=Cadence.WEEKLY.value,
         help_text="How often the next member takes over.",
     )
-    handoff_time = serializers.TimeField(
-        help_text="Local time (in the timezone) when the next member takes over, e.g. 09:00."
+    # A wall-clock time without an offset (the rotation's timezone gives it one), which
+    # OpenAPI's "time" format, an RFC 3339 time with an offset, cannot say.
+    handoff_time = serializers.RegexField(
+        HANDOFF_TIME,
+        max_length=8,
+        help_text="Local time (in the timezone) when the next member takes over: HH:MM[:SS].",
     )
     start_date = serializers.DateField(
         help_text="The first shift starts at the handoff time on this local date."
@@ -94,7 +104,12 @@ class OverrideSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+def wall_clock(moment: time) -> str:
+    return moment.strftime("%H:%M:%S" if moment.second else "%H:%M")
+
+
 class RotationSerializer(serializers.ModelSerializer):
+    handoff_time = serializers.SerializerMethodField()
     members = serializers.SerializerMethodField()
 
     class Meta:
@@ -110,6 +125,11 @@ class RotationSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.RegexField(HANDOFF_TIME))
+    def get_handoff_time(self, rotation):
+        """Local time in the rotation's timezone, HH:MM (HH:MM:SS when it has seconds)."""
+        return wall_clock(rotation.handoff_time)
 
     def get_members(self, rotation) -> list[int]:
         """User ids, in shift order."""
@@ -143,7 +163,7 @@ def rotation_form_data(data: dict, team) -> dict:
         "name": data["name"],
         "timezone": data["timezone"],
         "cadence": data["cadence"],
-        "handoff_time": data["handoff_time"].isoformat(),
+        "handoff_time": data["handoff_time"],
         "start_date": data["start_date"].isoformat(),
         "members": ", ".join(usernames[user_id] for user_id in data["members"]),
     }
@@ -155,7 +175,7 @@ def current_settings(rotation: Rotation) -> dict:
         "name": rotation.name,
         "timezone": rotation.timezone,
         "cadence": rotation.cadence,
-        "handoff_time": rotation.handoff_time,
+        "handoff_time": wall_clock(rotation.handoff_time),
         "start_date": rotation.start_date,
         "members": [member.user_id for member in rotation.members.all()],
     }
@@ -288,7 +308,7 @@ class RotationViewSet(
         responses={200: OnCallSerializer},
     )
     @action(detail=True, methods=["get"], url_path="on-call", pagination_class=None)
-    def on_call(self, request, pk=None):
+    def who_is_on_call(self, request, pk=None):
         rotation = self.get_object()
         at = moment_asked(request.query_params)
         spec = rotation.spec()

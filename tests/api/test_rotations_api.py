@@ -49,7 +49,7 @@ def test_a_rotation_is_created_with_members_in_order_and_read_back(api, team, ow
         "name": "Primary on-call",
         "timezone": "Europe/Riga",
         "cadence": "weekly",
-        "handoff_time": "09:00:00",
+        "handoff_time": "09:00",
         "start_date": "2026-11-02",
         "members": [member.id, owner.id],
         "created_at": body["created_at"],
@@ -80,7 +80,7 @@ def test_put_replaces_and_patch_changes_only_what_it_names(api, owner, member, c
         "name": "Secondary",
         "timezone": "UTC",
         "cadence": "weekly",
-        "handoff_time": "18:30:00",
+        "handoff_time": "18:30",
     }
     rotation = Rotation.objects.get()
     assert [m.user_id for m in rotation.members.all()] == [member.id]
@@ -97,6 +97,7 @@ def test_put_replaces_and_patch_changes_only_what_it_names(api, owner, member, c
         ({"timezone": "../../etc/passwd"}, "timezone"),
         ({"handoff_time": "25:99"}, "handoff_time"),
         ({"handoff_time": 900}, "handoff_time"),
+        ({"handoff_time": "09:00+02:00"}, "handoff_time"),
         ({"cadence": "hourly"}, "cadence"),
         ({"start_date": "yesterday"}, "start_date"),
         ({"start_date": "9999-12-31"}, "start_date"),
@@ -116,6 +117,7 @@ def test_put_replaces_and_patch_changes_only_what_it_names(api, owner, member, c
         "timezone-path",
         "time",
         "time-as-number",
+        "time-with-offset",
         "cadence",
         "date",
         "date-at-calendar-end",
