@@ -175,7 +175,6 @@ class ChannelWithSecretSerializer(ChannelSerializer):
 class TestDeliverySerializer(serializers.ModelSerializer):
     """The outcome of a test send."""
 
-    __test__ = False  # not a pytest test class, whatever its name
     delivery_id = serializers.IntegerField(source="id")
     status = serializers.ChoiceField(Delivery.Status.choices)
 
