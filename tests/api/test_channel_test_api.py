@@ -3,11 +3,13 @@ local HTTP server for the HTTP kinds, Django's outbox for email), its outcome in
 test per channel every few seconds, the outbound guard, permissions and bad input."""
 
 import hmac
+import threading
 from datetime import timedelta
 from hashlib import sha256
 
 import pytest
 from django.core import mail
+from django.db import connection
 
 from apps.notifications.models import Channel, Delivery
 from apps.notifications.testing import TEST_INTERVAL, TestTooSoon, send_test_notification
@@ -176,3 +178,30 @@ def test_a_body_changes_nothing(api, team, receiver, raw):
     response = api.call("POST", send_test_url(channel), raw=raw)
     assert response.status_code == 200
     assert [r.path for r in receiver.requests] == ["/in"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tests_at_the_same_moment_send_one_message(team, receiver, t0):
+    """The channel's row lock (PostgreSQL) or the single writer (SQLite, IMMEDIATE
+    transactions) makes the second request see the first one's delivery."""
+    channel = make_channel(team, "webhook", url=receiver.url())
+    receiver.delay = 0.3  # the first send is still in flight when the second asks
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def send():
+        try:
+            start.wait()
+            outcomes.append(send_test_notification(channel=channel, now=t0).status)
+        except TestTooSoon:
+            outcomes.append("too soon")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["sent", "too soon"]
+    assert Delivery.objects.count() == 1 and len(receiver.requests) == 1
