@@ -14,7 +14,12 @@ Secrets are write-only, with one exception:
 - Slack incoming-webhook and ntfy topic URLs are credentials too: read-only keys (dashboards,
   monitoring) see only the URL's scheme and host; read-write keys, which can change the URL
   anyway, see it whole.
-Deleting a channel that escalation steps still name is refused (409) unless `?force=true`."""
+Deleting a channel that escalation steps still name is refused (409) unless `?force=true`.
+
+POST .../test/ sends a test message now, through the same delivery path as the dashboard's
+"Send a test notification" (apps/notifications/testing.py: the kind's sender from the channel
+registry, the outbound guard and timeout), and answers with the delivery's outcome; at most one
+test per channel every few seconds (429 with Retry-After otherwise)."""
 
 from urllib.parse import urlsplit
 
@@ -22,9 +27,10 @@ from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.response import Response
 
+from apps.clock import database_now
 from apps.escalation.models import EscalationStep
 from apps.notifications.forms import (
     MAX_HEADER_VALUE,
@@ -33,7 +39,8 @@ from apps.notifications.forms import (
     ChannelForm,
     format_headers,
 )
-from apps.notifications.models import Channel, new_channel_secret
+from apps.notifications.models import Channel, Delivery, new_channel_secret
+from apps.notifications.testing import TestTooSoon, send_test_notification
 
 from .base import ID_PATTERN, TeamApiMixin
 from .errors import Conflict
@@ -165,6 +172,26 @@ class ChannelWithSecretSerializer(ChannelSerializer):
         return channel.secret if channel.kind == Channel.Kind.WEBHOOK else None
 
 
+class TestDeliverySerializer(serializers.ModelSerializer):
+    """The outcome of a test send."""
+
+    delivery_id = serializers.IntegerField(source="id")
+    status = serializers.ChoiceField(Delivery.Status.choices)
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "delivery_id",
+            "status",
+            "attempts",
+            "response_status",
+            "last_error",
+            "sent_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
 def current_settings(channel: Channel) -> dict:
     config = channel.config
     return {
@@ -289,6 +316,28 @@ class ChannelViewSet(
         channel.secret = new_channel_secret()
         channel.save(update_fields=["secret", "updated_at"])
         return self._answer(channel, serializer_class=ChannelWithSecretSerializer)
+
+    @extend_schema(
+        summary="Send a test message to the channel now, and answer with how it went",
+        description=(
+            "One attempt, at once, through the real delivery path (no retry, no failure "
+            "report); the answer waits for it (at most the outbound timeout). At most one test "
+            "per channel every few seconds: 429 with Retry-After otherwise."
+        ),
+        request=None,
+        responses={200: TestDeliverySerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="test")
+    def send_test(self, request, pk=None):
+        channel = self.get_object()
+        try:
+            delivery = send_test_notification(channel=channel, now=database_now())
+        except TestTooSoon as exc:
+            raise Throttled(
+                wait=exc.retry_after.total_seconds(),
+                detail="A test was sent to this channel a moment ago; try again shortly.",
+            ) from None
+        return Response(TestDeliverySerializer(delivery).data)
 
     @extend_schema(
         summary="Delete a channel (409 while escalation steps name it, unless force=true)",

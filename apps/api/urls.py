@@ -9,7 +9,9 @@ from .errors import json_not_found
 from .incidents import IncidentViewSet
 from .members import MemberViewSet
 from .metrics_view import MetricsView
+from .notification_settings import NotificationSettingsView
 from .policies import EscalationPolicyViewSet
+from .rotations import RotationViewSet
 from .silences import MaintenanceWindowViewSet, SilenceViewSet
 
 app_name = "api"
@@ -23,6 +25,7 @@ router.register("members", MemberViewSet, basename="member")
 router.register("channels", ChannelViewSet, basename="channel")
 router.register("escalation-policies", EscalationPolicyViewSet, basename="escalation-policy")
 router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")
+router.register("rotations", RotationViewSet, basename="rotation")
 
 # Healthchecks' Management API, mounted once per version (v1, v2, v3; the views differ by
 # `api_version`). Healthchecks writes /checks/<uuid> without a trailing slash and /pings/ with
@@ -63,6 +66,11 @@ TOCSIN = "tocsin/v1/"
 urlpatterns = [
     path(TOCSIN, include(router.urls)),
     path(f"{TOCSIN}metrics/", MetricsView.as_view(), name="metrics"),
+    path(
+        f"{TOCSIN}notification-settings/",
+        NotificationSettingsView.as_view(),
+        name="notification-settings",
+    ),
     path(f"{TOCSIN}schema/", SpectacularAPIView.as_view(), name="schema"),
     path(f"{TOCSIN}docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path(f"{TOCSIN}redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

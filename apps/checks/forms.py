@@ -196,7 +196,12 @@ class CheckForm(forms.ModelForm):
         parents.queryset = Check.objects.filter(team=team).order_by("name")
         if self.instance.pk:
             parents.queryset = parents.queryset.exclude(pk=self.instance.pk)
-        parents.error_messages["invalid_choice"] = "Choose checks of this team."
+        # The API shows this message to a client that sent the id (the page's checkboxes
+        # offer only valid ones), so it says which id and why.
+        parents.error_messages["invalid_choice"] = (
+            "“%(value)s” is not another check of this team: a check depends only on other "
+            "checks of its own team, never on itself."
+        )
         parents.error_messages["invalid_pk_value"] = "Choose checks of this team."
 
     @staticmethod

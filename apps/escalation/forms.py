@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 from django import forms
+from django.db import transaction
 
 from apps.checks.form_fields import DurationInput
 from apps.checks.models import Check
@@ -241,6 +242,14 @@ class RotationForm(forms.ModelForm):
     def clean_timezone(self):
         return valid_timezone(self.cleaned_data.get("timezone"))
 
+    def clean_start_date(self):
+        start = self.cleaned_data["start_date"]
+        # Handoffs are counted day by day from here: a date at the calendar's edge would
+        # overflow the next handoffs' dates on the rotation's page.
+        if not 2000 <= start.year <= 9000:
+            raise forms.ValidationError("Enter a date between the years 2000 and 9000.")
+        return start
+
     def clean_members(self):
         names = [n.strip() for n in self.cleaned_data["members"].split(",") if n.strip()]
         if not names:
@@ -256,10 +265,13 @@ class RotationForm(forms.ModelForm):
     def save(self, commit=True):
         rotation = super().save(commit=False)
         rotation.team = self.team
-        rotation.save()
-        rotation.members.all().delete()
-        for order, user_id in enumerate(self.cleaned_data["members"]):
-            rotation.members.create(user_id=user_id, order=order)
+        # One transaction: a rotation is never seen (by an escalation) with no members between
+        # the delete and the inserts.
+        with transaction.atomic():
+            rotation.save()
+            rotation.members.all().delete()
+            for order, user_id in enumerate(self.cleaned_data["members"]):
+                rotation.members.create(user_id=user_id, order=order)
         return rotation
 
 

@@ -49,11 +49,19 @@ def shift_index(spec: RotationSpec, at: datetime) -> int | None:
     return days // 7 if spec.cadence == Cadence.WEEKLY else days
 
 
-def on_call(spec: RotationSpec, at: datetime) -> int | None:
-    """The member on call at `at`, or None when the rotation is empty or has not started."""
+def covering_override(spec: RotationSpec, at: datetime) -> Override | None:
+    """The override in force at `at` (the one starting last, where several overlap), if any."""
     for override in sorted(spec.overrides, key=lambda o: o.starts_at, reverse=True):
         if override.starts_at <= at < override.ends_at:
-            return override.member
+            return override
+    return None
+
+
+def on_call(spec: RotationSpec, at: datetime) -> int | None:
+    """The member on call at `at`, or None when the rotation is empty or has not started."""
+    override = covering_override(spec, at)
+    if override is not None:
+        return override.member
     if not spec.members:
         return None
     index = shift_index(spec, at)

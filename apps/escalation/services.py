@@ -99,6 +99,12 @@ def add_override(*, rotation: Rotation, user_id: int, starts_at, ends_at) -> Rot
     )
 
 
+def change_override(*, override: RotationOverride, user_id: int, starts_at, ends_at):
+    override.user_id, override.starts_at, override.ends_at = user_id, starts_at, ends_at
+    override.save(update_fields=["user", "starts_at", "ends_at"])
+    return override
+
+
 def create_maintenance_window(*, team, data: dict, matchers: dict, user, now: datetime):
     return MaintenanceWindow.objects.create(
         team=team,

@@ -16,7 +16,7 @@ from apps.teams.models import Membership
 
 from .forms import ChannelForm, GroupingForm
 from .models import Channel, Delivery, TeamNotificationSettings, new_channel_secret
-from .testing import send_test_notification
+from .testing import TestTooSoon, send_test_notification
 
 RECENT_DELIVERIES = 25
 
@@ -111,7 +111,14 @@ def channel_test(request, channel_id):
     """Send a test notification now and show how it went (the result partial for htmx)."""
     channel, membership = get_channel_for_user(request.user, channel_id)
     require_admin(membership)
-    delivery = send_test_notification(channel=channel, now=database_now())
+    try:
+        delivery = send_test_notification(channel=channel, now=database_now())
+    except TestTooSoon as exc:
+        if request.htmx:
+            # A 200 partial: htmx swaps 2xx answers only (base.html's responseHandling).
+            return render(request, "notifications/_test_result.html", {"too_soon": exc})
+        messages.error(request, f"{exc} Try again in a few seconds.")
+        return redirect("notifications:channel-detail", channel.id)
     context = {"channel": channel, "delivery": delivery}
     if request.htmx:
         return render(request, "notifications/_test_result.html", context)

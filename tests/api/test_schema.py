@@ -1,10 +1,11 @@
 """The OpenAPI schema at /api/tocsin/v1/schema/ against the running API, with schemathesis.
 
 Every operation of the schema (v1: checks, incidents, silences, maintenance windows, escalation
-policies, channels, metrics; and the Healthchecks-compatible v3) is called over real HTTP, on
-the production WSGI app, with a real read-write key of a team that has one of each object, with
-inputs generated from the schema (valid and invalid). Each answer must not be a server error and
-must match what the schema says: status code, content type, headers and body.
+policies, channels, rotations, notification settings, metrics; and the Healthchecks-compatible
+v3) is called over real HTTP, on the production WSGI app, with a real read-write key of a team
+that has one of each object, with inputs generated from the schema (valid and invalid). Each
+answer must not be a server error and must match what the schema says: status code, content
+type, headers and body.
 
 Bounded for CI: a few examples per operation (hypothesis settings below) and no shrinking of
 failures beyond what hypothesis does in that budget."""
@@ -29,7 +30,14 @@ from schemathesis.specs.openapi.checks import (
 from apps.api.keys import create_api_key
 from apps.checks.pings import PingData, record_ping
 from apps.checks.sweeper import sweep_due_checks
-from apps.escalation.models import EscalationPolicy, EscalationStep, MaintenanceWindow, Silence
+from apps.escalation.models import (
+    EscalationPolicy,
+    EscalationStep,
+    MaintenanceWindow,
+    Rotation,
+    RotationOverride,
+    Silence,
+)
 from apps.notifications.models import Channel
 from tests.factories import CheckFactory, MembershipFactory, TeamFactory
 
@@ -52,7 +60,8 @@ CHECKS = [
 @pytest.fixture
 def seeded_key(transactional_db, settings, t0):
     """A read-write key of a team with a check (with pings and an incident), a silence, a
-    maintenance window, a policy with a step and a webhook channel, so that lists and reads
+    maintenance window, a policy with a step, a webhook channel and a rotation with an override,
+    so that lists and reads
     return real objects whose shape the schema must describe."""
     settings.API_THROTTLE_RATE = "100000/minute"
     team = TeamFactory(name="Ops", slug="ops")
@@ -90,6 +99,16 @@ def seeded_key(transactional_db, settings, t0):
         created_at=t0,
     )
     member = MembershipFactory(team=team, role="admin").user
+    rotation = Rotation.objects.create(
+        team=team, name="primary", handoff_time="09:00", start_date=t0.date()
+    )
+    rotation.members.create(user=member, order=0)
+    override = RotationOverride.objects.create(
+        rotation=rotation, user=member, starts_at=t0, ends_at=t0 + timedelta(days=1)
+    )
+    # The channel's "send a test" really sends, to a public address that may not answer here:
+    # short, so that the run does not wait 10 s per attempt.
+    settings.OUTBOUND_TIMEOUT = 0.5
     key = create_api_key(team=team, name="schemathesis", is_read_only=False).secret
     real_ids = {
         "/api/tocsin/v1/members/": {"id": member.id},
@@ -100,6 +119,7 @@ def seeded_key(transactional_db, settings, t0):
         "/api/tocsin/v1/maintenance-windows/": {"id": window.id},
         "/api/tocsin/v1/escalation-policies/": {"id": policy.id},
         "/api/tocsin/v1/channels/": {"id": channel.id},
+        "/api/tocsin/v1/rotations/": {"id": rotation.id, "override_id": override.id},
         "/api/v3/": {"code": str(check.id)},
     }
     return key, real_ids
@@ -115,6 +135,8 @@ GROUPS = {
     "escalation-policies": "/api/tocsin/v1/escalation-policies/",
     "channels": "/api/tocsin/v1/channels/",
     "members": "/api/tocsin/v1/members/",
+    "rotations": "/api/tocsin/v1/rotations/",
+    "notification-settings": "/api/tocsin/v1/notification-settings/",
     "metrics": "/api/tocsin/v1/metrics/",
     "healthchecks-v3": "/api/v3/",
 }
@@ -144,8 +166,9 @@ def at_real_object(case, real_ids: dict):
     """The case addressed to a seeded object instead of a random id (which would only 404)."""
     for prefix, parameters in real_ids.items():
         if case.path.startswith(prefix):
-            if set(parameters) & set(case.path_parameters):
-                case.path_parameters = {**case.path_parameters, **parameters}
+            wanted = {k: v for k, v in parameters.items() if k in case.path_parameters}
+            if wanted:
+                case.path_parameters = {**case.path_parameters, **wanted}
             break
     return case
 

@@ -58,7 +58,10 @@ def test_another_teams_check_cannot_be_a_parent(team, other_team):
     theirs = CheckFactory(team=other_team)
     form = form_for(team, depends_on=[str(theirs.id)])
     assert not form.is_valid()
-    assert form.errors["depends_on"] == ["Choose checks of this team."]
+    assert form.errors["depends_on"] == [
+        f"“{theirs.id}” is not another check of this team: a check depends only on other "
+        "checks of its own team, never on itself."
+    ]
 
 
 @pytest.mark.parametrize("value", ["not-a-uuid", "", "<b>x</b>", "0" * 500])
@@ -71,7 +74,7 @@ def test_malformed_parent_is_refused(team, value):
 def test_a_check_cannot_depend_on_itself(team, check):
     form = form_for(team, instance=check, depends_on=[str(check.id)])
     assert not form.is_valid()
-    assert "depends_on" in form.errors
+    assert "never on itself" in form.errors["depends_on"][0]
 
 
 def test_a_dependency_cycle_is_refused(team):

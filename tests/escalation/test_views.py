@@ -403,9 +403,20 @@ def test_admin_creates_a_rotation_with_members_in_order(as_user, admin, owner, m
         ({"handoff_time": "25:99"}, "Enter a valid time"),
         ({"cadence": "hourly"}, "not one of the available choices"),
         ({"start_date": "yesterday"}, "Enter a valid date"),
+        ({"start_date": "9999-12-31"}, "between the years 2000 and 9000"),
         ({"name": HOSTILE * 10}, "at most 100"),
     ],
-    ids=["no-members", "unknown", "other-team", "timezone", "time", "cadence", "date", "long"],
+    ids=[
+        "no-members",
+        "unknown",
+        "other-team",
+        "timezone",
+        "time",
+        "cadence",
+        "date",
+        "date-at-calendar-end",
+        "long",
+    ],
 )
 def test_bad_rotation_input_is_refused(as_user, admin, outsider, data, message):
     response = as_user(admin).post(url("rotation-create"), rotation_data(**data))

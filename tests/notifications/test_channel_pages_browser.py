@@ -1,7 +1,7 @@
 """The channel pages in a real headless Chromium: an admin creates a webhook through the form
 (a private address is refused with a clear message first), sends a test notification with the
-htmx button and sees the result in place, and the delivery appears in the list; a member sees
-the page without the controls."""
+htmx button and sees the result in place (a second click at once is refused in place), and
+the delivery appears in the list; a member sees the page without the controls."""
 
 import pytest
 from playwright.sync_api import expect
@@ -49,6 +49,10 @@ def test_admin_creates_a_webhook_and_sends_a_test_from_the_browser(new_page, tea
         (request,) = receiver.requests
         assert request.json()["type"] == "test"
         assert request.headers["Authorization"] == "Bearer abc"
+        # A second click at once is refused in place: one test per channel every few seconds.
+        page.get_by_role("button", name="Send a test notification").click()
+        expect(page.locator("#test-result")).to_contain_text("Try again in a few seconds")
+        assert len(receiver.requests) == 1
     page.reload()
     expect(page.locator("#deliveries")).to_contain_text("Test notification")
     assert Delivery.objects.get().status == "sent"

@@ -368,6 +368,19 @@ def test_test_notification_without_htmx_redirects_with_a_message(client, admin, 
     assert receiver.requests[0].headers["Title"] == "[Tocsin] Test notification"
 
 
+def test_a_second_test_at_once_is_refused_in_place_and_sends_nothing(client, admin, team, receiver):
+    channel = make_channel(team, "webhook", name="local", url=receiver.url("/in"))
+    login(client, admin)
+    url = reverse("notifications:channel-test", args=[channel.id])
+    assert "delivered" in client.post(url, HTTP_HX_REQUEST="true").content.decode()
+    again = client.post(url, HTTP_HX_REQUEST="true")
+    assert again.status_code == 200  # htmx swaps 2xx answers only
+    assert "Try again in a few seconds" in again.content.decode()
+    without_htmx = client.post(url, follow=True)
+    assert "Try again in a few seconds" in without_htmx.content.decode()
+    assert Delivery.objects.count() == 1 and len(receiver.requests) == 1
+
+
 def test_the_deliveries_region_refreshes_alone(client, member, hook):
     login(client, member)
     response = client.get(
