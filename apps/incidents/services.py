@@ -258,13 +258,15 @@ def raise_due_severities(*, now: datetime, batch_size: int = 500) -> int:
     """Apply severity rules (e.g. warning -> critical after 1 hour open) that fell due by `now`.
     Each change is recorded on the incident's timeline. Safe to run concurrently."""
     raised, reached = 0, []
+    due_now = Incident.objects.filter(severity_raise_at__lte=now).exclude(
+        state=Incident.State.RESOLVED
+    )
+    if not due_now.exists():
+        # Every sweep asks, and almost always nothing is due: one indexed read, without the
+        # transaction and row locks that raising needs.
+        return 0
     with transaction.atomic():
-        due = (
-            Incident.objects.select_for_update(skip_locked=True)
-            .select_related("owner")
-            .filter(severity_raise_at__lte=now)
-            .exclude(state=Incident.State.RESOLVED)[:batch_size]
-        )
+        due = due_now.select_for_update(skip_locked=True).select_related("owner")[:batch_size]
         for incident in due:
             new = incident.owner.severity_raise_to
             old = incident.severity
