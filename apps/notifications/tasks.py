@@ -15,6 +15,7 @@ from apps.clock import database_now
 
 from .delivery import CLAIM_FOR_SECONDS, deliver, deliver_due, prepare_due_deliveries
 from .flush import flush_due_groups
+from .status_reports import send_due_reports
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +67,9 @@ def retry_due_deliveries_task() -> str:
     due = prepare_due_deliveries(now=database_now())
     wake_deliverers(due)
     return f"{due} due"
+
+
+@shared_task(acks_late=True)
+def send_status_reports_task() -> str:
+    """Beat: every status report that is due (each claimed once, whoever runs this)."""
+    return f"sent {send_due_reports(now=database_now())} status reports"
