@@ -279,6 +279,9 @@ def unsubscribe_from_reports(request, token):
         user_id = read_unsubscribe_token(token)
     except InvalidUnsubscribeToken as exc:
         return render(request, "teams/report_unsubscribe.html", {"problem": str(exc)}, status=400)
-    if request.method == "POST":
-        services.set_report_frequency(user_id=user_id, frequency=Frequency.OFF)
+    if request.method == "POST" and not services.set_report_frequency(
+        user_id=user_id, frequency=Frequency.OFF
+    ):
+        problem = "This link is not valid: its account no longer exists."
+        return render(request, "teams/report_unsubscribe.html", {"problem": problem}, status=400)
     return render(request, "teams/report_unsubscribe.html", {"done": request.method == "POST"})
