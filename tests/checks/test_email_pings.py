@@ -311,3 +311,46 @@ def test_command_refuses_to_start_without_a_domain(settings):
     settings.PING_EMAIL_DOMAIN = ""
     with pytest.raises(CommandError, match="PING_EMAIL_DOMAIN"):
         call_command("smtpd_pings")
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def test_the_command_serves_mail_and_stops_on_sigterm():
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    check = CheckFactory()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "PING_EMAIL_DOMAIN": DOMAIN,
+        "DEBUG": "1",
+    }
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "manage.py", "smtpd_pings", "--host", "127.0.0.1", "--port"]
+    server = subprocess.Popen(
+        [*command, str(port)], cwd=root, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert "listening on 127.0.0.1" in server.stdout.readline()
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.send_message(_mail(f"{check.id}@{DOMAIN}", subject="from the command"))
+        assert _pings(check)[0].body_text.startswith("Subject: from the command")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=15) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
