@@ -59,6 +59,12 @@ def _non_negative_float(name: str, default: float) -> float:
 
 # Tocsin's own knobs.
 PING_BODY_LIMIT = _positive_int("PING_BODY_LIMIT", 100 * 1024)
+# Email pings (apps/checks/email_pings.py): with a domain set, `manage.py smtpd_pings` accepts
+# mail to <check uuid>@domain and <ping key>+<slug>@domain, and check pages show the address.
+PING_EMAIL_DOMAIN = env.str("PING_EMAIL_DOMAIN", default="").strip().lower()
+PING_EMAIL_HOST = env.str("PING_EMAIL_HOST", default="0.0.0.0")  # noqa: S104 (a listener)
+PING_EMAIL_PORT = _positive_int("PING_EMAIL_PORT", 2525)
+PING_EMAIL_MAX_SIZE = _positive_int("PING_EMAIL_MAX_SIZE", 1024 * 1024)
 PINGS_KEPT_PER_CHECK = _positive_int("PINGS_KEPT_PER_CHECK", 100)
 SWEEP_INTERVAL = _non_negative_float("SWEEP_INTERVAL", 5.0) or 5.0
 CLOCK_SKEW_ALLOWANCE = timedelta(seconds=_non_negative_float("CLOCK_SKEW_ALLOWANCE", 5.0))
@@ -97,6 +103,9 @@ SWEEPER_DEADMAN_TIMEOUT = _non_negative_float("SWEEPER_DEADMAN_TIMEOUT", 5.0) or
 OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
 OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
 OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
+# How often beat looks for status reports that are due (a person's period ends at their local
+# midnight, so a daily report arrives within this long after it).
+REPORT_CHECK_INTERVAL = _non_negative_float("REPORT_CHECK_INTERVAL", 600.0) or 600.0
 # Escalation (apps/escalation): when a parent check recovers, its dependents' incidents that
 # are still open are notified after this delay (time for them to recover too).
 DEPENDENCY_RELEASE_DELAY = timedelta(seconds=_non_negative_float("DEPENDENCY_RELEASE_DELAY", 120.0))
@@ -243,6 +252,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.escalation.tasks.escalate_due_incidents_task",
         "schedule": SWEEP_INTERVAL,
         "options": {"expires": SWEEP_INTERVAL * 2},
+    },
+    "send-status-reports": {
+        "task": "apps.notifications.tasks.send_status_reports_task",
+        "schedule": REPORT_CHECK_INTERVAL,
+        "options": {"expires": REPORT_CHECK_INTERVAL},
     },
     "prune-pings": {
         "task": "apps.checks.tasks.prune_pings_task",

@@ -120,7 +120,8 @@ def dev_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def service_commands(python: Path | str, env: dict[str, str]) -> list[Service]:
-    """Web, Celery worker and Celery beat, as the dev run starts them."""
+    """Web, Celery worker and Celery beat, as the dev run starts them, and the email-ping
+    listener when PING_EMAIL_DOMAIN is set."""
     python = str(python)
     port = env.get("PORT", str(DEFAULT_PORT))
     # SQLite takes one writer at a time and the filesystem broker has no server to arbitrate:
@@ -128,6 +129,18 @@ def service_commands(python: Path | str, env: dict[str, str]) -> list[Service]:
     embedded = not env.get("DATABASE_URL") or not env.get("REDIS_URL")
     pool = ["--pool=solo"] if embedded else ["--concurrency=2"]
     schedule = var_dir(env) / "celerybeat-schedule"
+    # Email pings only when there is a domain to receive them for (see README, "Email pings").
+    mail = (
+        [
+            Service(
+                "smtpd",
+                [python, "manage.py", "smtpd_pings", "--host", "127.0.0.1"],
+                stop_signal=signal.SIGTERM,
+            )
+        ]
+        if env.get("PING_EMAIL_DOMAIN", "").strip()
+        else []
+    )
     return [
         # SIGTERM, not SIGINT: runserver has no handler of its own and nothing to save, so the
         # default action ends it at once. SIGINT took 15 s and a kill (issue 14): Python turns
@@ -144,6 +157,7 @@ def service_commands(python: Path | str, env: dict[str, str]) -> list[Service]:
             "beat",
             [python, "-m", "celery", "-A", "config", "beat", "-l", "info", "-s", str(schedule)],
         ),
+        *mail,
     ]
 
 

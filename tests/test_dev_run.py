@@ -249,3 +249,12 @@ def test_runserver_stops_on_its_signal_even_when_sigint_is_ignored(tmp_path):
     assert "SIGINT: stopping all services" in log
     assert "web did not stop in 2 s" not in log, log
     assert not is_running(pids["web"])
+
+
+def test_the_email_ping_listener_starts_only_with_a_domain(tmp_path):
+    env = embedded_env(tmp_path, 8123)
+    assert "smtpd" not in {s.name for s in dev.service_commands("python", env)}
+    env["PING_EMAIL_DOMAIN"] = "pings.example"
+    smtpd = next(s for s in dev.service_commands("python", env) if s.name == "smtpd")
+    assert smtpd.argv[1:] == ["manage.py", "smtpd_pings", "--host", "127.0.0.1"]
+    assert smtpd.stop_signal == signal.SIGTERM

@@ -19,7 +19,7 @@ from apps.teams.models import Team
 # Every setting the API reads and writes, by kind of translation.
 DURATIONS = ("period", "grace", "flap_window")
 OPTIONAL_DURATIONS = ("max_runtime", "progress_timeout", "severity_raise_after")
-BOOLEANS = ("post_only", "manual_resume")
+BOOLEANS = ("post_only", "manual_resume", "email_filter_subject", "email_filter_body")
 TEXTS = (
     "name",
     "slug",
@@ -30,6 +30,9 @@ TEXTS = (
     "timezone",
     "success_keywords",
     "failure_keywords",
+    "email_success_keywords",
+    "email_failure_keywords",
+    "email_start_keywords",
     "severity",
     "severity_raise_to",
 )

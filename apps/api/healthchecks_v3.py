@@ -145,7 +145,8 @@ def check_as_v3(check: Check, *, read_only: bool, version: int = 3) -> dict:
         "failure_kw": ",".join(check.failure_keywords.splitlines()),
         "filter_subject": False,
         "filter_body": has_keywords,
-        # Tocsin matches keywords in HTTP ping bodies (it has no email pings).
+        # These keywords are matched in HTTP ping bodies; email pings have settings of their
+        # own (Check.email_*), which this API does not map.
         "filter_http_body": has_keywords,
         "filter_default_fail": False,
         # Public by design (a badge shows only a name and a status), so for every key.

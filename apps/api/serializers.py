@@ -92,6 +92,11 @@ class CheckInputSerializer(serializers.Serializer):
     post_only = StrictBooleanField(required=False)
     success_keywords = StrictCharField(max_length=2000, allow_blank=True, required=False)
     failure_keywords = StrictCharField(max_length=2000, allow_blank=True, required=False)
+    email_filter_subject = StrictBooleanField(required=False)
+    email_filter_body = StrictBooleanField(required=False)
+    email_success_keywords = StrictCharField(max_length=2000, allow_blank=True, required=False)
+    email_failure_keywords = StrictCharField(max_length=2000, allow_blank=True, required=False)
+    email_start_keywords = StrictCharField(max_length=2000, allow_blank=True, required=False)
     manual_resume = StrictBooleanField(required=False)
     failure_threshold = StrictIntegerField(required=False, **_SANE_INT)
     recovery_threshold = StrictIntegerField(required=False, **_SANE_INT)
@@ -198,6 +203,11 @@ class CheckSerializer(serializers.ModelSerializer):
             "post_only",
             "success_keywords",
             "failure_keywords",
+            "email_filter_subject",
+            "email_filter_body",
+            "email_success_keywords",
+            "email_failure_keywords",
+            "email_start_keywords",
             "manual_resume",
             "failure_threshold",
             "recovery_threshold",

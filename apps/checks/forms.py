@@ -57,6 +57,16 @@ FIELDSETS = [
         ],
     ),
     (
+        "Email pings",
+        [
+            "email_filter_subject",
+            "email_filter_body",
+            "email_success_keywords",
+            "email_failure_keywords",
+            "email_start_keywords",
+        ],
+    ),
+    (
         "Alerting",
         [
             "failure_threshold",
@@ -134,6 +144,11 @@ class CheckForm(forms.ModelForm):
             "flap_threshold": "Flapping above this many changes",
             "severity_raise_to": "Raise severity to",
             "depends_on": "Depends on",
+            "email_filter_subject": "Look for keywords in the subject",
+            "email_filter_body": "Look for keywords in the body",
+            "email_success_keywords": "Success keywords (email)",
+            "email_failure_keywords": "Failure keywords (email)",
+            "email_start_keywords": "Start keywords (email)",
         }
         help_texts = {
             "slug": "Used in /ping/<ping key>/<slug> URLs. Leave blank to derive it from the name.",
@@ -147,6 +162,10 @@ class CheckForm(forms.ModelForm):
             "missed_tolerance": "Go down only after this many expected pings in a row are missed.",
             "success_keywords": "One per line: a ping body containing one counts as success.",
             "failure_keywords": "One per line: a ping body containing one counts as failure.",
+            "email_filter_subject": "Off (both): every mail to the check's address is a success.",
+            "email_filter_body": "A mail matching no keyword is only logged: it changes nothing.",
+            "email_success_keywords": "One per line or comma; failure keywords are tried first.",
+            "email_start_keywords": "One per line or comma: a matching mail starts a run.",
             "partial_max_failed": "A run reporting more failed items than this fails. Empty: any.",
             "partial_max_ratio": "From 0 to 1: failed items / processed above this fails.",
             "transient_exit_statuses": "Separated by spaces or commas, from 1 to 255.",
@@ -161,6 +180,9 @@ class CheckForm(forms.ModelForm):
             "description": forms.Textarea(attrs={"rows": 3}),
             "success_keywords": forms.Textarea(attrs={"rows": 2}),
             "failure_keywords": forms.Textarea(attrs={"rows": 2}),
+            "email_success_keywords": forms.Textarea(attrs={"rows": 2}),
+            "email_failure_keywords": forms.Textarea(attrs={"rows": 2}),
+            "email_start_keywords": forms.Textarea(attrs={"rows": 2}),
         }
 
     def __init__(self, *args, team, **kwargs):

@@ -10,7 +10,7 @@ from apps.bulk import bound_cursor
 from apps.teams.models import Team
 
 from . import schedule
-from .rules import EX_TEMPFAIL, Rules, Severity
+from .rules import EX_TEMPFAIL, EmailRules, Rules, Severity
 from .schedule import HostClock, Schedule, ScheduleKind, host_clock
 from .state import EvalState, RunOutcome, Status, state_from_json
 from .storable import decode_storable
@@ -143,6 +143,14 @@ class Check(models.Model):
     success_keywords = models.TextField(blank=True, max_length=2000)
     failure_keywords = models.TextField(blank=True, max_length=2000)
     manual_resume = models.BooleanField(default=False)
+    # Email pings (apps/checks/email_pings.py): with neither filter on, every mail is a success;
+    # with one on, the keywords found in the subject and/or body decide, and a mail matching
+    # none is kept as a log entry that changes nothing (Healthchecks' "ignored").
+    email_filter_subject = models.BooleanField(default=False)
+    email_filter_body = models.BooleanField(default=False)
+    email_success_keywords = models.TextField(blank=True, max_length=2000)
+    email_failure_keywords = models.TextField(blank=True, max_length=2000)
+    email_start_keywords = models.TextField(blank=True, max_length=2000)
     # When a failure becomes an alert.
     failure_threshold = models.PositiveSmallIntegerField(default=1)
     recovery_threshold = models.PositiveSmallIntegerField(default=1)
@@ -255,6 +263,15 @@ class Check(models.Model):
             flap_threshold=self.flap_threshold,
             flap_window=self.flap_window,
             skew_warning=self.skew_warning,
+        )
+
+    def email_rules(self) -> EmailRules:
+        return EmailRules(
+            filter_subject=self.email_filter_subject,
+            filter_body=self.email_filter_body,
+            success_keywords=split_keywords(self.email_success_keywords),
+            failure_keywords=split_keywords(self.email_failure_keywords),
+            start_keywords=split_keywords(self.email_start_keywords),
         )
 
     def state(self) -> EvalState:

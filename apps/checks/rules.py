@@ -5,6 +5,10 @@ folds it in: a GET on a POST-only check is ignored, a failure with attempt < max
 retry, an exit status listed as transient is a transient failure, a finishing ping that reports
 processed/failed counts is a success, a partial success or a failure depending on the limits,
 and keywords found in a body can turn a ping into a success or a failure.
+
+Email pings are judged once, when the mail arrives (`classify_email`, with the check's own
+email keywords on subject and body); the sweeper then takes their kind as given: the HTTP
+body keywords and "only POST counts" are about HTTP requests.
 """
 
 import json
@@ -98,6 +102,42 @@ class Rules:
     skew_warning: timedelta = timedelta(seconds=60)
 
 
+EMAIL_METHOD = "EMAIL"  # Ping.method of a ping that came by email
+
+
+@dataclass(frozen=True)
+class EmailRules:
+    """How a check reads the mails sent to its address (Healthchecks' filter_subject,
+    filter_body, success_kw, failure_kw, start_kw)."""
+
+    filter_subject: bool = False
+    filter_body: bool = False
+    success_keywords: tuple[str, ...] = ()
+    failure_keywords: tuple[str, ...] = ()
+    start_keywords: tuple[str, ...] = ()
+
+
+def classify_email(subject: str, body: str, rules: EmailRules) -> PingKind:
+    """What a mail means: with no filter on, a success. With a filter on, the scanned text
+    (subject, body or both) is searched for failure, then success, then start keywords, case
+    insensitively; a mail matching none is a log entry, which changes no status."""
+    if not (rules.filter_subject or rules.filter_body):
+        return PingKind.SUCCESS
+    scanned = "\n".join(
+        text
+        for text, enabled in ((subject, rules.filter_subject), (body, rules.filter_body))
+        if enabled
+    )
+    for keywords, kind in (
+        (rules.failure_keywords, PingKind.FAIL),
+        (rules.success_keywords, PingKind.SUCCESS),
+        (rules.start_keywords, PingKind.START),
+    ):
+        if _matches(scanned, keywords):
+            return kind
+    return PingKind.LOG
+
+
 @dataclass(frozen=True)
 class PingEvent:
     """A recorded ping, as the rules see it."""
@@ -147,11 +187,14 @@ def _matches(body: str, keywords: tuple[str, ...]) -> bool:
 
 
 def classify(ping: PingEvent, rules: Rules) -> Outcome:
-    if rules.post_only and ping.method != "POST":
+    by_email = ping.method == EMAIL_METHOD  # already judged by classify_email
+    if rules.post_only and ping.method != "POST" and not by_email:
         return Outcome.IGNORED
     kind = ping.kind
-    if kind in (PingKind.SUCCESS, PingKind.LOG) and (
-        rules.success_keywords or rules.failure_keywords
+    if (
+        not by_email
+        and kind in (PingKind.SUCCESS, PingKind.LOG)
+        and (rules.success_keywords or rules.failure_keywords)
     ):
         if _matches(ping.body, rules.failure_keywords):
             kind = PingKind.FAIL

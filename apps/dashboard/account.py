@@ -1,6 +1,6 @@
 """The account page: a person's own settings, whatever team they look at: the display time
-zone, the email address and the password. Each is its own form; the submit button's name says
-which one was sent."""
+zone, the status reports, the email address and the password. Each is its own form; the submit
+button's name says which one was sent."""
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
@@ -11,10 +11,12 @@ from django.views.decorators.http import require_http_methods
 from apps.teams.current import dashboard_login_required
 from apps.teams.display_time import zone_names
 from apps.teams.models import UserSettings
+from apps.teams.report_periods import DEFAULT_FREQUENCY, Frequency
+from apps.teams.services import set_report_frequency
 
-from .account_forms import DisplayZoneForm, EmailForm
+from .account_forms import DisplayZoneForm, EmailForm, ReportFrequencyForm
 
-FORMS = ("zone", "email", "password")
+FORMS = ("zone", "reports", "email", "password")
 
 
 def _forms(request, sent: str | None):
@@ -25,6 +27,14 @@ def _forms(request, sent: str | None):
         "zone": DisplayZoneForm(
             data if sent == "zone" else None,
             initial={"display_timezone": settings_row.display_timezone if settings_row else ""},
+        ),
+        "reports": ReportFrequencyForm(
+            data if sent == "reports" else None,
+            initial={
+                "report_frequency": settings_row.report_frequency
+                if settings_row
+                else DEFAULT_FREQUENCY.value
+            },
         ),
         "email": EmailForm(data if sent == "email" else None, user=user),
         "password": PasswordChangeForm(user, data if sent == "password" else None),
@@ -47,6 +57,15 @@ def account(request):
                 defaults={"display_timezone": form.cleaned_data["display_timezone"]},
             )
             messages.success(request, "Saved: times are shown in your chosen zone.")
+        elif sent == "reports":
+            frequency = Frequency(form.cleaned_data["report_frequency"])
+            set_report_frequency(user_id=request.user.pk, frequency=frequency)
+            messages.success(
+                request,
+                "Saved: no more status reports."
+                if frequency == Frequency.OFF
+                else f"Saved: a {frequency} status report.",
+            )
         elif sent == "email":
             request.user.email = form.cleaned_data["email"]
             request.user.save(update_fields=["email"])

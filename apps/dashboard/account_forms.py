@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from apps.teams.display_time import MAX_ZONE_NAME, zone_or_none
+from apps.teams.models import UserSettings
 
 
 class DisplayZoneForm(forms.Form):
@@ -51,3 +52,12 @@ class EmailForm(forms.Form):
         if taken.exists():
             raise forms.ValidationError("Another account uses this address.")
         return email
+
+
+class ReportFrequencyForm(forms.Form):
+    report_frequency = forms.ChoiceField(
+        label="Send me a report",
+        choices=UserSettings.Frequency.choices,
+        error_messages={"invalid_choice": "Choose off, daily, weekly or monthly."},
+        help_text="Monthly reports come on the 1st, weekly ones on Mondays, daily ones each day.",
+    )

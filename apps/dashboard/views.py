@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -19,6 +20,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from apps.checks.current import show_current
 from apps.checks.forms import FIELDSETS, CheckForm, SchedulePreviewForm
+from apps.checks.history import check_downtime
 from apps.checks.models import Check, Ping
 from apps.checks.schedule import NEVER, ScheduleError, ScheduleKind
 from apps.checks.services import (
@@ -34,6 +36,7 @@ from apps.teams.access import require_role
 from apps.teams.current import choose_team, current_membership, dashboard_login_required
 from apps.teams.display_time import zone_names
 from apps.teams.models import Membership
+from apps.teams.report_periods import recent_months
 from apps.teams.templatetags.times import when
 
 from . import health
@@ -122,7 +125,7 @@ def summarise_statuses(counts: dict, down_checks) -> str:
 
 
 # The check form's groups that most checks never change: folded under "Advanced".
-ADVANCED_GROUPS = ["Runs", "What counts", "Alerting", "Severity"]
+ADVANCED_GROUPS = ["Runs", "What counts", "Email pings", "Alerting", "Severity"]
 CHECK_FORM_EXTRAS = {
     "advanced_groups": ADVANCED_GROUPS,
     "advanced_fields": [
@@ -231,20 +234,41 @@ def _check_page_context(check, membership, now):
         "membership": membership,
         "ping_url": f"{settings.SITE_URL}/ping/{check.id}",
         "slug_url": f"{settings.SITE_URL}/ping/{check.team.ping_key}/{check.slug}",
+        **_ping_emails(check),
         "pings": check.pings.all()[:50],
         "flips": check.flips.all()[:20],
         "runs": runs,
         "chart": duration_chart(runs, describe=describe_run),
         "uptimes": [(days, check_uptime(check, days=days, now=now)) for days in (7, 30)],
+        # In the reader's zone, which DisplayZoneMiddleware made the current one.
+        "downtime_months": downtime_months(check, now=now, zone=timezone.get_current_timezone()),
         "incidents": incidents,
         "can_act": membership.has_role(Membership.Role.MEMBER),
         "can_edit": membership.has_role(Membership.Role.ADMIN),
     }
 
 
+def _ping_emails(check) -> dict:
+    """The check's email-ping addresses, when email pings are on (apps/checks/email_pings.py)."""
+    domain = settings.PING_EMAIL_DOMAIN
+    if not domain:
+        return {"ping_email": "", "slug_email": ""}
+    slug_email = f"{check.team.ping_key}+{check.slug}@{domain}" if check.slug else ""
+    return {"ping_email": f"{check.id}@{domain}", "slug_email": slug_email}
+
+
 def describe_run(run) -> str:
     started = when(run.started_at) if run.started_at else "no start"
     return f"{started}: {duration(run.duration)}, {run.get_outcome_display().lower()}"
+
+
+def downtime_months(check, *, now, zone) -> list:
+    """(month, Downtime) for this month so far and the two before, newest first: the same
+    computation as the status reports' (apps/checks/history.py)."""
+    return [
+        (month, check_downtime(check_id=check.id, start=month.start, end=month.end, now=now))
+        for month in recent_months(now, zone)
+    ]
 
 
 def check_uptime(check, *, days: int, now) -> float | None:

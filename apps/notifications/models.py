@@ -221,3 +221,25 @@ class DeliveryFailureReport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target} reported at {self.reported_at}"
+
+
+class StatusReport(models.Model):
+    """One status report (apps/notifications/status_reports.py) claimed for a user and a
+    period. The unique row is the claim: however many workers or beats run the report task at
+    once, one INSERT wins and sends, the others hit the constraint and skip."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    frequency = models.CharField(max_length=10)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "frequency", "period_start"], name="one_status_report_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.frequency} report of {self.user_id} from {self.period_start}"

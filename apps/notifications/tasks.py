@@ -15,6 +15,7 @@ from apps.clock import database_now
 
 from .delivery import CLAIM_FOR_SECONDS, deliver, deliver_due, prepare_due_deliveries
 from .flush import flush_due_groups
+from .status_reports import send_due_reports
 
 logger = logging.getLogger(__name__)
 
@@ -66,3 +67,11 @@ def retry_due_deliveries_task() -> str:
     due = prepare_due_deliveries(now=database_now())
     wake_deliverers(due)
     return f"{due} due"
+
+
+@shared_task(acks_late=True)
+def send_status_reports_task(as_of: str | None = None) -> str:
+    """Beat: every status report that is due (each claimed once, whoever runs this). `as_of`
+    (ISO 8601) replaces the database clock: tests, or an operator catching up a period."""
+    now = datetime.fromisoformat(as_of) if as_of else database_now()
+    return f"sent {send_due_reports(now=now)} status reports"

@@ -3,6 +3,8 @@ import secrets
 from django.conf import settings
 from django.db import models
 
+from .report_periods import DEFAULT_FREQUENCY, Frequency
+
 
 def new_ping_key() -> str:
     # 22 URL-safe characters, the shape Healthchecks uses, so it never parses as a UUID.
@@ -81,7 +83,7 @@ class Invitation(models.Model):
 
 class UserSettings(models.Model):
     """A person's own preferences, whatever team they look at. A user without a row has the
-    defaults: times in the browser's zone on pages, in UTC in emails."""
+    defaults: times in the browser's zone on pages, in UTC in emails; a monthly report."""
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -91,6 +93,12 @@ class UserSettings(models.Model):
     )
     # An IANA zone name ("Europe/Riga"); blank: the browser's zone (emails: UTC).
     display_timezone = models.CharField(max_length=64, blank=True)
+    # How often the status report comes (apps/notifications/status_reports.py), in the display
+    # zone's calendar (UTC when blank).
+    Frequency = models.TextChoices("Frequency", [(f.name, f.value) for f in Frequency])
+    report_frequency = models.CharField(
+        max_length=10, choices=Frequency.choices, default=DEFAULT_FREQUENCY.value
+    )
 
     class Meta:
         verbose_name_plural = "user settings"

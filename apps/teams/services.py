@@ -6,7 +6,8 @@ from django.utils.text import slugify
 
 from .invitations import InvalidInvitation
 from .lifecycle import team_created
-from .models import Invitation, Membership, Team
+from .models import Invitation, Membership, Team, UserSettings
+from .report_periods import DEFAULT_FREQUENCY, Frequency
 
 
 def unique_team_slug(name: str) -> str:
@@ -175,3 +176,22 @@ def admin_addresses(team_id: int) -> list[str]:
         .exclude(user__email="")
         .values_list("user__email", flat=True)
     )
+
+
+def report_settings_of(user_id: int) -> tuple[Frequency, str]:
+    """(how often status reports come, the zone name their periods follow: "" is UTC)."""
+    row = UserSettings.objects.filter(user_id=user_id).first()
+    if row is None:
+        return DEFAULT_FREQUENCY, ""
+    return Frequency(row.report_frequency), row.display_timezone
+
+
+def set_report_frequency(*, user_id: int, frequency: Frequency) -> bool:
+    """Store how often the user's status report comes (Frequency.OFF: never). Idempotent.
+    False when the user no longer exists (an old unsubscribe link): nothing is written."""
+    if not get_user_model().objects.filter(pk=user_id).exists():
+        return False
+    UserSettings.objects.update_or_create(
+        user_id=user_id, defaults={"report_frequency": Frequency(frequency).value}
+    )
+    return True

@@ -24,4 +24,9 @@ urlpatterns = [
         name="revoke-invitation",
     ),
     path("invitations/<str:token>/", views.accept_invitation, name="accept-invitation"),
+    path(
+        "reports/unsubscribe/<str:token>/",
+        views.unsubscribe_from_reports,
+        name="unsubscribe-reports",
+    ),
 ]

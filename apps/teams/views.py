@@ -16,7 +16,8 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.clock import database_now
 
@@ -26,6 +27,8 @@ from .current import SESSION_KEY, dashboard_login_required
 from .forms import AccountForm, InviteForm, RoleForm, SignUpForm
 from .invitations import InvalidInvitation, make_invitation_token, read_invitation_token
 from .models import Invitation, Membership
+from .report_periods import Frequency
+from .report_tokens import InvalidUnsubscribeToken, read_unsubscribe_token
 from .tasks import send_password_reset_task
 
 logger = logging.getLogger(__name__)
@@ -263,3 +266,22 @@ def accept_invitation(request, token):
     request.session[SESSION_KEY] = membership.team_id
     messages.success(request, f"You joined “{membership.team.name}” as {membership.role}.")
     return redirect("dashboard:check-list")
+
+
+# No login: the signed token is the authority, as with the alert emails' action links. GET only
+# shows a button (mail scanners open links; they must not unsubscribe anyone); POST turns the
+# reports off, and is exempt from CSRF so that a mail client's one-click unsubscribe (RFC 8058,
+# the List-Unsubscribe-Post header) works too.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def unsubscribe_from_reports(request, token):
+    try:
+        user_id = read_unsubscribe_token(token)
+    except InvalidUnsubscribeToken as exc:
+        return render(request, "teams/report_unsubscribe.html", {"problem": str(exc)}, status=400)
+    if request.method == "POST" and not services.set_report_frequency(
+        user_id=user_id, frequency=Frequency.OFF
+    ):
+        problem = "This link is not valid: its account no longer exists."
+        return render(request, "teams/report_unsubscribe.html", {"problem": problem}, status=400)
+    return render(request, "teams/report_unsubscribe.html", {"done": request.method == "POST"})

@@ -28,11 +28,11 @@ def test_advanced_groups_are_folded_and_open_on_their_errors(owner_client):
     html = owner_client.get(CREATE).text
     assert '<details class="advanced" id="advanced">' in html
     summary = re.search(r"<summary>(Advanced[^<]*)</summary>", html).group(1)
-    assert summary == "Advanced: runs, what counts, alerting, severity"
+    assert summary == "Advanced: runs, what counts, email pings, alerting, severity"
     folded = html[
         html.index('id="advanced"') : html.index("</details>", html.index('id="advanced"'))
     ]
-    for legend in ("Runs", "What counts", "Alerting", "Severity"):
+    for legend in ("Runs", "What counts", "Email pings", "Alerting", "Severity"):
         assert f"<legend>{legend}</legend>" in folded
     assert "<legend>Escalation</legend>" not in folded and "<legend>Schedule</legend>" not in folded
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from django import template
 from django.core.exceptions import PermissionDenied
 
+from apps.checks import downtime
 from apps.teams.current import current_membership, memberships_of
 from apps.teams.models import Membership
 
@@ -30,6 +31,12 @@ def duration(value: timedelta | None) -> str:
         if amount:
             parts.append(f"{amount} {name}{'' if amount == 1 else 's'}")
     return " ".join(parts[:2])
+
+
+@register.filter
+def exact_duration(value: timedelta | None) -> str:
+    """To the second ("3 h 0 min 12 s"), as the status reports write downtime."""
+    return "" if value is None else downtime.exact_duration(value)
 
 
 @register.filter
