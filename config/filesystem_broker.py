@@ -34,5 +34,19 @@ class Channel(filesystem.Channel):
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
 
+# The longest a worker waits for a message before it looks at its stop flag again.
+DRAIN_SLICE = 0.2
+
+
 class Transport(filesystem.Transport):
     Channel = Channel
+
+    def drain_events(self, connection, timeout=None):
+        """Celery's loop for transports without a server (`synloop`) waits 2 s for a message
+        before it checks whether it was asked to stop, so a Ctrl-C took 2 to 4 s to reach a
+        worker of the embedded setup (issue 14: `dev.py run` must stop in 2 s). A bounded wait
+        ends at most DRAIN_SLICE later; the loop then calls again, which costs one folder
+        listing. A wait without a timeout stays unbounded, as its caller asked."""
+        if timeout is not None:
+            timeout = min(timeout, DRAIN_SLICE)
+        return super().drain_events(connection, timeout=timeout)

@@ -249,3 +249,55 @@ def test_runserver_stops_on_its_signal_even_when_sigint_is_ignored(tmp_path):
     assert "SIGINT: stopping all services" in log
     assert "web did not stop in 2 s" not in log, log
     assert not is_running(pids["web"])
+
+
+SERVICE_PREFIXES = ("==> ", "   web | ", "worker | ", "  beat | ")
+
+
+def test_dev_py_run_answers_then_stops_within_2_s_of_sigterm_without_warnings(tmp_path):
+    """Issue 14: the real `python3 scripts/dev.py run` (its venv is this one, installed), in the
+    embedded mode with a var dir and a port of its own. Its start-up shows no warning a
+    newcomer cannot act on (Celery's superuser and broker warnings, runserver's "development
+    server" one), and SIGTERM stops web, worker and beat within 2 s."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(TOCSIN_VAR_DIR=str(tmp_path / "var"), PORT=str(port), SWEEP_INTERVAL="1")
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "dev.py"), "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        pids = child_pids(log_path, 3, deadline=time.monotonic() + 300)
+        deadline = time.monotonic() + 90
+        status = 0
+        while time.monotonic() < deadline and status != 200:
+            with contextlib.suppress(OSError):
+                status, _ = get_healthz(port)
+            time.sleep(0.3)
+        assert status == 200, log_path.read_text(errors="replace")
+        # The worker has run a sweep: whatever it prints at start-up has been printed.
+        started = log_path.read_text(errors="replace")
+        proc.send_signal(signal.SIGTERM)
+        signalled_at = time.monotonic()
+        code = wait_for_exit(proc, log_path, timeout=20)
+        took = time.monotonic() - signalled_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = log_path.read_text(errors="replace")
+    assert code == 0, log
+    assert took < 2.0, f"took {took:.1f} s to stop:\n{log}"
+    assert [name for name, pid in pids.items() if is_running(pid)] == []
+    # What web, worker and beat print (each line prefixed with its name) and dev.py's own
+    # lines; pip's output, when pyproject.toml changed since the last install, belongs to
+    # the machine's pip configuration.
+    services = [line for line in started.splitlines() if line.startswith(SERVICE_PREFIXES)]
+    assert any(line.startswith("worker | ") for line in services), started
+    warnings = [line for line in services if "warning" in line.lower()]
+    assert warnings == [], "\n".join(warnings)
