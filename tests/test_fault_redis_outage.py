@@ -29,6 +29,7 @@ from django.db import connection
 from apps.checks.models import Ping
 from apps.incidents.models import Incident
 from apps.notifications.models import Delivery
+from tests.factories import CheckFactory
 from tests.live import fetch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,8 +167,6 @@ class PingFlow:
 
 
 def test_redis_stopped_and_started_while_pings_and_an_alert_flow(team, owner, tmp_path):
-    from tests.factories import CheckFactory
-
     flowing = CheckFactory(team=team, name="flowing")
     failing = CheckFactory(team=team, name="failing")
     redis = OwnRedis(tmp_path)
@@ -195,7 +194,7 @@ def test_redis_stopped_and_started_while_pings_and_an_alert_flow(team, owner, tm
         "TOCSIN_VAR_DIR": str(tmp_path / "var"),
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
-    python = [sys.executable, "-W", "ignore::UserWarning", "-m"]
+    python = [sys.executable, "-m"]
     logs = [tmp_path / name for name in ("web.log", "worker.log", "beat.log")]
     processes = []
     redis.start()
