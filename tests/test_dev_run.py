@@ -254,6 +254,7 @@ def test_runserver_stops_on_its_signal_even_when_sigint_is_ignored(tmp_path):
 SERVICE_PREFIXES = ("==> ", "   web | ", "worker | ", "  beat | ")
 
 
+@pytest.mark.slow
 def test_dev_py_run_answers_then_stops_within_2_s_of_sigterm_without_warnings(tmp_path):
     """Issue 14: the real `python3 scripts/dev.py run` (its venv is this one, installed), in the
     embedded mode with a var dir and a port of its own. Its start-up shows no warning a

@@ -157,6 +157,7 @@ def warm_up(base_url: str, path: str) -> None:
         assert fetch(base_url, "POST", f"{path}/log", body=b"warm-up %d" % n).status == 200
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_slow_clients_do_not_stall_pings_on_the_production_server(check, tmp_path):
     path = f"/ping/{check.ping_token}"
@@ -185,6 +186,7 @@ def test_slow_clients_do_not_stall_pings_on_the_production_server(check, tmp_pat
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_same_slow_clients_stall_pings_on_the_old_sync_workers(check, tmp_path):
     """The control case: without it the test above could pass on any setup."""
