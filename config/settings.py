@@ -212,6 +212,9 @@ else:
         # Without this kombu writes its broadcast exchanges to ./control in the working dir.
         "control_folder": str(_broker_dir / "control"),
     }
+    # A stopping worker joins its timer thread, which sleeps up to this long between ticks: a
+    # second of the embedded worker's stop, which must be quick (see config/filesystem_broker.py).
+    CELERY_WORKER_TIMER_PRECISION = 0.1
 CELERY_TASK_IGNORE_RESULT = True
 # Deliveries (outbound HTTP and SMTP, each bounded by OUTBOUND_TIMEOUT) have a queue of their
 # own, so that a deployment can give them their own worker (docker-compose.yml does): a

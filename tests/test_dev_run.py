@@ -258,3 +258,56 @@ def test_the_email_ping_listener_starts_only_with_a_domain(tmp_path):
     smtpd = next(s for s in dev.service_commands("python", env) if s.name == "smtpd")
     assert smtpd.argv[1:] == ["manage.py", "smtpd_pings", "--host", "127.0.0.1"]
     assert smtpd.stop_signal == signal.SIGTERM
+
+
+SERVICE_PREFIXES = ("==> ", "   web | ", "worker | ", "  beat | ")
+
+
+@pytest.mark.slow
+def test_dev_py_run_answers_then_stops_within_2_s_of_sigterm_without_warnings(tmp_path):
+    """Issue 14: the real `python3 scripts/dev.py run` (its venv is this one, installed), in the
+    embedded mode with a var dir and a port of its own. Its start-up shows no warning a
+    newcomer cannot act on (Celery's superuser and broker warnings, runserver's "development
+    server" one), and SIGTERM stops web, worker and beat within 2 s."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env.update(TOCSIN_VAR_DIR=str(tmp_path / "var"), PORT=str(port), SWEEP_INTERVAL="1")
+    log_path = tmp_path / "run.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "dev.py"), "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        pids = child_pids(log_path, 3, deadline=time.monotonic() + 300)
+        deadline = time.monotonic() + 90
+        status = 0
+        while time.monotonic() < deadline and status != 200:
+            with contextlib.suppress(OSError):
+                status, _ = get_healthz(port)
+            time.sleep(0.3)
+        assert status == 200, log_path.read_text(errors="replace")
+        # The worker has run a sweep: whatever it prints at start-up has been printed.
+        started = log_path.read_text(errors="replace")
+        proc.send_signal(signal.SIGTERM)
+        signalled_at = time.monotonic()
+        code = wait_for_exit(proc, log_path, timeout=20)
+        took = time.monotonic() - signalled_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = log_path.read_text(errors="replace")
+    assert code == 0, log
+    assert took < 2.0, f"took {took:.1f} s to stop:\n{log}"
+    assert [name for name, pid in pids.items() if is_running(pid)] == []
+    # What web, worker and beat print (each line prefixed with its name) and dev.py's own
+    # lines; pip's output, when pyproject.toml changed since the last install, belongs to
+    # the machine's pip configuration.
+    services = [line for line in started.splitlines() if line.startswith(SERVICE_PREFIXES)]
+    assert any(line.startswith("worker | ") for line in services), started
+    warnings = [line for line in services if "warning" in line.lower()]
+    assert warnings == [], "\n".join(warnings)

@@ -8,9 +8,11 @@ should that ever stop, kombu has fixed it and our transport can go."""
 import json
 import os
 import threading
+import time
 from queue import Empty
 
-from kombu import Connection
+from celery.worker import state as worker_state
+from kombu import Connection, Consumer, Queue
 
 from config.celery import app as celery_app
 from config.filesystem_broker import Transport
@@ -67,3 +69,27 @@ def test_consumer_never_reads_a_half_written_message(tmp_path):
     errors, received = race(tmp_path)
     assert errors == []
     assert sorted(received) == list(range(MESSAGES))
+
+
+def wait_for_nothing(folder, timeout: float) -> float:
+    """Seconds a consumer's drain_events(timeout) took on an empty queue (it must time out)."""
+    (folder / "control").mkdir(parents=True)
+    with connect(folder, Transport) as connection:
+        queue = Queue("idle", channel=connection.default_channel)
+        queue.declare()
+        with Consumer(connection, queues=[queue], callbacks=[lambda body, message: None]):
+            started = time.monotonic()
+            try:
+                connection.drain_events(timeout=timeout)
+            except TimeoutError:
+                return time.monotonic() - started
+    raise AssertionError("a message arrived on an empty queue")
+
+
+def test_an_idle_wait_lasts_its_timeout_unless_the_worker_is_asked_to_stop(tmp_path, monkeypatch):
+    """Issue 14: `dev.py run` stops in 2 s. Celery's loop for this transport waits 2 s at a
+    time; once Ctrl-C has set the worker's stop flag (to the exit code, 0), the wait ends
+    within a slice, and any other wait still lasts its whole timeout."""
+    assert wait_for_nothing(tmp_path / "a", timeout=1.0) >= 1.0
+    monkeypatch.setattr(worker_state, "should_stop", 0)
+    assert wait_for_nothing(tmp_path / "b", timeout=2.0) < 1.0

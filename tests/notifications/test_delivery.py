@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from django.core import mail
 from django.db import connection
 
@@ -204,6 +205,8 @@ class SmtpSink:
         self.received: list[tuple[str, list[str], bytes]] = []
         self.refuse_recipients: dict[str, str] = {}
         self.greylist_first = 0
+        self.refuse_sessions_first = 0  # greet that many sessions with a 554 instead of a 220
+        self.refused_sessions = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse_recipients:
@@ -219,11 +222,30 @@ class SmtpSink:
         return "250 Message accepted for delivery"
 
 
+class RefusingSMTP(SMTP):
+    """aiosmtpd's server, except that it can refuse a whole session in its greeting (RFC 5321
+    3.1: "554 No SMTP service here"), as a server does that is overloaded or not set up yet."""
+
+    async def push(self, status):
+        sink = self.event_handler
+        greeting = str(status).startswith("220 ") and not self.session.host_name
+        if greeting and sink.refuse_sessions_first > 0:
+            sink.refuse_sessions_first -= 1
+            sink.refused_sessions += 1
+            status = "554 5.3.2 Not accepting messages now"
+        await super().push(status)
+
+
+class RefusingController(Controller):
+    def factory(self):
+        return RefusingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 @contextmanager
 def smtp_server() -> Iterator[tuple[SmtpSink, int]]:
     sink = SmtpSink()
     port = closed_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller = RefusingController(sink, hostname="127.0.0.1", port=port, ready_timeout=10)
     controller.start()
     try:
         yield sink, port
@@ -401,18 +423,40 @@ def test_worker_retries_smtp_failures_from_the_beat_until_the_last_attempt(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_delivers_over_smtp_after_greylisting(celery_worker, check, member, settings):
+@pytest.mark.parametrize(
+    "refusal",
+    ["451 to the message (greylisting)", "554 to the session (its greeting)"],
+)
+def test_worker_tells_once_over_smtp_that_refuses_then_accepts(
+    celery_worker, check, member, settings, refusal
+):
+    """Issue 14: a real SMTP server that refuses first and accepts on the retry; the alert is
+    told once. A 554 greeting refuses this server's service for now, not the message, so it is
+    retried as a mail server retries it (unlike a 5xx to the message or its recipient)."""
     settings.NOTIFICATION_RETRY_BASE = timedelta(milliseconds=200)
     with smtp_server() as (sink, port):
         use_smtp(settings, port, timeout=5)
-        sink.greylist_first = 1
+        if refusal.startswith("451"):
+            sink.greylist_first = 1
+        else:
+            sink.refuse_sessions_first = 1
         with celery_worker.exclusive():
             open_failure_incident(check, database_now() - SECOND)
         beat_until(
             celery_worker,
             lambda: Delivery.objects.filter(status=Status.SENT).exists(),
-            what="the delivery sent after one greylisting",
+            what="the delivery sent after one refusal",
         )
+        # A few more rounds of the beat's flush and retry scan: a second copy would go now.
+        rounds = len(celery_worker.finished)
+        beat_until(
+            celery_worker,
+            lambda: len(celery_worker.finished) >= rounds + 6,
+            what="three more rounds of the beat's tasks",
+        )
+    refused = 1 if refusal.startswith("554") else 0
+    assert (sink.greylist_first, sink.refuse_sessions_first) == (0, 0)
+    assert sink.refused_sessions == refused
     ((_, rcpt_tos, content),) = sink.received
     assert rcpt_tos == [member.email]
     assert b"Subject: [Tocsin] DOWN nightly-backup (production)" in content

@@ -30,12 +30,13 @@ from apps.notifications.delivery import (
 )
 from apps.notifications.flush import flush_due_groups
 from apps.notifications.models import Delivery, Notification
+from apps.notifications.tasks import retry_due_deliveries_task
 from config.celery import app as celery_app
 from tests.conftest import requires_postgres
 from tests.worker import session_queue_names
 
 from .conftest import fail_a_run, make_channel, tell, to_channel
-from .receiver import HANG, HOLD
+from .receiver import HANG, HOLD, receiving
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "--pool=solo"]
@@ -217,3 +218,79 @@ def test_a_lease_lapses_only_after_outbox_stale_after(team, check, t0, settings)
     assert release_lapsed_leases(now=t0 + 15 * SECOND) == 0
     assert release_lapsed_leases(now=t0 + 16 * SECOND) == 1
     assert Delivery.objects.get(id=claimed).status == "pending"
+
+
+@pytest.mark.slow
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_delivery_is_resent_by_another_worker_within_the_lease(
+    receiver, team, check, settings, tmp_path
+):
+    """The same fault in real time: worker A is SIGKILLed while a receiver hangs its request;
+    worker B (started at once) and the beat's retry scan (here every second; a deployment's
+    beat runs it every NOTIFICATION_FLUSH_INTERVAL, 5 s) send it again once the 15 s lease
+    lapses, within the 30 s issue 14 asks for (it was 120 s), with the same delivery id."""
+    settings.OUTBOX_STALE_AFTER = timedelta(seconds=15)  # the default
+    settings.OUTBOUND_TIMEOUT = 60.0
+    lease = settings.OUTBOX_STALE_AFTER.total_seconds()
+    with receiving() as hanging:
+        hanging.script = [HANG, 200]  # hangs the first request, answers the next ones
+        held_channel = make_channel(team, "webhook", name="held", url=hanging.url("/held"))
+        others = [make_channel(team, "webhook", url=receiver.url(f"/ok-{n}")) for n in range(3)]
+        now = database_now()
+        incident = fail_a_run(check, now - 2 * SECOND)
+        purge_session_queues()
+        _, deliveries_queue = session_queue_names()
+        first_log, second_log = tmp_path / "worker-a.log", tmp_path / "worker-b.log"
+        first = start_worker(deliveries_queue, first_log)
+        second = None
+        try:
+            wait_until(
+                lambda: " ready." in first_log.read_text(errors="replace"),
+                timeout=90,
+                what="worker A to start",
+                log_path=first_log,
+            )
+            tell(incident, *(to_channel(c) for c in [held_channel, *others]), now=now)
+            flush_due_groups(now=now)
+            wait_until(
+                lambda: (
+                    Delivery.objects.filter(status="sent").count() == 3
+                    and len(hanging.requests) == 1
+                ),
+                timeout=90,
+                what="worker A sending (three answered, one hanging)",
+                log_path=first_log,
+            )
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(timeout=30)
+            killed_at = time.monotonic()
+            second = start_worker(deliveries_queue, second_log)
+            while len(hanging.requests) < 2 and time.monotonic() - killed_at < 60:
+                # The beat's retry scan, run here: it wakes a delivery run on this session's
+                # deliveries queue (a worker process would route it to the deployment's).
+                retry_due_deliveries_task()
+                time.sleep(1)
+            resent_after = time.monotonic() - killed_at
+            wait_until(
+                lambda: Delivery.objects.filter(status="sent").count() == 4,
+                timeout=30,
+                what="every delivery sent",
+                log_path=second_log,
+            )
+        finally:
+            for worker in (first, second):
+                if worker is not None and worker.poll() is None:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.wait(timeout=30)
+            purge_session_queues()
+
+    assert len(hanging.requests) == 2, second_log.read_text(errors="replace")[-3000:]
+    # Not before the lease lapsed (worker A might have been alive and slow), and within 30 s.
+    assert lease - 1 <= resent_after < 30, resent_after
+    held = Delivery.objects.get(channel=held_channel)
+    assert (held.status, held.attempts) == ("sent", 2)
+    assert [r.headers["X-Tocsin-Delivery"] for r in hanging.requests] == [str(held.id)] * 2
+    delivery_ids = sorted(r.headers["X-Tocsin-Delivery"] for r in receiver.requests)
+    assert delivery_ids == sorted(str(d.id) for d in Delivery.objects.exclude(channel=held_channel))
+    assert IncidentEvent.objects.filter(incident=incident, kind="notified").count() == 4

@@ -31,7 +31,11 @@ def render_email(message: Message, *, to: str) -> EmailMultiAlternatives:
 def is_permanent(exc: Exception) -> bool:
     """A 5xx SMTP answer (to the sender, every recipient or the message) says that the same
     message will be refused again. Anything else (a refused or dropped connection, a timeout, a
-    4xx such as greylisting) may pass later."""
+    4xx such as greylisting) may pass later. So may a server that refuses the whole session
+    in its greeting ("554 No SMTP service here", RFC 5321 3.1): that is about the server now,
+    not about this message, and mail servers retry it too."""
+    if isinstance(exc, smtplib.SMTPConnectError):
+        return False
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return bool(codes) and all(500 <= code < 600 for code in codes)
