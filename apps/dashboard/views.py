@@ -1,6 +1,7 @@
 """The HTMX dashboard. Views stay thin: find the object through a team-scoped helper, call one
 service, render (a partial when htmx asks)."""
 
+import uuid
 from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -9,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
+from django.forms.models import model_to_dict
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -132,18 +134,49 @@ CHECK_FORM_EXTRAS = {
 }
 
 
+def clone_initial(source: Check) -> dict:
+    """The check form's starting values for a copy of `source`: every setting the form has,
+    named "copy of …", with no slug (a slug names one check of the team). Saving makes a new
+    check, so the copy gets its own ping UUID and badge key; pings, runs and incidents stay."""
+    initial = model_to_dict(source, fields=CheckForm._meta.fields)
+    initial["name"] = f"copy of {source.name}"[: Check._meta.get_field("name").max_length]
+    initial["slug"] = ""
+    initial["depends_on"] = [parent.pk for parent in initial.get("depends_on") or []]
+    return initial
+
+
 @dashboard_login_required
 def check_create(request):
     membership = current_membership(request)
     if not membership.has_role(Membership.Role.ADMIN):
         raise PermissionDenied("Only admins and owners can create checks.")
+    initial, cloned_from = None, None
+    if request.method != "POST" and "from" in request.GET:
+        # Clone: only a check of the current team (404 for another team's, or a bad id).
+        cloned_from = scoped_check_or_404(membership.team, request.GET["from"])
+        initial = clone_initial(cloned_from)
     # An empty POST is still a submission (to be refused), not a first visit.
-    form = CheckForm(request.POST if request.method == "POST" else None, team=membership.team)
+    form = CheckForm(
+        request.POST if request.method == "POST" else None, initial=initial, team=membership.team
+    )
     if request.method == "POST" and form.is_valid() and (check := form.save()):
         return redirect("dashboard:check-detail", check.id)
     status = 400 if form.errors else 200
-    context = {"form": form, "team": membership.team, **CHECK_FORM_EXTRAS}
+    context = {
+        "form": form,
+        "team": membership.team,
+        "cloned_from": cloned_from,
+        **CHECK_FORM_EXTRAS,
+    }
     return render(request, "dashboard/check_form.html", context, status=status)
+
+
+def scoped_check_or_404(team, raw_id: str) -> Check:
+    try:
+        check_id = uuid.UUID(raw_id[:64])
+    except ValueError:
+        raise Http404("No such check") from None
+    return get_object_or_404(Check, id=check_id, team=team)
 
 
 @dashboard_login_required
