@@ -62,7 +62,7 @@ def team_badges(team) -> list[BadgeRow]:
     ]
     rows += [
         BadgeRow(
-            f"check-{check.id}",
+            f"check-{check.badge_key.hex}",
             check.name or "(no name)",
             "check",
             _urls(lambda f, check=check: badge_url(check, f)),
