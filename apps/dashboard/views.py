@@ -39,11 +39,10 @@ from apps.teams.models import Membership
 from apps.teams.templatetags.times import when
 
 from . import health
-from .charts import duration_chart
+from .charts import duration_chart, precise_duration
 from .forms import CheckFilterForm, TeamSwitchForm
 from .schedule_words import describe_schedule
 from .snippets import crontab_schedule
-from .templatetags.dashboard import duration
 from .uptime import uptime_ratio
 
 
@@ -267,7 +266,7 @@ def _check_page_context(check, membership, now):
         "pings": check.pings.all()[:50],
         "flips": check.flips.all()[:20],
         "runs": runs,
-        "chart": duration_chart(runs, describe=describe_run),
+        "chart": duration_chart(runs, describe=describe_run, moment=run_moment),
         "uptimes": [(days, check_uptime(check, days=days, now=now)) for days in (7, 30)],
         "incidents": incidents,
         "can_act": membership.has_role(Membership.Role.MEMBER),
@@ -276,8 +275,13 @@ def _check_page_context(check, membership, now):
 
 
 def describe_run(run) -> str:
-    started = when(run.started_at) if run.started_at else "no start"
-    return f"{started}: {duration(run.duration)}, {run.get_outcome_display().lower()}"
+    started = when(run.started_at, "seconds") if run.started_at else "no start"
+    return f"{started}: {precise_duration(run.duration)}, {run.get_outcome_display().lower()}"
+
+
+def run_moment(run) -> str:
+    """When the run happened, in the reader's zone, for the chart's time axis."""
+    return when(run.started_at or run.ended_at)
 
 
 def check_uptime(check, *, days: int, now) -> float | None:
