@@ -28,6 +28,11 @@ urlpatterns = [
     path("incidents/", incident_views.incident_list, name="incident-list"),
     path("incidents/<int:incident_id>/", incident_views.incident_detail, name="incident-detail"),
     path(
+        "incidents/<int:incident_id>/notes/",
+        incident_views.incident_note,
+        name="incident-note",
+    ),
+    path(
         "incidents/<int:incident_id>/silence/",
         incident_views.incident_silence,
         name="incident-silence",
