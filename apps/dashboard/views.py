@@ -32,6 +32,7 @@ from apps.checks.services import (
 )
 from apps.clock import database_now, database_ok
 from apps.escalation.services import rename_check_in_matchers
+from apps.incidents.models import Incident
 from apps.teams.access import require_role
 from apps.teams.current import choose_team, current_membership, dashboard_login_required
 from apps.teams.display_time import zone_names
@@ -83,7 +84,7 @@ def check_list(request):
         "membership": membership,
         "team": membership.team,
         "filters": filters,
-        "checks": filters.apply(team_checks),
+        "checks": with_list_details(filters.apply(team_checks)),
         "is_filtered": bool(filters.filters().keys() - {"sort"}),
         "total": sum(counts.values()),
         "counts": [
@@ -98,6 +99,26 @@ def check_list(request):
     if wants_partial(request):
         template += "#check-table"
     return render(request, template, context)
+
+
+def with_list_details(checks) -> list[Check]:
+    """The list's checks, each with `next_due` (when its next ping is expected) and
+    `acknowledged_by` (who acknowledged its open incident, if someone did): one more query."""
+    checks = list(checks)
+    acknowledged = dict(
+        Incident.objects.filter(
+            owner__in=[check.id for check in checks], state=Incident.State.ACKNOWLEDGED
+        )
+        .order_by("opened_at")
+        .values_list("owner_id", "acknowledged_by__username")
+    )
+    for check in checks:
+        check.next_due = next_expected_at(check)
+        # Acknowledged from a chat channel's link: by nobody we know by name.
+        check.acknowledged_by = (
+            (acknowledged[check.id] or "someone") if check.id in acknowledged else ""
+        )
+    return checks
 
 
 SUMMARY_NAMES = 3

@@ -85,7 +85,8 @@ def fleet(team):
 
 B, V, W, C = "db-backup", "db-vacuum", "Weekly report", "cleanup"
 FILTERS = {
-    "no filter": ({}, [C, B, V, W]),
+    "no filter: worst first": ({}, [B, W, V, C]),
+    "sort by name": ({"sort": "name"}, [C, B, V, W]),
     "search is case-insensitive": ({"q": "DB-"}, [B, V]),
     "search by a middle part": ({"q": "report"}, [W]),
     "status": ({"status": "down"}, [B]),
