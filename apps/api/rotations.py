@@ -4,8 +4,8 @@ A rotation's settings are validated by the dashboard's RotationForm and an overr
 OverrideForm (through form_input.py), so the API enforces exactly the pages' rules: a unique
 name, a real timezone, members of the key's own team only (at most 50, in shift order), an
 override's end after its start. The API names members by user id (as escalation steps do, and
-as /members/ lists them); the form reads usernames, so ids are translated, and an id that is
-not a member of the team is refused like an unknown username.
+as /members/ lists them), as the form's ordered member list does; an id that is not a member
+of the team is refused with the id named.
 
 Deleting a rotation that escalation steps still notify is refused (409) unless `?force=true`,
 as for channels: a step whose rotation is gone reaches nobody."""
@@ -154,7 +154,7 @@ class OnCallSerializer(serializers.Serializer):
 
 
 def rotation_form_data(data: dict, team) -> dict:
-    """RotationForm data for API input: member ids become the usernames the form reads."""
+    """RotationForm data for API input (members: user ids in shift order, as the page posts)."""
     usernames = {int(user_id): name for user_id, name in member_choices(team)}
     unknown = [user_id for user_id in data["members"] if user_id not in usernames]
     if unknown:
@@ -165,7 +165,7 @@ def rotation_form_data(data: dict, team) -> dict:
         "cadence": data["cadence"],
         "handoff_time": data["handoff_time"],
         "start_date": data["start_date"].isoformat(),
-        "members": ", ".join(usernames[user_id] for user_id in data["members"]),
+        "members": [str(user_id) for user_id in data["members"]],
     }
 
 

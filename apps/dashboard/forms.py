@@ -13,10 +13,11 @@ class TeamSwitchForm(forms.Form):
 
 # Worst first: what needs attention sorts to the top.
 STATUS_URGENCY = ["down", "late", "unknown", "up", "new", "paused"]
+# The first is the default: what needs attention first.
 SORT_CHOICES = [
+    ("status", "Status, worst first"),
     ("name", "Name, A to Z"),
     ("-name", "Name, Z to A"),
-    ("status", "Status, worst first"),
     ("-last_ping", "Last ping, newest first"),
     ("last_ping", "Last ping, oldest first"),
 ]
@@ -39,7 +40,7 @@ class CheckFilterForm(forms.Form):
         choices=SORT_CHOICES,
         required=False,
         label="Sort by",
-        error_messages={"invalid_choice": "Unknown order “%(value)s”; sorted by name."},
+        error_messages={"invalid_choice": "Unknown order “%(value)s”; sorted worst first."},
     )
 
     def __init__(self, *args, tags=(), environments=(), **kwargs):
@@ -68,7 +69,7 @@ class CheckFilterForm(forms.Form):
             checks = checks.annotate(
                 padded_tags=Concat(Value(" "), "tags", Value(" "), output_field=CharField())
             ).filter(padded_tags__contains=f" {chosen['tag']} ")
-        return checks.order_by(*self._ordering(chosen.get("sort", "name")))
+        return checks.order_by(*self._ordering(chosen.get("sort", "status")))
 
     @staticmethod
     def _ordering(sort: str) -> list:

@@ -7,12 +7,20 @@ from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import trigger_client_event
 
 from apps.clock import database_now
 from apps.escalation.actions import EscalationActionError, silence_incident_check
 from apps.escalation.holds import covering_silence
 from apps.incidents.models import Incident
-from apps.incidents.services import IncidentActionError, acknowledge_incident, resolve_incident
+from apps.incidents.services import (
+    MAX_NOTE_LENGTH,
+    IncidentActionError,
+    NoteError,
+    acknowledge_incident,
+    add_incident_note,
+    resolve_incident,
+)
 from apps.incidents.tokens import SILENCE_ACTIONS
 from apps.notifications.flush import held_notifications
 from apps.teams.access import require_role
@@ -107,6 +115,7 @@ def incident_detail(request, incident_id):
         "cover": check_cover(incident, now),
         "notifications": notifications_with_holds(incident, now),
         "can_act": membership.has_role(Membership.Role.MEMBER),
+        "max_note_length": MAX_NOTE_LENGTH,
     }
     template = "dashboard/incident_detail.html"
     if wants_partial(request):
@@ -175,3 +184,36 @@ def incident_silence(request, incident_id):
         error = str(exc)
         incident.refresh_from_db()
     return _row_response(request, incident, error, action="silence")
+
+
+@dashboard_login_required
+@require_POST
+def incident_note(request, incident_id):
+    """Add a note to the incident's timeline (members and up). htmx gets the note form back,
+    emptied, and a `note-added` event that refreshes the timeline at once; a refused note
+    answers 422 with the form and the reason (base.html lets htmx show it). A plain form post
+    goes back to the incident page."""
+    incident, _ = get_incident_for_user(request.user, incident_id, Membership.Role.MEMBER)
+    text = request.POST.get("text", "")
+    error = None
+    try:
+        add_incident_note(incident_id=incident.id, user=request.user, text=text, now=database_now())
+    except NoteError as exc:
+        error = str(exc)
+    if request.htmx:
+        context = {
+            "incident": incident,
+            "note_error": error,
+            "note_text": text[: MAX_NOTE_LENGTH * 2] if error else "",
+            "max_note_length": MAX_NOTE_LENGTH,
+        }
+        response = render(
+            request,
+            "dashboard/incident_detail.html#note-form",
+            context,
+            status=422 if error else 200,
+        )
+        return response if error else trigger_client_event(response, "note-added")
+    if error:
+        messages.error(request, f"The note was not added: {error}")
+    return redirect("dashboard:incident-detail", incident.id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import account, api_keys, check_defaults, incident_views, views
+from . import account, api_keys, badges_page, check_defaults, incident_views, views
 
 app_name = "dashboard"
 
@@ -14,6 +14,7 @@ urlpatterns = [
         check_defaults.check_defaults,
         name="check-defaults",
     ),
+    path("team/badges/", badges_page.badges, name="badges"),
     path("team/api-keys/", api_keys.api_keys, name="api-keys"),
     path("team/api-keys/<int:key_id>/revoke/", api_keys.api_key_revoke, name="api-key-revoke"),
     path("checks/new/", views.check_create, name="check-create"),
@@ -26,6 +27,11 @@ urlpatterns = [
     path("checks/<uuid:check_id>/pings/<int:n>/body", views.ping_body, name="ping-body"),
     path("incidents/", incident_views.incident_list, name="incident-list"),
     path("incidents/<int:incident_id>/", incident_views.incident_detail, name="incident-detail"),
+    path(
+        "incidents/<int:incident_id>/notes/",
+        incident_views.incident_note,
+        name="incident-note",
+    ),
     path(
         "incidents/<int:incident_id>/silence/",
         incident_views.incident_silence,

@@ -1,6 +1,7 @@
 """The HTMX dashboard. Views stay thin: find the object through a team-scoped helper, call one
 service, render (a partial when htmx asks)."""
 
+import uuid
 from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -9,6 +10,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
+from django.forms.models import model_to_dict
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -32,6 +34,7 @@ from apps.checks.services import (
 )
 from apps.clock import database_now, database_ok
 from apps.escalation.services import rename_check_in_matchers
+from apps.incidents.models import Incident
 from apps.teams.access import require_role
 from apps.teams.current import choose_team, current_membership, dashboard_login_required
 from apps.teams.display_time import zone_names
@@ -40,11 +43,10 @@ from apps.teams.report_periods import recent_months
 from apps.teams.templatetags.times import when
 
 from . import health
-from .charts import duration_chart
+from .charts import duration_chart, precise_duration
 from .forms import CheckFilterForm, TeamSwitchForm
 from .schedule_words import describe_schedule
 from .snippets import crontab_schedule
-from .templatetags.dashboard import duration
 from .uptime import uptime_ratio
 
 
@@ -85,7 +87,7 @@ def check_list(request):
         "membership": membership,
         "team": membership.team,
         "filters": filters,
-        "checks": filters.apply(team_checks),
+        "checks": with_list_details(filters.apply(team_checks)),
         "is_filtered": bool(filters.filters().keys() - {"sort"}),
         "total": sum(counts.values()),
         "counts": [
@@ -100,6 +102,26 @@ def check_list(request):
     if wants_partial(request):
         template += "#check-table"
     return render(request, template, context)
+
+
+def with_list_details(checks) -> list[Check]:
+    """The list's checks, each with `next_due` (when its next ping is expected) and
+    `acknowledged_by` (who acknowledged its open incident, if someone did): one more query."""
+    checks = list(checks)
+    acknowledged = dict(
+        Incident.objects.filter(
+            owner__in=[check.id for check in checks], state=Incident.State.ACKNOWLEDGED
+        )
+        .order_by("opened_at")
+        .values_list("owner_id", "acknowledged_by__username")
+    )
+    for check in checks:
+        check.next_due = next_expected_at(check)
+        # Acknowledged from a chat channel's link: by nobody we know by name.
+        check.acknowledged_by = (
+            (acknowledged[check.id] or "someone") if check.id in acknowledged else ""
+        )
+    return checks
 
 
 SUMMARY_NAMES = 3
@@ -135,18 +157,49 @@ CHECK_FORM_EXTRAS = {
 }
 
 
+def clone_initial(source: Check) -> dict:
+    """The check form's starting values for a copy of `source`: every setting the form has,
+    named "copy of …", with no slug (a slug names one check of the team). Saving makes a new
+    check, so the copy gets its own ping UUID and badge key; pings, runs and incidents stay."""
+    initial = model_to_dict(source, fields=CheckForm._meta.fields)
+    initial["name"] = f"copy of {source.name}"[: Check._meta.get_field("name").max_length]
+    initial["slug"] = ""
+    initial["depends_on"] = [parent.pk for parent in initial.get("depends_on") or []]
+    return initial
+
+
 @dashboard_login_required
 def check_create(request):
     membership = current_membership(request)
     if not membership.has_role(Membership.Role.ADMIN):
         raise PermissionDenied("Only admins and owners can create checks.")
+    initial, cloned_from = None, None
+    if request.method != "POST" and "from" in request.GET:
+        # Clone: only a check of the current team (404 for another team's, or a bad id).
+        cloned_from = scoped_check_or_404(membership.team, request.GET["from"])
+        initial = clone_initial(cloned_from)
     # An empty POST is still a submission (to be refused), not a first visit.
-    form = CheckForm(request.POST if request.method == "POST" else None, team=membership.team)
+    form = CheckForm(
+        request.POST if request.method == "POST" else None, initial=initial, team=membership.team
+    )
     if request.method == "POST" and form.is_valid() and (check := form.save()):
         return redirect("dashboard:check-detail", check.id)
     status = 400 if form.errors else 200
-    context = {"form": form, "team": membership.team, **CHECK_FORM_EXTRAS}
+    context = {
+        "form": form,
+        "team": membership.team,
+        "cloned_from": cloned_from,
+        **CHECK_FORM_EXTRAS,
+    }
     return render(request, "dashboard/check_form.html", context, status=status)
+
+
+def scoped_check_or_404(team, raw_id: str) -> Check:
+    try:
+        check_id = uuid.UUID(raw_id[:64])
+    except ValueError:
+        raise Http404("No such check") from None
+    return get_object_or_404(Check, id=check_id, team=team)
 
 
 @dashboard_login_required
@@ -238,7 +291,7 @@ def _check_page_context(check, membership, now):
         "pings": check.pings.all()[:50],
         "flips": check.flips.all()[:20],
         "runs": runs,
-        "chart": duration_chart(runs, describe=describe_run),
+        "chart": duration_chart(runs, describe=describe_run, moment=run_moment),
         "uptimes": [(days, check_uptime(check, days=days, now=now)) for days in (7, 30)],
         # In the reader's zone, which DisplayZoneMiddleware made the current one.
         "downtime_months": downtime_months(check, now=now, zone=timezone.get_current_timezone()),
@@ -258,8 +311,13 @@ def _ping_emails(check) -> dict:
 
 
 def describe_run(run) -> str:
-    started = when(run.started_at) if run.started_at else "no start"
-    return f"{started}: {duration(run.duration)}, {run.get_outcome_display().lower()}"
+    started = when(run.started_at, "seconds") if run.started_at else "no start"
+    return f"{started}: {precise_duration(run.duration)}, {run.get_outcome_display().lower()}"
+
+
+def run_moment(run) -> str:
+    """When the run happened, in the reader's zone, for the chart's time axis."""
+    return when(run.started_at or run.ended_at)
 
 
 def downtime_months(check, *, now, zone) -> list:

@@ -200,12 +200,58 @@ class PolicyChecksForm(forms.Form):
         self.initial["checks"] = [str(c.id) for c in checks if c.escalation_policy_id == policy.id]
 
 
+class OrderedMembersWidget(forms.Widget):
+    """Team members in a chosen order: a list of the chosen ones (hidden inputs, in order)
+    and a menu to add one. `choices` are (user id, username) of the team."""
+
+    template_name = "escalation/widgets/ordered_members.html"
+    use_fieldset = True
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices: list[tuple[str, str]] = []
+
+    def value_from_datadict(self, data, files, name):
+        return data.getlist(name) if hasattr(data, "getlist") else data.get(name)
+
+    def value_omitted_from_data(self, data, files, name):
+        return False  # no member posted means none chosen, not "keep the old ones"
+
+    def format_value(self, value):
+        if value is None:
+            return []
+        return [str(v) for v in (value if isinstance(value, list | tuple) else [value])]
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        names = dict(self.choices)
+        # A posted id that is not a member (refused by the form) is not shown back.
+        context["widget"]["chosen"] = [
+            (v, names[v]) for v in context["widget"]["value"] if v in names
+        ]
+        context["widget"]["choices"] = self.choices
+        return context
+
+
+class OrderedMembersField(forms.Field):
+    """User ids in the posted order; empty entries (the add menu left on "Choose…") dropped."""
+
+    widget = OrderedMembersWidget
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return []
+        if isinstance(value, str):
+            value = [value]
+        return [str(v).strip() for v in value if str(v).strip()]
+
+
 class RotationForm(forms.ModelForm):
-    members = forms.CharField(
-        max_length=2000,
-        help_text="Usernames of team members, in the order they take their shifts, "
-        "separated by commas.",
-        widget=forms.TextInput(attrs={"placeholder": "alice, bob, carol"}),
+    members = OrderedMembersField(
+        label="Members, in shift order",
+        help_text="The first takes the first shift, then each in turn. Move them up or down, "
+        "or remove them; choose a team member to add them at the end.",
+        error_messages={"required": "Add at least one member."},
     )
 
     class Meta:
@@ -223,10 +269,9 @@ class RotationForm(forms.ModelForm):
     def __init__(self, *args, team, **kwargs):
         super().__init__(*args, **kwargs)
         self.team = team
+        self.fields["members"].widget.choices = member_choices(team)
         if self.instance.pk and not self.is_bound:
-            self.initial["members"] = ", ".join(
-                m.user.get_username() for m in self.instance.members.select_related("user")
-            )
+            self.initial["members"] = [m.user_id for m in self.instance.members.all()]
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -251,16 +296,17 @@ class RotationForm(forms.ModelForm):
         return start
 
     def clean_members(self):
-        names = [n.strip() for n in self.cleaned_data["members"].split(",") if n.strip()]
-        if not names:
-            raise forms.ValidationError("Name at least one member.")
-        if len(names) > MAX_ROTATION_MEMBERS:
+        chosen = self.cleaned_data["members"]
+        if len(chosen) > MAX_ROTATION_MEMBERS:
             raise forms.ValidationError(f"At most {MAX_ROTATION_MEMBERS} members.")
-        by_name = {label: int(value) for value, label in member_choices(self.team)}
-        unknown = [n for n in names if n not in by_name]
+        names = dict(member_choices(self.team))
+        unknown = [value for value in chosen if value not in names]
         if unknown:
             raise forms.ValidationError(f"“{unknown[0][:50]}” is not a member of this team.")
-        return [by_name[n] for n in names]
+        twice = next((value for i, value in enumerate(chosen) if value in chosen[:i]), None)
+        if twice is not None:
+            raise forms.ValidationError(f"{names[twice]} is listed twice: each takes one turn.")
+        return [int(value) for value in chosen]
 
     def save(self, commit=True):
         rotation = super().save(commit=False)

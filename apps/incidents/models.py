@@ -135,6 +135,7 @@ class IncidentEvent(models.Model):
         RELEASED = "released"  # the parent recovered and this incident is still open
         NOBODY_ON_CALL = "nobody_on_call"
         POLICY_SKIPPED = "policy_skipped"  # the policy does not handle this severity
+        NOTE = "note"  # a team member's words on the incident (text, by, by_id)
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField()

@@ -309,6 +309,33 @@ def acknowledge_incident(
     return incident
 
 
+MAX_NOTE_LENGTH = 2000
+
+
+class NoteError(ValueError):
+    """The note cannot be added; the message says why."""
+
+
+def add_incident_note(*, incident_id: int, user, text: str, now: datetime) -> IncidentEvent:
+    """Add `user`'s note to the incident's timeline, at `now`. The text is kept as written
+    (stripped) and escaped where it is shown. Raises NoteError for an empty note or one
+    longer than MAX_NOTE_LENGTH. Open or resolved, an incident takes notes (a post-mortem
+    line after the fact is a note too). A repeat adds a second note."""
+    text = (text or "").strip()
+    if not text:
+        raise NoteError("Write something: the note is empty.")
+    if len(text) > MAX_NOTE_LENGTH:
+        raise NoteError(
+            f"A note is at most {MAX_NOTE_LENGTH} characters; this one has {len(text)}."
+        )
+    if "\x00" in text:
+        raise NoteError("The note contains a NUL character.")
+    incident = Incident.objects.get(id=incident_id)
+    return record_event(
+        incident, IncidentEvent.Kind.NOTE, now, text=text, by=user.get_username(), by_id=user.id
+    )
+
+
 @transaction.atomic
 def resolve_incident(
     *, incident_id: int, user, now: datetime, via_channel: str | None = None

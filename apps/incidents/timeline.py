@@ -1,6 +1,6 @@
 """The incident timeline in words, for the incident page (and anything else that shows it)."""
 
-from datetime import datetime
+from apps.teams.templatetags.times import when
 
 from .models import Incident, IncidentEvent
 
@@ -8,10 +8,8 @@ Kind = IncidentEvent.Kind
 
 
 def _when(value) -> str:
-    try:
-        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M UTC")
-    except (TypeError, ValueError):
-        return str(value)
+    """A time kept in an event's JSON, in the reader's zone like every other time."""
+    return when(value)
 
 
 def _who(detail: dict) -> str:
@@ -85,6 +83,7 @@ DESCRIBE = {
         f"Nobody was on call in rotation {d.get('name') or '#' + str(d.get('rotation'))}"
     ),
     Kind.POLICY_SKIPPED: _policy_skipped,
+    Kind.NOTE: lambda d: f"Note by {d.get('by') or 'someone'}: {d.get('text', '')}",
 }
 
 

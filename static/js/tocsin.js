@@ -102,9 +102,81 @@
   document.addEventListener("DOMContentLoaded", function () { noteSummaries(false); });
   document.addEventListener("htmx:afterSettle", function () { noteSummaries(true); });
 
-  // Copy buttons are useless without this script, so they start hidden.
+  // A rotation's members in shift order (escalation/widgets/ordered_members.html): the order
+  // of the hidden inputs is what the form posts, so moving a row moves its place in line.
+  function memberRow(list, userId, label) {
+    var row = document.createElement("li");
+    row.setAttribute("data-member", userId);
+    var input = document.createElement("input");
+    input.type = "hidden";
+    input.name = list.closest("[data-ordered-members]").querySelector("select").name;
+    input.value = userId;
+    var name = document.createElement("span");
+    name.className = "member-name";
+    name.textContent = label;
+    var actions = document.createElement("span");
+    actions.className = "member-actions";
+    [["up", "Up", "Move " + label + " earlier"], ["down", "Down", "Move " + label + " later"],
+     ["remove", "Remove", "Remove " + label + " from the rotation"]].forEach(function (spec) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "button secondary small" + (spec[0] === "remove" ? " danger" : "");
+      button.setAttribute("data-member-move", spec[0]);
+      button.setAttribute("aria-label", spec[2]);
+      button.textContent = spec[1];
+      actions.appendChild(button);
+      actions.appendChild(document.createTextNode(" "));
+    });
+    row.appendChild(input);
+    row.appendChild(name);
+    row.appendChild(document.createTextNode(" "));
+    row.appendChild(actions);
+    return row;
+  }
+
+  document.addEventListener("click", function (event) {
+    var move = event.target.closest("button[data-member-move]");
+    if (move) {
+      var row = move.closest("li");
+      var list = row.parentNode;
+      var label = row.querySelector(".member-name").textContent;
+      var how = move.getAttribute("data-member-move");
+      if (how === "up" && row.previousElementSibling) {
+        list.insertBefore(row, row.previousElementSibling);
+        announce(label + " moved earlier.");
+      } else if (how === "down" && row.nextElementSibling) {
+        list.insertBefore(row.nextElementSibling, row);
+        announce(label + " moved later.");
+      } else if (how === "remove") {
+        var next = row.nextElementSibling || row.previousElementSibling;
+        list.removeChild(row);
+        announce(label + " removed.");
+        if (next) { next.querySelector("button").focus(); }
+        return;
+      }
+      move.focus();
+      return;
+    }
+    var add = event.target.closest("button[data-member-add]");
+    if (add) {
+      var box = add.closest("[data-ordered-members]");
+      var select = box.querySelector("select");
+      var option = select.options[select.selectedIndex];
+      if (!select.value) { announce("Choose a member to add."); return; }
+      var order = box.querySelector("ol");
+      if (order.querySelector('li[data-member="' + select.value + '"]')) {
+        announce(option.textContent + " is already in the rotation.");
+        return;
+      }
+      order.appendChild(memberRow(order, select.value, option.textContent));
+      announce(option.textContent + " added at the end.");
+      select.value = "";
+    }
+  });
+
+  // Copy and member buttons are useless without this script, so they start hidden.
   function revealCopyButtons() {
-    document.querySelectorAll("button[data-copy][hidden]").forEach(function (b) { b.hidden = false; });
+    document.querySelectorAll("button[data-copy][hidden], button[data-member-move][hidden], button[data-member-add][hidden]").forEach(function (b) { b.hidden = false; });
   }
   document.addEventListener("DOMContentLoaded", revealCopyButtons);
   document.addEventListener("htmx:afterSettle", revealCopyButtons);

@@ -65,9 +65,9 @@ def test_preview_reads_a_cron_expression_in_plain_words(owner_client):
         {"schedule_kind": "cron", "schedule_expression": "61 * * * *", "timezone": "UTC"},
         {"schedule_kind": "cron", "schedule_expression": "<script>", "timezone": "UTC"},
         {"schedule_kind": "period", "period_0": "6", "period_1": "hours"},
-        {"schedule_kind": "oncalendar", "schedule_expression": "Mon..Fri 03:00", "timezone": "UTC"},
+        {"schedule_kind": "oncalendar", "schedule_expression": "*:0/7:30", "timezone": "UTC"},
     ],
-    ids=["invalid-cron", "hostile", "period", "oncalendar"],
+    ids=["invalid-cron", "hostile", "period", "oncalendar-beyond-the-reader"],
 )
 def test_preview_has_no_reading_where_none_applies(owner_client, query):
     html = owner_client.get(PREVIEW, query).text
@@ -84,7 +84,8 @@ def test_preview_has_no_reading_where_none_applies(owner_client, query):
         ("cron", "* * *", ""),
         ("cron", "x y z a b", ""),
         ("cron", "", ""),
-        ("oncalendar", "Mon..Fri 03:00", ""),
+        ("oncalendar", "Mon..Fri 03:00", "At 03:00, Monday through Friday (UTC time)"),
+        ("oncalendar", "Mon..Fri 03:00:15", ""),
         ("period", "", ""),
     ],
 )

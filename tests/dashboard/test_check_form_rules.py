@@ -216,7 +216,7 @@ def test_check_page_lists_runs_with_their_durations(owner_client, check, t0):
     html = owner_client.get(reverse("dashboard:check-detail", args=[check.id])).content.decode()
     assert 'id="runs-heading"' in html
     row = re.search(rf'<tr id="run-{finished.id}">.*?</tr>', html, re.S).group(0)
-    assert "5 minutes" in row
+    assert "5 min 0 s" in row
     assert "Succeeded" in row
     assert "2 Nov 2026, 03:05:00 UTC" in row  # t0 + 5 minutes, in the reader's zone (UTC)
     # The second run has started and not finished: it is listed as running now.

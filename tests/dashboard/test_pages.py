@@ -85,7 +85,8 @@ def fleet(team):
 
 B, V, W, C = "db-backup", "db-vacuum", "Weekly report", "cleanup"
 FILTERS = {
-    "no filter": ({}, [C, B, V, W]),
+    "no filter: worst first": ({}, [B, W, V, C]),
+    "sort by name": ({"sort": "name"}, [C, B, V, W]),
     "search is case-insensitive": ({"q": "DB-"}, [B, V]),
     "search by a middle part": ({"q": "report"}, [W]),
     "status": ({"status": "down"}, [B]),
@@ -241,7 +242,10 @@ def test_check_page_draws_run_durations_as_svg(owner_client, check):
     assert 'role="img"' in svg and "<title" in svg
     assert svg.count("<rect") == 3
     assert 'class="bar bar-failed"' in svg
-    assert "the longest took 4 minutes" in svg
+    assert "the longest took 4 min 0 s" in svg
+    # Axis labels: a round top of 4 minutes, and the oldest and newest runs' times.
+    assert re.search(r'class="chart-tick"[^>]*>4 min</span>', body)
+    assert 'id="chart-first"' in body and 'id="chart-last"' in body
     assert "failed</title>" in svg  # each bar says its outcome in words
 
 

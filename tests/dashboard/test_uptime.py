@@ -4,7 +4,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from apps.dashboard.charts import duration_chart
+from apps.dashboard.charts import (
+    MAX_BAR,
+    compact_duration,
+    duration_chart,
+    nice_ceiling,
+    precise_duration,
+)
 from apps.dashboard.templatetags.dashboard import percent
 from apps.dashboard.uptime import uptime_ratio
 
@@ -60,30 +66,106 @@ def test_percent_filter(ratio, text):
 
 
 class FakeRun:
-    def __init__(self, seconds, outcome="succeeded"):
+    def __init__(self, seconds, outcome="succeeded", label=""):
         self.duration = None if seconds is None else timedelta(seconds=seconds)
         self.outcome = outcome
+        self.label = label
 
 
-def test_chart_scales_bars_to_the_longest_run_oldest_first():
-    runs = [FakeRun(60, "failed"), FakeRun(None), FakeRun(30), FakeRun(120)]  # newest first
-    chart = duration_chart(runs, describe=lambda run: f"{run.duration}")
+def chart_of(runs):
+    return duration_chart(runs, describe=lambda run: f"{run.duration}", moment=lambda r: r.label)
+
+
+def test_chart_scales_bars_to_a_round_axis_oldest_first():
+    runs = [
+        FakeRun(60, "failed", "c"),
+        FakeRun(None),
+        FakeRun(30, label="b"),
+        FakeRun(120, label="a"),
+    ]
+    chart = chart_of(runs)  # newest first, as the page lists them
     assert [bar.outcome for bar in chart.bars] == ["succeeded", "succeeded", "failed"]
     heights = [bar.height for bar in chart.bars]
-    assert heights[0] == chart.height - 16  # the longest fills the plot
+    # The longest, 120 s, fills an axis that tops at a round 2 minutes.
+    assert [tick.label for tick in chart.ticks] == ["0 s", "1 min", "2 min"]
+    assert heights[0] == pytest.approx(chart.height)
     assert heights[1] == pytest.approx(heights[0] / 4)
     assert heights[2] == pytest.approx(heights[0] / 2)
     assert all(bar.y + bar.height == chart.height for bar in chart.bars)
     assert chart.longest == timedelta(seconds=120)
+    assert (chart.first_label, chart.last_label) == ("a", "c")
     xs = [bar.x for bar in chart.bars]
     assert xs == sorted(xs) and xs[-1] + chart.bars[-1].width <= chart.width
 
 
+def test_one_run_is_one_narrow_bar_not_a_block():
+    chart = chart_of([FakeRun(0.42, label="only")])
+    (bar,) = chart.bars
+    assert bar.width <= MAX_BAR
+    assert bar.height == pytest.approx(chart.height * 0.42 / 0.5)
+    assert [tick.label for tick in chart.ticks] == ["0 s", "250 ms", "500 ms"]
+    assert (chart.first_label, chart.last_label) == ("only", "")
+
+
+def test_many_runs_share_the_width():
+    chart = chart_of([FakeRun(i + 1) for i in range(200)])
+    assert len(chart.bars) == 200
+    assert chart.bars[-1].x + chart.bars[-1].width <= chart.width
+    assert all(bar.width >= 1 for bar in chart.bars)
+
+
 def test_chart_of_zero_second_runs_still_draws_visible_bars():
-    chart = duration_chart([FakeRun(0), FakeRun(0)], describe=str)
+    chart = chart_of([FakeRun(0), FakeRun(0)])
     assert all(bar.height >= 2 for bar in chart.bars)
 
 
 def test_no_chart_without_timed_runs():
-    assert duration_chart([], describe=str) is None
-    assert duration_chart([FakeRun(None)], describe=str) is None
+    assert chart_of([]) is None
+    assert chart_of([FakeRun(None)]) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "top"),
+    [
+        (0, 0.001),
+        (0.0004, 0.001),
+        (0.42, 0.5),
+        (1, 1),
+        (1.01, 1.5),
+        (7, 8),
+        (59, 60),
+        (61, 90),
+        (120, 120),
+        (240, 240),
+        (601, 900),
+        (3601, 5400),
+    ],
+)
+def test_axis_tops_at_a_round_value(seconds, top):
+    assert nice_ceiling(seconds) == pytest.approx(top)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 s"),
+        (0.0421, "0.042 s"),
+        (0.5, "0.5 s"),
+        (1.25, "1.25 s"),
+        (12.3456, "12.346 s"),
+        (59.9999, "60 s"),
+        (65.25, "1 min 5.2 s"),
+        (120, "2 min 0 s"),
+        (3725.5, "1 h 2 min 5 s"),
+    ],
+)
+def test_run_durations_keep_sub_second_precision(seconds, text):
+    assert precise_duration(timedelta(seconds=seconds)) == text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (0.25, "250 ms"), (1.5, "1.5 s"), (45, "45 s"), (150, "2.5 min"), (5400, "1.5 h")],
+)
+def test_axis_labels_are_compact(seconds, text):
+    assert compact_duration(seconds) == text

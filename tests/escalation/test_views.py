@@ -380,15 +380,16 @@ def rotation_data(**overrides):
         "cadence": "weekly",
         "handoff_time": "09:00",
         "start_date": "2026-11-02",
-        "members": "alice, bob",
     } | overrides
 
 
 def test_admin_creates_a_rotation_with_members_in_order(as_user, admin, owner, member):
-    response = as_user(admin).post(url("rotation-create"), rotation_data(members="bob, alice"))
+    data = rotation_data(members=[str(member.id), str(owner.id), ""])  # "": the add menu
+    response = as_user(admin).post(url("rotation-create"), data)
     rotation = Rotation.objects.get()
     assert response.status_code == 302
     assert [m.user for m in rotation.members.all()] == [member, owner]
+    assert [m.order for m in rotation.members.all()] == [0, 1]
     page = as_user(admin).get(url("rotation-detail", rotation.id))
     assert page.status_code == 200 and "On call now" in page.content.decode()
 
@@ -396,9 +397,11 @@ def test_admin_creates_a_rotation_with_members_in_order(as_user, admin, owner, m
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"members": ""}, "required"),
-        ({"members": "alice, mallory"}, "not a member of this team"),
-        ({"members": "charlie"}, "not a member of this team"),
+        ({"members": ""}, "Add at least one member"),
+        ({"members": ["", ""]}, "Add at least one member"),
+        ({"members": ["alice"]}, "not a member of this team"),
+        ({"members": ["999999"]}, "not a member of this team"),
+        ({"members": ["<script>x</script>"]}, "&lt;script&gt;x&lt;/script&gt;” is not a member"),
         ({"timezone": "Mars/Olympus"}, "not a timezone"),
         ({"handoff_time": "25:99"}, "Enter a valid time"),
         ({"cadence": "hourly"}, "not one of the available choices"),
@@ -408,8 +411,10 @@ def test_admin_creates_a_rotation_with_members_in_order(as_user, admin, owner, m
     ],
     ids=[
         "no-members",
+        "only-empty",
+        "a-name-not-an-id",
         "unknown",
-        "other-team",
+        "hostile",
         "timezone",
         "time",
         "cadence",
@@ -418,8 +423,10 @@ def test_admin_creates_a_rotation_with_members_in_order(as_user, admin, owner, m
         "long",
     ],
 )
-def test_bad_rotation_input_is_refused(as_user, admin, outsider, data, message):
-    response = as_user(admin).post(url("rotation-create"), rotation_data(**data))
+def test_bad_rotation_input_is_refused(as_user, admin, owner, data, message):
+    response = as_user(admin).post(
+        url("rotation-create"), rotation_data(members=[str(owner.id)]) | data
+    )
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not Rotation.objects.exists()
@@ -432,6 +439,48 @@ def rotation(team, owner):
     )
     rotation.members.create(user=owner)
     return rotation
+
+
+def test_rotation_members_refuse_another_teams_user_a_repeat_and_too_many(
+    as_user, admin, owner, outsider
+):
+    client = as_user(admin)
+    for members, message in (
+        ([str(outsider.id)], "is not a member of this team"),
+        ([str(owner.id), str(admin.id), str(owner.id)], "alice is listed twice"),
+        ([str(owner.id)] * 51, "At most 50 members"),
+    ):
+        response = client.post(url("rotation-create"), rotation_data(members=members))
+        assert response.status_code == 400
+        assert message in response.content.decode()
+    assert not Rotation.objects.exists()
+
+
+def test_rotation_page_lists_members_in_order_and_saving_reorders_them(
+    as_user, admin, owner, member, rotation
+):
+    rotation.members.create(user=member, order=1)
+    client = as_user(admin)
+    html = client.get(url("rotation-detail", rotation.id)).content.decode()
+    order = html[
+        html.index('class="member-order"') : html.index("</ol>", html.index("member-order"))
+    ]
+    assert order.index(f'value="{owner.id}"') < order.index(f'value="{member.id}"')
+    assert 'data-member-move="up"' in order and 'data-member-move="remove"' in order
+    data = rotation_data(name="R", members=[str(member.id), str(owner.id), str(admin.id)])
+    assert client.post(url("rotation-detail", rotation.id), data).status_code == 302
+    assert [m.user for m in rotation.members.all()] == [member, owner, admin]
+    assert rotation.spec().members == (member.id, owner.id, admin.id)
+    # Removing: only those posted stay.
+    client.post(url("rotation-detail", rotation.id), data | {"members": [str(admin.id)]})
+    assert [m.user for m in rotation.members.all()] == [admin]
+
+
+def test_member_names_are_escaped_in_the_member_list(as_user, admin, team, rotation):
+    hostile = MembershipFactory(team=team, user__username="<b>x</b>").user
+    rotation.members.create(user=hostile, order=1)
+    html = as_user(admin).get(url("rotation-detail", rotation.id)).content.decode()
+    assert "<b>x</b>" not in html and "&lt;b&gt;x&lt;/b&gt;" in html
 
 
 def test_override_is_added_and_removed(as_user, admin, member, rotation):

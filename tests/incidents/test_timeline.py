@@ -44,7 +44,7 @@ def test_the_whole_story_is_on_the_incident_page(owner_client, team, owner, memb
         "Escalated to step 1 of 2: alice",
         "Escalated to step 2 of 2: channel ops-chat",
         "Acknowledged by bob",
-        "Triggered again: acknowledged at 2026-11-02 03:12 UTC",
+        "Triggered again: acknowledged at 2 Nov 2026, 03:12 UTC",
         "Resolved: the check recovered",
     ]:
         assert line in body, line
@@ -78,7 +78,7 @@ def test_silenced_incident_names_the_silence_and_escapes_its_comment(
     body = page(owner_client, incident)
     assert f"Silenced by silence #{silence.id}" in body
     assert "<img src=x" not in body and "&lt;img src=x" in body
-    assert "until 2026-11-02 04:00 UTC" in body
+    assert "until 2 Nov 2026, 04:00 UTC" in body
 
 
 def test_outsider_gets_404_on_the_incident_page(client, outsider, check, t0):

@@ -11,6 +11,7 @@ from apps.teams.current import current_membership, memberships_of
 from apps.teams.models import Membership
 
 from .. import labels
+from ..charts import precise_duration
 
 register = template.Library()
 
@@ -37,6 +38,18 @@ def duration(value: timedelta | None) -> str:
 def exact_duration(value: timedelta | None) -> str:
     """To the second ("3 h 0 min 12 s"), as the status reports write downtime."""
     return "" if value is None else downtime.exact_duration(value)
+
+
+@register.filter
+def run_duration(value: timedelta | None) -> str:
+    """A run's duration with sub-second precision (charts.precise_duration)."""
+    return precise_duration(value)
+
+
+@register.filter
+def sub_percent(height: int, percent: float) -> float:
+    """The SVG y of a line `percent` up a plot `height` tall (y grows downwards)."""
+    return round(height - height * percent / 100, 2)
 
 
 @register.filter
