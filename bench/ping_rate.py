@@ -135,6 +135,13 @@ def bench_pings(args, tokens_path: Path) -> dict:
             warm = wrk(args, server.port, max(args.connections), args.warmup, tokens_path)
             answered[name] += warm["requests"] - warm["errors"]
             print(f"warm-up {name}: {warm['rps']:.0f} req/s", flush=True)
+            if warm["errors"] > warm["requests"] // 100:
+                # An app that answers errors (a statement that no longer fits the schema, say)
+                # is fast at failing: its req/s would make a meaningless ratio.
+                raise RuntimeError(
+                    f"{name} answered {warm['errors']} of {warm['requests']} warm-up pings with "
+                    f"an error; see {server.log_path}"
+                )
         for r in range(args.rounds):
             for connections in args.connections:
                 # Alternate who goes first, so that drift in a noisy machine hits both alike.

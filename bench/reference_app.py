@@ -39,9 +39,10 @@ WITH c AS (
 )
 INSERT INTO checks_ping (check_id, n, received_at, kind, run_id, exit_status, method,
                          remote_addr, user_agent, body, body_truncated, attempt, max_attempts,
-                         processed, failed_items, done, total, sent_at, outcome)
+                         processed, failed_items, done, total, sent_at, ignored_input, outcome)
 SELECT c.id, c.n_pings, now(), 'success', NULL, NULL, %(method)s, %(remote_addr)s,
-       %(user_agent)s, %(body)s, %(body_truncated)s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ''
+       %(user_agent)s, %(body)s, %(body_truncated)s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '',
+       ''
 FROM c
 RETURNING check_id
 """
