@@ -97,6 +97,23 @@ SWEEPER_DEADMAN_TIMEOUT = _non_negative_float("SWEEPER_DEADMAN_TIMEOUT", 5.0) or
 OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
 OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
 OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
+
+
+def _provider_url(name: str, default: str) -> str:
+    """The base URL of a provider's API (tests and proxies point it elsewhere); the outbound
+    guard still applies to it on every send."""
+    value = env.str(name, default=default).rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, not {value!r}.")
+    return value
+
+
+PAGERDUTY_EVENTS_URL = _provider_url("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com")
+OPSGENIE_API_URL = _provider_url("OPSGENIE_API_URL", "https://api.opsgenie.com")
+OPSGENIE_EU_API_URL = _provider_url("OPSGENIE_EU_API_URL", "https://api.eu.opsgenie.com")
+TELEGRAM_API_URL = _provider_url("TELEGRAM_API_URL", "https://api.telegram.org")
+PUSHOVER_API_URL = _provider_url("PUSHOVER_API_URL", "https://api.pushover.net")
+TWILIO_API_URL = _provider_url("TWILIO_API_URL", "https://api.twilio.com")
 # Escalation (apps/escalation): when a parent check recovers, its dependents' incidents that
 # are still open are notified after this delay (time for them to recover too).
 DEPENDENCY_RELEASE_DELAY = timedelta(seconds=_non_negative_float("DEPENDENCY_RELEASE_DELAY", 120.0))

@@ -37,7 +37,7 @@ from apps.incidents.services import record_event
 from .channels import DeliveryError, SendOutcome, email
 from .channels.registry import SENDERS
 from .flush import flush_due_groups
-from .grouping import retry_delay
+from .grouping import retry_after_delay, retry_delay
 from .message import Message, build_message, notification_rows
 from .models import Delivery, Notification
 from .outbound import ConnectionPool
@@ -354,12 +354,16 @@ def _settle(delivery: Delivery, outcome: SendOutcome | DeliveryError, *, now, ji
         report = error if recorded and not delivery.is_test else None
         return _summary(delivery, "failed for good" if recorded else None), report
 
-    delay = retry_delay(
-        attempts,
-        base=settings.NOTIFICATION_RETRY_BASE,
-        cap=settings.NOTIFICATION_RETRY_CAP,
-        jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
-    )
+    # A receiver that said when to come back (429 or 503 with Retry-After) is taken at its
+    # word; otherwise exponential backoff.
+    delay = retry_after_delay(outcome.retry_after, now=now, cap=settings.NOTIFICATION_RETRY_CAP)
+    if delay is None:
+        delay = retry_delay(
+            attempts,
+            base=settings.NOTIFICATION_RETRY_BASE,
+            cap=settings.NOTIFICATION_RETRY_CAP,
+            jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
+        )
     recorded = _record(
         delivery,
         now=now,
