@@ -6,6 +6,7 @@ the outbox, honours 429 + Retry-After (walked with injected time), retries 5xx, 
 permanent 4xx at once and reports it, and answers "send a test"."""
 
 import base64
+import json
 from datetime import timedelta
 from urllib.parse import parse_qs
 
@@ -487,3 +488,81 @@ def test_a_failed_test_shows_the_providers_answer(providers, channel_of, team, t
     assert delivery.status == "failed"
     assert "chat not found" in delivery.last_error
     assert BOT_TOKEN not in delivery.last_error
+
+
+# --- follow-ups and herds in the messaging kinds ---------------------------------------------
+
+MESSAGING = ["telegram", "discord", "teams", "pushover", "sms"]
+
+
+def readable(kind: str, request) -> str:
+    """The text a person sees, whatever the wire format."""
+    if kind in ("pushover", "sms"):
+        return " ".join(form(request).values())
+    return json.dumps(request.json(), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("kind", MESSAGING)
+def test_messaging_kinds_hear_of_the_acknowledgment_and_the_recovery(
+    kind, providers, channel_of, incident, owner, t0
+):
+    channel = channel_of(kind)
+    tell(incident, to_channel(channel), now=t0 + MINUTE)
+    send_due(t0 + MINUTE)
+    acknowledge_incident(incident_id=incident.id, user=owner, now=t0 + 10 * MINUTE)
+    send_due(t0 + 10 * MINUTE)
+    resolve_incident(incident_id=incident.id, user=owner, now=t0 + 20 * MINUTE)
+    send_due(t0 + 20 * MINUTE)
+    messages = [r for r in providers.requests if r.path == alert_path(kind)]
+    assert len(messages) == 3
+    down, acknowledged, resolved = (readable(kind, r) for r in messages)
+    assert "nightly-backup (production) is DOWN" in down
+    assert "nightly-backup (production) was acknowledged by alice" in acknowledged
+    assert "RESOLVED" in resolved
+    for text in (acknowledged, resolved):
+        assert "/a/" not in text  # no action links once acknowledged or resolved
+        assert incident_url(incident) in text
+
+
+@pytest.mark.parametrize("kind", MESSAGING)
+def test_a_herd_in_one_message_stays_within_the_providers_limits(
+    kind, providers, team, channel_of, t0
+):
+    channel = channel_of(kind)
+    names = [f"job-{n:02d}-" + "long-name-" * 8 for n in range(40)]
+    incidents = [fail_a_run(CheckFactory(team=team, name=name), t0, body=OUTPUT) for name in names]
+    now = t0 + MINUTE
+    for incident in incidents:
+        tell(incident, to_channel(channel), now=now)
+    assert send_due(now) == [f"delivery {Delivery.objects.get().id}: sent"]
+    (request,) = providers.requests
+    if kind == "telegram":
+        text = request.json()["text"]
+        assert len(text) <= 4096
+        assert text.startswith("<b>[Tocsin] 40 checks down")
+        assert "more: see https://tocsin.example/incidents/" in text
+    elif kind == "discord":
+        message = request.json()
+        assert len(message["content"]) <= 2000 and len(message["embeds"]) <= 10
+        size = sum(
+            len(e["title"])
+            + len(e["description"])
+            + sum(len(f["name"]) + len(f["value"]) for f in e["fields"])
+            for e in message["embeds"]
+        )
+        assert size <= 6000
+        assert f"…and {40 - len(message['embeds'])} more" in message["content"]
+    elif kind == "teams":
+        body = request.json()["attachments"][0]["content"]["body"]
+        assert sum(block["type"] == "FactSet" for block in body) == 10
+        assert body[-1]["text"] == "…and 30 more (see the incidents page)."
+        assert len(request.body) < 28_000
+    elif kind == "pushover":
+        fields = form(request)
+        assert len(fields["message"]) <= 1024 and len(fields["title"]) <= 250
+        assert fields["message"].endswith('">All incidents</a>')
+    else:
+        body = form(request)["Body"]
+        assert len(body) <= 320
+        assert body.startswith("Tocsin: 40 checks down")
+        assert body.endswith(" https://tocsin.example/incidents/")

@@ -45,23 +45,26 @@ def item_links(item: Item) -> str:
 
 
 def message_html(message: Message) -> str:
+    """One event: its headline and facts, then its links. A group: a line per event, then a
+    link to the incidents page. The links always stay; lines that do not fit are left out from
+    the end."""
     if len(message.items) == 1:
         item = message.items[0]
-        head, tail = [], item_links(item)
-        facts = [f"<b>{escape(k)}:</b> {escape(v)}" for k, v in item_facts(item, message.timezone)]
+        tail = item_links(item)
+        lines = [f"<b>{escape(item_headline(item))}</b>"]
+        lines += [f"<b>{escape(k)}:</b> {escape(v)}" for k, v in item_facts(item, message.timezone)]
     else:
-        head, tail = [], f"{link(settings.SITE_URL + '/incidents/', 'All incidents')}"
-        facts = [
+        tail = link(f"{settings.SITE_URL}/incidents/", "All incidents")
+        lines = [
             f"<b>{escape(item_headline(item))}</b> {link(item.incident_url, '»')}"
             for item in message.items
         ]
-    lines = list(head)
-    for fact in facts:
-        # The links stay; facts that do not fit are left out from the end.
-        if len("\n".join([*lines, fact, tail])) > MAX_MESSAGE:
+    kept: list[str] = []
+    for line in lines:
+        if len("\n".join([*kept, line, tail])) > MAX_MESSAGE:
             break
-        lines.append(fact)
-    return cut("\n".join([*lines, tail]), MAX_MESSAGE)
+        kept.append(line)
+    return "\n".join([*kept, tail])
 
 
 def priority(message: Message) -> int:
