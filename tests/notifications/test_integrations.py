@@ -14,6 +14,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from apps.clock import database_now
 from apps.incidents.services import acknowledge_incident, resolve_incident
 from apps.notifications.delivery import deliver, due_delivery_ids
 from apps.notifications.flush import flush_due_groups
@@ -21,7 +22,7 @@ from apps.notifications.models import Delivery, Notification
 from apps.notifications.testing import send_test_notification
 from tests.factories import CheckFactory
 
-from .conftest import fail_a_run, make_channel, tell, to_channel
+from .conftest import beat_until, fail_a_run, make_channel, tell, to_channel
 from .providers import (
     BOT_TOKEN,
     CHAT_ID,
@@ -566,3 +567,31 @@ def test_a_herd_in_one_message_stays_within_the_providers_limits(
         assert len(body) <= 320
         assert body.startswith("Tocsin: 40 checks down")
         assert body.endswith(" https://tocsin.example/incidents/")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_carries_pagerduty_from_trigger_to_resolve(
+    celery_worker, providers, channel_of, check, owner
+):
+    """Across the queue: the acknowledgment and the resolution in Tocsin become outbox rows in
+    their own transactions, and the worker's delivery runs take them to PagerDuty."""
+    channel = channel_of("pagerduty")
+
+    def actions():
+        return [r.json()["event_action"] for r in providers.requests]
+
+    with celery_worker.exclusive():
+        now = database_now()
+        incident = fail_a_run(check, now - 2 * SECOND)
+        tell(incident, to_channel(channel), now=now)
+    beat_until(celery_worker, lambda: actions() == ["trigger"], what="the trigger sent")
+    with celery_worker.exclusive():
+        acknowledge_incident(incident_id=incident.id, user=owner, now=database_now())
+    beat_until(celery_worker, lambda: len(actions()) == 2, what="the acknowledgment sent")
+    with celery_worker.exclusive():
+        resolve_incident(incident_id=incident.id, user=owner, now=database_now())
+    beat_until(celery_worker, lambda: len(actions()) == 3, what="the resolution sent")
+    assert actions() == ["trigger", "acknowledge", "resolve"]
+    assert {r.json()["dedup_key"] for r in providers.requests} == {f"tocsin-incident-{incident.id}"}
+    with celery_worker.exclusive():
+        assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
