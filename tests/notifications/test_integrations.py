@@ -555,8 +555,9 @@ def test_a_herd_in_one_message_stays_within_the_providers_limits(
         assert f"…and {40 - len(message['embeds'])} more" in message["content"]
     elif kind == "teams":
         body = request.json()["attachments"][0]["content"]["body"]
-        assert sum(block["type"] == "FactSet" for block in body) == 10
-        assert body[-1]["text"] == "…and 30 more (see the incidents page)."
+        detailed = sum(block["type"] == "FactSet" for block in body)
+        assert 1 <= detailed <= 10
+        assert body[-1]["text"] == f"…and {40 - detailed} more (see the incidents page)."
         assert len(request.body) < 28_000
     elif kind == "pushover":
         fields = form(request)

@@ -67,9 +67,9 @@ def event(item: Item, *, routing_key: str) -> dict:
     # Acknowledging or resolving through these links acts in Tocsin, which then tells
     # PagerDuty: both sides stay in step.
     links += [
-        {"href": action.url, "text": f"{action.label} in Tocsin"}
-        for action in item.actions
-        if action.name in ("acknowledge", "resolve")
+        {"href": one_click.url, "text": f"{one_click.label} in Tocsin"}
+        for one_click in item.actions
+        if one_click.name in ("acknowledge", "resolve")
     ]
     return {
         **body,

@@ -8,7 +8,8 @@ is an Adaptive Card:
 
 The card has the summary, then per incident event a headline, its facts (FactSet), the end of
 the output, and its links as Action.OpenUrl buttons. Teams takes messages up to about 28 KB:
-at most MAX_ITEMS events are detailed, the rest counted. The flow answers 202 Accepted.
+at most MAX_ITEMS events, and as many as fit in MAX_CARD_BYTES, are detailed; the rest are
+counted. The flow answers 202 Accepted.
 """
 
 import json
@@ -19,6 +20,8 @@ from .facts import cut, human_time, item_facts, item_headline, output_tail, test
 from .http import HTTPSender
 
 MAX_ITEMS = 10
+# Teams refuses a message over about 28 KB, envelope included: the events' part stays below.
+MAX_CARD_BYTES = 24_000
 MAX_OUTPUT = 1000
 COLORS = {"resolved": "Good", "acknowledged": "Warning"}
 
@@ -62,9 +65,15 @@ def card(message: Message, now) -> dict:
         ]
     else:
         body = [text_block(cut(message.title, 300), weight="Bolder", size="Large")]
+        shown, used = 0, 0
         for item in message.items[:MAX_ITEMS]:
-            body += item_elements(item, message.timezone)
-        if left_out := len(message.items) - MAX_ITEMS:
+            elements = item_elements(item, message.timezone)
+            size = len(json.dumps(elements).encode())
+            if shown and used + size > MAX_CARD_BYTES:
+                break
+            body += elements
+            shown, used = shown + 1, used + size
+        if left_out := len(message.items) - shown:
             body.append(text_block(f"…and {left_out} more (see the incidents page)."))
     return {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
