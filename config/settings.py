@@ -106,6 +106,23 @@ OUTBOUND_TIMEOUT = _non_negative_float("OUTBOUND_TIMEOUT", 10.0) or 10.0
 # How often beat looks for status reports that are due (a person's period ends at their local
 # midnight, so a daily report arrives within this long after it).
 REPORT_CHECK_INTERVAL = _non_negative_float("REPORT_CHECK_INTERVAL", 600.0) or 600.0
+
+
+def _provider_url(name: str, default: str) -> str:
+    """The base URL of a provider's API (tests and proxies point it elsewhere); the outbound
+    guard still applies to it on every send."""
+    value = env.str(name, default=default).rstrip("/")
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ImproperlyConfigured(f"{name} must be an http:// or https:// URL, not {value!r}.")
+    return value
+
+
+PAGERDUTY_EVENTS_URL = _provider_url("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com")
+OPSGENIE_API_URL = _provider_url("OPSGENIE_API_URL", "https://api.opsgenie.com")
+OPSGENIE_EU_API_URL = _provider_url("OPSGENIE_EU_API_URL", "https://api.eu.opsgenie.com")
+TELEGRAM_API_URL = _provider_url("TELEGRAM_API_URL", "https://api.telegram.org")
+PUSHOVER_API_URL = _provider_url("PUSHOVER_API_URL", "https://api.pushover.net")
+TWILIO_API_URL = _provider_url("TWILIO_API_URL", "https://api.twilio.com")
 # Escalation (apps/escalation): when a parent check recovers, its dependents' incidents that
 # are still open are notified after this delay (time for them to recover too).
 DEPENDENCY_RELEASE_DELAY = timedelta(seconds=_non_negative_float("DEPENDENCY_RELEASE_DELAY", 120.0))

@@ -83,6 +83,10 @@ def test_debug_on_needs_no_secret_key(tmp_path):
         ("EMAIL_PORT", "smtp", "EMAIL_PORT must be a number"),
         ("DATABASE_URL", "not-a-url", "DATABASE_URL is malformed"),
         ("DATABASE_URL", "postgres://u@db:port/x", "DATABASE_URL is malformed"),
+        ("PAGERDUTY_EVENTS_URL", "events.pagerduty.com", "PAGERDUTY_EVENTS_URL must be an http"),
+        ("OPSGENIE_EU_API_URL", "ftp://api.eu.opsgenie.com", "OPSGENIE_EU_API_URL must be"),
+        ("TELEGRAM_API_URL", "https://api.telegram.org/x?y=1", "TELEGRAM_API_URL must be"),
+        ("TWILIO_API_URL", "https://api twilio.com", "TWILIO_API_URL must be"),
     ],
     ids=lambda v: v if isinstance(v, str) and len(v) < 25 else None,
 )
@@ -166,3 +170,20 @@ def test_email_uses_smtp_only_when_a_host_is_configured(tmp_path):
     assert import_settings(tmp_path, expression, SECRET_KEY=SECRET, EMAIL_HOST="smtp.example")[
         1
     ].endswith("smtp.EmailBackend")
+
+
+def test_provider_urls_default_to_the_providers_and_can_be_pointed_elsewhere(tmp_path):
+    expression = "[s.PAGERDUTY_EVENTS_URL, s.OPSGENIE_EU_API_URL, s.PUSHOVER_API_URL]"
+    _, value, _ = import_settings(tmp_path, expression, SECRET_KEY=SECRET)
+    assert value == [
+        "https://events.pagerduty.com",
+        "https://api.eu.opsgenie.com",
+        "https://api.pushover.net",
+    ]
+    _, value, _ = import_settings(
+        tmp_path,
+        "s.PAGERDUTY_EVENTS_URL",
+        SECRET_KEY=SECRET,
+        PAGERDUTY_EVENTS_URL="https://events.eu.pagerduty.com/",
+    )
+    assert value == "https://events.eu.pagerduty.com"

@@ -38,7 +38,7 @@ from apps.incidents.models import IncidentEvent
 from .channels import DeliveryError, SendOutcome, email
 from .channels.registry import SENDERS
 from .flush import flush_due_groups
-from .grouping import retry_delay
+from .grouping import retry_after_delay, retry_delay
 from .message import Message, build_message, notification_rows
 from .models import Delivery, Notification
 from .outbound import ConnectionPool
@@ -376,12 +376,16 @@ def _settle(delivery: Delivery, outcome: SendOutcome | DeliveryError, *, now, ji
             response_status=outcome.status,
         )
 
-    delay = retry_delay(
-        attempts,
-        base=settings.NOTIFICATION_RETRY_BASE,
-        cap=settings.NOTIFICATION_RETRY_CAP,
-        jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
-    )
+    # A receiver that said when to come back (429 or 503 with Retry-After) is taken at its
+    # word; otherwise exponential backoff.
+    delay = retry_after_delay(outcome.retry_after, now=now, cap=settings.NOTIFICATION_RETRY_CAP)
+    if delay is None:
+        delay = retry_delay(
+            attempts,
+            base=settings.NOTIFICATION_RETRY_BASE,
+            cap=settings.NOTIFICATION_RETRY_CAP,
+            jitter=random.random() if jitter is None else jitter,  # noqa: S311 (not crypto)
+        )
     return Settlement(
         delivery,
         now,

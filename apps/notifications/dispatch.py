@@ -180,6 +180,10 @@ def _write_rows(owed: list[Owed], *, now: datetime) -> int:
                 if channel is None:
                     continue
                 row.channel, row.address = channel, channel.name
+                if channel.is_incident_aware:
+                    # PagerDuty and Opsgenie keep one incident per Tocsin incident: each is a
+                    # message of its own (and a delivery with its own retries), never grouped.
+                    row.group_key = incident_group_key(incident.id)
             rows.append(row)
             teams_written.add(team_id)
     if not rows:
@@ -192,6 +196,10 @@ def _write_rows(owed: list[Owed], *, now: datetime) -> int:
         ):
             flush_after_commit(team_id, as_of=now)
     return len(rows)
+
+
+def incident_group_key(incident_id: int) -> str:
+    return f"incident:{incident_id}"
 
 
 def _opens_a_burst(

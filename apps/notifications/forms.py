@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 
 from .models import Channel, TeamNotificationSettings
 from .outbound import OutboundError, resolve_public
@@ -91,14 +92,55 @@ def format_headers(headers: dict[str, str]) -> str:
     return "\n".join(f"{name}: {value}" for name, value in headers.items())
 
 
+Kind = Channel.Kind
+# The settings of each kind, stored in Channel.config under these names.
+CONFIG_BY_KIND: dict[str, tuple[str, ...]] = {
+    Kind.EMAIL: ("address",),
+    Kind.WEBHOOK: ("url", "headers"),
+    Kind.SLACK: ("url",),
+    Kind.NTFY: ("url", "token"),
+    Kind.PAGERDUTY: ("routing_key",),
+    Kind.OPSGENIE: ("api_key", "region"),
+    Kind.TELEGRAM: ("bot_token", "chat_id"),
+    Kind.DISCORD: ("url",),
+    Kind.TEAMS: ("url",),
+    Kind.PUSHOVER: ("user_key", "app_token", "device", "emergency_retry", "emergency_expire"),
+    Kind.SMS: ("account_sid", "auth_token", "from_number", "to_number"),
+}
+# Settings that are credentials: written, never shown again (not on the edit form, the
+# channel's page or in the API's answers). A Discord or Teams webhook URL carries its token.
+SECRETS_BY_KIND: dict[str, tuple[str, ...]] = {
+    Kind.NTFY: ("token",),
+    Kind.PAGERDUTY: ("routing_key",),
+    Kind.OPSGENIE: ("api_key",),
+    Kind.TELEGRAM: ("bot_token",),
+    Kind.DISCORD: ("url",),
+    Kind.TEAMS: ("url",),
+    Kind.PUSHOVER: ("user_key", "app_token"),
+    Kind.SMS: ("auth_token",),
+}
+ALL_CONFIG_NAMES = tuple(dict.fromkeys(n for names in CONFIG_BY_KIND.values() for n in names))
+EMERGENCY_RETRY_DEFAULT, EMERGENCY_EXPIRE_DEFAULT = 60, 3600
+E164 = r"\+[1-9][0-9]{6,14}"
+
+
+def is_secret(kind: str, name: str) -> bool:
+    return name in SECRETS_BY_KIND.get(kind, ())
+
+
+def _pattern(regex: str, message: str) -> RegexValidator:
+    return RegexValidator(rf"\A(?:{regex})\Z", message)
+
+
 class ChannelForm(forms.Form):
-    """One form for every kind; `kind` decides which fields are shown and required."""
+    """One form for every kind; `kind` decides which fields are shown and required.
+
+    Secrets (SECRETS_BY_KIND) are password inputs that never show the stored value. On the
+    dashboard's edit form (`blank_keeps_secrets`) a blank secret keeps the stored one; the API
+    sends every value explicitly (it merges what a client left out itself)."""
 
     FIELDS_BY_KIND = {
-        Channel.Kind.EMAIL: ("name", "address", "is_enabled"),
-        Channel.Kind.WEBHOOK: ("name", "url", "headers", "is_enabled"),
-        Channel.Kind.SLACK: ("name", "url", "is_enabled"),
-        Channel.Kind.NTFY: ("name", "url", "token", "is_enabled"),
+        kind: ("name", *names, "is_enabled") for kind, names in CONFIG_BY_KIND.items()
     }
 
     name = forms.CharField(max_length=100)
@@ -117,24 +159,137 @@ class ChannelForm(forms.Form):
         label="Access token",
         help_text="For a protected ntfy topic (sent as Authorization: Bearer …).",
     )
+    routing_key = forms.CharField(
+        max_length=64,
+        label="Integration key",
+        help_text="The service's Events API v2 integration key (routing key): 32 characters.",
+        validators=[_pattern("[A-Za-z0-9]{32}", "An integration key is 32 letters and digits.")],
+    )
+    api_key = forms.CharField(
+        max_length=64,
+        label="API key",
+        help_text="The key of an Opsgenie API integration (sent as GenieKey).",
+        validators=[
+            _pattern(
+                "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                "An Opsgenie API key looks like 01234567-89ab-cdef-0123-456789abcdef.",
+            )
+        ],
+    )
+    region = forms.ChoiceField(
+        choices=[("us", "US (api.opsgenie.com)"), ("eu", "EU (api.eu.opsgenie.com)")],
+        initial="us",
+        label="Region",
+    )
+    bot_token = forms.CharField(
+        max_length=100,
+        label="Bot token",
+        help_text="From @BotFather, like 123456789:AAE…",
+        validators=[
+            _pattern(
+                "[0-9]{3,20}:[A-Za-z0-9_-]{30,60}",
+                "A bot token looks like 123456789:AAE… (digits, a colon, then the key).",
+            )
+        ],
+    )
+    chat_id = forms.CharField(
+        max_length=40,
+        label="Chat id",
+        help_text="A numeric chat id (groups start with -) or a public channel's @username.",
+        validators=[
+            _pattern(
+                "-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31}",
+                "Enter a numeric chat id or a channel's @username.",
+            )
+        ],
+    )
+    user_key = forms.CharField(
+        max_length=30,
+        label="User or group key",
+        validators=[_pattern("[A-Za-z0-9]{30}", "A Pushover key is 30 letters and digits.")],
+    )
+    app_token = forms.CharField(
+        max_length=30,
+        label="Application API token",
+        validators=[_pattern("[A-Za-z0-9]{30}", "A Pushover token is 30 letters and digits.")],
+    )
+    device = forms.CharField(
+        required=False,
+        max_length=25,
+        label="Device",
+        help_text="Only this device of the user (blank: all of them).",
+        validators=[_pattern("[A-Za-z0-9_-]{1,25}", "A device name is letters, digits, _ and -.")],
+    )
+    emergency_retry = forms.IntegerField(
+        required=False,
+        min_value=30,
+        max_value=10800,
+        initial=EMERGENCY_RETRY_DEFAULT,
+        label="Critical: repeat every (seconds)",
+        help_text="Critical incidents are emergencies, repeated until acknowledged in Pushover.",
+    )
+    emergency_expire = forms.IntegerField(
+        required=False,
+        min_value=30,
+        max_value=10800,
+        initial=EMERGENCY_EXPIRE_DEFAULT,
+        label="Critical: stop repeating after (seconds)",
+    )
+    account_sid = forms.CharField(
+        max_length=34,
+        label="Account SID",
+        validators=[_pattern("AC[0-9a-fA-F]{32}", "An Account SID is AC and 32 hex digits.")],
+    )
+    auth_token = forms.CharField(
+        max_length=64,
+        label="Auth token",
+        validators=[_pattern("[A-Za-z0-9]{32}", "An auth token is 32 letters and digits.")],
+    )
+    from_number = forms.CharField(
+        max_length=34,
+        label="From",
+        help_text="Your Twilio number (+15551234567) or a Messaging Service SID (MG…).",
+        validators=[
+            _pattern(
+                f"{E164}|MG[0-9a-fA-F]{{32}}",
+                "Enter a number in international format (+15551234567) or an MG… SID.",
+            )
+        ],
+    )
+    to_number = forms.CharField(
+        max_length=16,
+        label="To",
+        help_text="The phone number that gets the texts, in international format.",
+        validators=[_pattern(E164, "Enter a number in international format (+15551234567).")],
+    )
     is_enabled = forms.BooleanField(required=False, initial=True, label="Enabled")
 
     URL_HELP = {
-        Channel.Kind.WEBHOOK: "Tocsin POSTs JSON here, signed with this channel's secret.",
-        Channel.Kind.SLACK: "A Slack or Mattermost incoming-webhook URL.",
-        Channel.Kind.NTFY: "The topic URL, e.g. https://ntfy.sh/my-team-alerts or your own server.",
+        Kind.WEBHOOK: "Tocsin POSTs JSON here, signed with this channel's secret.",
+        Kind.SLACK: "A Slack or Mattermost incoming-webhook URL.",
+        Kind.NTFY: "The topic URL, e.g. https://ntfy.sh/my-team-alerts or your own server.",
+        Kind.DISCORD: "The channel's webhook URL (…/api/webhooks/<id>/<token>).",
+        Kind.TEAMS: "The URL of a Workflows flow “Post to a channel when a webhook request is "
+        "received”.",
     }
 
-    def __init__(self, *args, kind: str, team, instance: Channel | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        kind: str,
+        team,
+        instance: Channel | None = None,
+        blank_keeps_secrets: bool = True,
+        **kwargs,
+    ):
         if instance is not None and "initial" not in kwargs:
-            kwargs["initial"] = {
-                "name": instance.name,
-                "is_enabled": instance.is_enabled,
-                "address": instance.config.get("address", ""),
-                "url": instance.config.get("url", ""),
-                "headers": format_headers(instance.config.get("headers", {})),
-                "token": instance.config.get("token", ""),
-            }
+            config = instance.config
+            initial = {"name": instance.name, "is_enabled": instance.is_enabled}
+            for name in CONFIG_BY_KIND[kind]:
+                if not is_secret(kind, name) and name in config:
+                    value = config[name]
+                    initial[name] = format_headers(value) if name == "headers" else value
+            kwargs["initial"] = initial
         super().__init__(*args, **kwargs)
         self.kind, self.team, self.instance = kind, team, instance
         for name in list(self.fields):
@@ -142,6 +297,21 @@ class ChannelForm(forms.Form):
                 del self.fields[name]
         if "url" in self.fields:
             self.fields["url"].help_text = self.URL_HELP[kind]
+        # Secrets the channel has, which a blank field keeps.
+        self.kept_secrets = {}
+        for name in SECRETS_BY_KIND.get(kind, ()):
+            field = self.fields[name]
+            field.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"})
+            stored = instance.config.get(name) if instance is not None else None
+            if stored and blank_keeps_secrets:
+                self.kept_secrets[name] = stored
+                field.required = False
+                field.help_text = (
+                    f"{field.help_text} Stored and never shown; blank keeps it.".strip()
+                )
+
+    def _keeps(self, name: str, value) -> bool:
+        return name in self.kept_secrets and value in ("", None)
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -155,7 +325,13 @@ class ChannelForm(forms.Form):
         return name
 
     def clean_url(self):
-        return validate_outbound_url(self.cleaned_data["url"])
+        value = self.cleaned_data["url"]
+        if self._keeps("url", value):
+            return value
+        url = validate_outbound_url(value)
+        if self.kind == Kind.DISCORD and "/api/webhooks/" not in urlsplit(url).path:
+            raise ValidationError("A Discord webhook URL looks like …/api/webhooks/<id>/<token>.")
+        return url
 
     def clean_headers(self):
         return parse_headers(self.cleaned_data.get("headers", ""))
@@ -166,15 +342,55 @@ class ChannelForm(forms.Form):
             raise ValidationError("The token must be printable ASCII without spaces.")
         return token
 
+    def clean(self):
+        cleaned = super().clean()
+        retry, expire = cleaned.get("emergency_retry"), cleaned.get("emergency_expire")
+        if retry and expire and expire < retry:
+            self.add_error("emergency_expire", "Repeats must go on at least one repeat long.")
+        return cleaned
+
+    def config(self) -> dict:
+        """The channel's settings from the cleaned data (kept secrets included)."""
+        data = self.cleaned_data
+        config = {}
+        for name in CONFIG_BY_KIND[self.kind]:
+            value = data.get(name)
+            if self._keeps(name, value):
+                value = self.kept_secrets[name]
+            if value not in ("", None, {}):
+                config[name] = value
+        if self.kind == Kind.PUSHOVER:
+            config.setdefault("emergency_retry", EMERGENCY_RETRY_DEFAULT)
+            config.setdefault("emergency_expire", EMERGENCY_EXPIRE_DEFAULT)
+        return config
+
     def save(self) -> Channel:
         data = self.cleaned_data
-        config = {key: data[key] for key in ("address", "url", "headers", "token") if data.get(key)}
         channel = self.instance or Channel(team=self.team, kind=self.kind)
         channel.name = data["name"]
         channel.is_enabled = data["is_enabled"]
-        channel.config = config
+        channel.config = self.config()
         channel.save()
         return channel
+
+
+def described_settings(channel: Channel) -> tuple[list[tuple[str, str]], list[str]]:
+    """What a channel's page shows: its settings that are not secrets (label, value), and the
+    labels of the secrets it holds (only that they are there)."""
+    form = ChannelForm(kind=channel.kind, team=channel.team, instance=channel)
+    shown, hidden = [], []
+    for name in CONFIG_BY_KIND[channel.kind]:
+        if name in ("address", "url", "headers") and not is_secret(channel.kind, name):
+            continue  # the page shows these its own way
+        value = channel.config.get(name)
+        if value in (None, "", {}):
+            continue
+        label = str(form.fields[name].label)
+        if is_secret(channel.kind, name):
+            hidden.append(label)
+        else:
+            shown.append((label, str(value)))
+    return shown, hidden
 
 
 class GroupingForm(forms.ModelForm):

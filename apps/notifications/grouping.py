@@ -25,6 +25,7 @@ yet due ride along in that message rather than wait for one of their own.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 GROUP_BY_TEAM, GROUP_BY_TAG, GROUP_BY_ENVIRONMENT = "team", "tag", "environment"
@@ -119,3 +120,27 @@ def retry_delay(failed_attempts: int, *, base: timedelta, cap: timedelta, jitter
     do not come back in lockstep."""
     step = min(cap, base * (2 ** min(failed_attempts - 1, 30)))
     return step / 2 + (step / 2) * jitter
+
+
+def retry_after_delay(value: str | None, *, now: datetime, cap: timedelta) -> timedelta | None:
+    """The wait a receiver asked for in its Retry-After header (RFC 9110: a number of seconds,
+    or an HTTP date), at most `cap` (a hostile or broken receiver could ask for a year), never
+    negative. None when there is no usable value: the caller's own backoff applies then."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            return None  # "-0000": not an HTTP date, which is always GMT
+        delay = moment - now
+    else:
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            return None  # NaN or infinity
+        delay = timedelta(seconds=min(seconds, cap.total_seconds()))
+    return max(timedelta(0), min(delay, cap))

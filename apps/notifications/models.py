@@ -25,14 +25,23 @@ def new_channel_secret() -> str:
 
 
 class Channel(models.Model):
-    """A team's shared destination: an email address, a webhook, a Slack/Mattermost incoming
-    webhook or an ntfy topic. `config` holds the kind's settings (see apps/notifications/kinds)."""
+    """A team's shared destination: an email address, a webhook, a chat (Slack/Mattermost,
+    Discord, Microsoft Teams, Telegram), a push service (ntfy, Pushover), an SMS number or an
+    incident tool (PagerDuty, Opsgenie). `config` holds the kind's settings, secrets included
+    (see apps/notifications/forms.py: which are write-only)."""
 
     class Kind(models.TextChoices):
         EMAIL = "email", "Email address"
         WEBHOOK = "webhook", "Webhook (JSON, signed)"
         SLACK = "slack", "Slack / Mattermost incoming webhook"
         NTFY = "ntfy", "ntfy (phone push)"
+        PAGERDUTY = "pagerduty", "PagerDuty (Events API v2)"
+        OPSGENIE = "opsgenie", "Opsgenie"
+        TELEGRAM = "telegram", "Telegram"
+        DISCORD = "discord", "Discord webhook"
+        TEAMS = "teams", "Microsoft Teams (Workflows webhook)"
+        PUSHOVER = "pushover", "Pushover"
+        SMS = "sms", "SMS (Twilio)"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="channels")
     name = models.CharField(max_length=100)
@@ -56,6 +65,15 @@ class Channel(models.Model):
     @property
     def target(self) -> str:
         return f"channel:{self.id}"
+
+    @property
+    def is_incident_aware(self) -> bool:
+        """The remote side keeps an incident of its own that follows Tocsin's (triggered,
+        acknowledged, resolved), so each Tocsin incident is its own message there."""
+        return self.kind in INCIDENT_AWARE_KINDS
+
+
+INCIDENT_AWARE_KINDS = frozenset({Channel.Kind.PAGERDUTY, Channel.Kind.OPSGENIE})
 
 
 class TeamNotificationSettings(models.Model):

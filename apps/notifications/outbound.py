@@ -25,10 +25,20 @@ USER_AGENT = "Tocsin-Notifier/1"
 class OutboundError(Exception):
     """A request that failed. `permanent` errors (a refused address, a 4xx) are not retried."""
 
-    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.status = status  # the receiver's HTTP status, when it answered
+        # The answer's Retry-After header as sent (seconds or an HTTP date), when it had one:
+        # a provider that throttles (429) or is down for a while (503) says when to come back.
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -264,10 +274,12 @@ class ConnectionPool:
         if 200 <= response.status < 300:
             return Response(response.status, content)
         retryable = response.status >= 500 or response.status in (408, 429)
+        retry_after = response.getheader("Retry-After")
         raise OutboundError(
             f"HTTP {response.status}: {content[:200].decode(errors='replace')}",
             permanent=not retryable,
             status=response.status,
+            retry_after=retry_after[:100] if retry_after and retryable else None,
         )
 
 

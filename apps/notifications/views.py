@@ -14,7 +14,7 @@ from apps.teams.access import require_role
 from apps.teams.current import current_membership, dashboard_login_required
 from apps.teams.models import Membership
 
-from .forms import ChannelForm, GroupingForm
+from .forms import ChannelForm, GroupingForm, described_settings, is_secret
 from .models import Channel, Delivery, TeamNotificationSettings, new_channel_secret
 from .testing import TestTooSoon, send_test_notification
 
@@ -94,8 +94,12 @@ def channel_edit(request, channel_id):
 def channel_detail(request, channel_id):
     channel, membership = get_channel_for_user(request.user, channel_id, Membership.Role.VIEWER)
     deliveries = Delivery.objects.filter(channel=channel).order_by("-created_at", "-id")
+    shown_settings, stored_secrets = described_settings(channel)
     context = {
         "channel": channel,
+        "shown_settings": shown_settings,
+        "stored_secrets": stored_secrets,
+        "is_url_shown": not is_secret(channel.kind, "url"),
         "deliveries": deliveries[:RECENT_DELIVERIES],
         "can_edit": membership.has_role(Membership.Role.ADMIN),
     }

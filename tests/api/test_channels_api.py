@@ -181,7 +181,7 @@ def test_hostile_headers_are_refused(api, team, headers):
         ({"name": "Mail", "kind": "email", "address": "a@example.com", "url": PUBLIC_URL}, "url"),
         ({"name": "Hook", "kind": "webhook"}, "url"),
         ({"name": "Hook", "kind": "slack", "url": PUBLIC_URL, "token": "t"}, "token"),
-        ({"name": "Hook", "kind": "pagerduty", "url": PUBLIC_URL}, "kind"),
+        ({"name": "Hook", "kind": "pigeon", "url": PUBLIC_URL}, "kind"),
         ({"name": " ", "kind": "email", "address": "a@example.com"}, "name"),
         ({"kind": "email", "address": "a@example.com"}, "name"),
         ({"name": 7, "kind": "email", "address": "a@example.com"}, "name"),

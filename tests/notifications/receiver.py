@@ -5,10 +5,12 @@
         ...post to receiver.url("/hook")...
         (request,) = receiver.requests
 
-An answer of HANG accepts the request and never answers (until the server stops). An answer
-of HOLD answers 200 once `receiver.hold_until()` is true (or after 30 s), and records which of
-the two released it. `receiver.delay` makes every answer that many seconds late;
-`receiving(keep_alive=True)` speaks HTTP/1.1 and keeps connections open between requests.
+An answer is an HTTP status, or an Answer with headers and a body of its own (a provider's
+429 with Retry-After, its JSON error). An answer of HANG accepts the request and never answers
+(until the server stops). An answer of HOLD answers 200 once `receiver.hold_until()` is true
+(or after 30 s), and records which of the two released it. `receiver.delay` makes every
+answer that many seconds late; `receiving(keep_alive=True)` speaks HTTP/1.1 and keeps
+connections open between requests.
 """
 
 import json
@@ -16,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HANG = "hang"
@@ -32,6 +34,13 @@ class Received:
 
     def json(self):
         return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
 
 class Receiver:
@@ -99,10 +108,14 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = 200
             if receiver.delay:
                 time.sleep(receiver.delay)
-            content = b"ok" if answer < 300 else b"receiver error"
-            self.send_response(answer)
+            if not isinstance(answer, Answer):
+                answer = Answer(answer)
+            content = answer.body or (b"ok" if answer.status < 300 else b"receiver error")
+            self.send_response(answer.status)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(content)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(content)
         finally:

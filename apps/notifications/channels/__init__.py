@@ -11,10 +11,19 @@ class DeliveryError(Exception):
     """A send that failed. `permanent` failures (a refused address, a 4xx, a 5xx SMTP answer)
     are not retried: the same message would be refused again."""
 
-    def __init__(self, message: str, *, permanent: bool = False, status: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.status = status
+        # The receiver's Retry-After header, raw (see grouping.retry_after_delay).
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
