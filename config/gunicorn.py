@@ -12,9 +12,9 @@ PostgreSQL, which suits threads.
 
 Each thread may keep a database connection (CONN_MAX_AGE), so WEB_CONCURRENCY x WEB_THREADS
 must stay below PostgreSQL's max_connections with the workers' share. A client that holds
-more connections than there are threads can still stall a bare gunicorn; on the open internet
-put a buffering reverse proxy in front (nginx's default proxy_request_buffering reads the
-whole request before passing it on), as gunicorn's documentation advises.
+more connections than there are threads can still stall a bare gunicorn, so on the open
+internet a buffering reverse proxy stands in front: deploy/nginx.conf, the proxy service of
+docker-compose.yml (tests/test_proxy_slow_clients.py).
 
 Every value can be overridden on the command line or in GUNICORN_CMD_ARGS.
 """

@@ -333,6 +333,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
 )
+# Take the client's address (rate limits, the address a ping records) from the last
+# X-Forwarded-For entry, which the proxy in front sets (apps/teams/addresses.py).
+# BEHIND_TLS_PROXY implies it, as it always did.
+TRUST_PROXY_FORWARDED_FOR = env.bool("TRUST_PROXY_FORWARDED_FOR", default=False)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

@@ -9,6 +9,8 @@ Django unchanged.
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.teams.addresses import client_address
+
 from .ping_endpoint import PREFIX, handle_ping, read_limited
 
 _HEADERS = [
@@ -39,7 +41,7 @@ class PingFastPath:
                 query_string=environ.get("QUERY_STRING", ""),
                 body=body,
                 body_truncated=truncated,
-                remote_addr=environ.get("REMOTE_ADDR", ""),
+                remote_addr=client_address(environ),
                 user_agent=environ.get("HTTP_USER_AGENT", ""),
                 sent_at_header=environ.get("HTTP_X_TOCSIN_SENT_AT", ""),
             )

@@ -3,6 +3,8 @@ from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
+from apps.teams.addresses import client_address
+
 from .ping_endpoint import handle_ping, read_limited
 
 
@@ -30,7 +32,7 @@ def ping(request, rest: str = ""):
         query_string=request.META.get("QUERY_STRING", ""),
         body=body,
         body_truncated=truncated,
-        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        remote_addr=client_address(request.META),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         sent_at_header=request.META.get("HTTP_X_TOCSIN_SENT_AT", ""),
     )

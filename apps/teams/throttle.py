@@ -17,8 +17,9 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.cache import cache
+
+from . import addresses
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +44,9 @@ RESET_PER_EMAIL = Limit("reset-email", 3, timedelta(hours=1))
 
 
 def client_address(request) -> str:
-    """The client's address. Behind the TLS proxy (BEHIND_TLS_PROXY) every request comes from
-    the proxy, which appends the address it saw to X-Forwarded-For: the last entry is the one
-    a client cannot forge."""
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last
-    return request.META.get("REMOTE_ADDR", "")
+    """The client's address, taken from X-Forwarded-For only behind a trusted proxy
+    (apps/teams/addresses.py)."""
+    return addresses.client_address(request.META)
 
 
 def _key(limit: Limit, ident: str) -> str:
