@@ -80,8 +80,14 @@ def gunicorn(options: list[str], log: Path):
         # A file, not a pipe: a full pipe would block the server's logging.
         stderr=log.open("wb"),
     )
+    with serving(server, f"http://127.0.0.1:{port}", log) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def serving(server: subprocess.Popen, base_url: str, log: Path):
+    """`base_url` once the started `server` answers there; the server is stopped on exit."""
     try:
-        base_url = f"http://127.0.0.1:{port}"
         wait_until_listening(server, base_url, log)
         yield base_url
     finally:

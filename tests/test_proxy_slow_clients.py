@@ -30,9 +30,9 @@ from tests.test_gunicorn_slow_clients import (
     free_port,
     gunicorn,
     open_slow_client,
+    serving,
     still_waiting,
     timed_ping,
-    wait_until_listening,
     warm_up,
 )
 
@@ -89,17 +89,8 @@ def nginx(upstream_url: str, prefix: Path):
         stdout=subprocess.DEVNULL,
         stderr=log.open("ab"),
     )
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_listening(server, base_url, log)
+    with serving(server, f"http://127.0.0.1:{port}", log) as base_url:
         yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 def ping_from(address: str, base_url: str, path: str, body: bytes, *, timeout: float):

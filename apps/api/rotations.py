@@ -190,6 +190,21 @@ def save_rotation(*, team, data: dict, rotation: Rotation | None = None) -> Rota
         raise Conflict("Another rotation was saved with this name meanwhile.") from None
 
 
+def valid_override(request, rotation: Rotation) -> dict:
+    """The override in the request, validated by the dashboard's OverrideForm: user_id,
+    starts_at and ends_at as the services take them."""
+    data = read_input(OverrideInputSerializer, request.data)
+    form = valid_form(
+        OverrideForm, override_form_data(data), team=rotation.team, renames={"user": "user_id"}
+    )
+    cleaned = form.cleaned_data
+    return {
+        "user_id": cleaned["user"],
+        "starts_at": cleaned["starts_at"],
+        "ends_at": cleaned["ends_at"],
+    }
+
+
 def override_form_data(data: dict) -> dict:
     return {
         "user": str(data["user_id"]),
@@ -357,19 +372,7 @@ class RotationViewSet(
         if request.method == "GET":
             page = self.paginate_queryset(rotation.overrides.order_by("starts_at", "id"))
             return self.get_paginated_response(OverrideSerializer(page, many=True).data)
-        data = read_input(OverrideInputSerializer, request.data)
-        form = valid_form(
-            OverrideForm,
-            override_form_data(data),
-            team=rotation.team,
-            renames={"user": "user_id"},
-        )
-        override = services.add_override(
-            rotation=rotation,
-            user_id=form.cleaned_data["user"],
-            starts_at=form.cleaned_data["starts_at"],
-            ends_at=form.cleaned_data["ends_at"],
-        )
+        override = services.add_override(rotation=rotation, **valid_override(request, rotation))
         return Response(OverrideSerializer(override).data, status=status.HTTP_201_CREATED)
 
     def _override(self, rotation, override_id) -> RotationOverride:
@@ -411,17 +414,7 @@ class RotationViewSet(
             override.delete()
             return Response(status=status.HTTP_204_NO_CONTENT)
         if request.method == "PUT":
-            data = read_input(OverrideInputSerializer, request.data)
-            form = valid_form(
-                OverrideForm,
-                override_form_data(data),
-                team=rotation.team,
-                renames={"user": "user_id"},
-            )
             override = services.change_override(
-                override=override,
-                user_id=form.cleaned_data["user"],
-                starts_at=form.cleaned_data["starts_at"],
-                ends_at=form.cleaned_data["ends_at"],
+                override=override, **valid_override(request, rotation)
             )
         return Response(OverrideSerializer(override).data)
